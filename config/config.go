@@ -1,0 +1,220 @@
+// Package config holds the exporter's YAML schema, its defaults and its
+// validation. Every error it returns names the file, the line and the field.
+package config
+
+import (
+	"bytes"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Defaults applied when a key is absent.
+const (
+	DefaultInterval        = 60 * time.Second
+	DefaultTimeout         = 10 * time.Second
+	DefaultConcurrency     = 32
+	DefaultPostureInterval = time.Hour
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	Interval        Duration    `yaml:"interval"`
+	Timeout         Duration    `yaml:"timeout"`
+	Concurrency     int         `yaml:"concurrency"`
+	PostureInterval Duration    `yaml:"posture_interval"`
+	Policy          Policy      `yaml:"policy"`
+	Endpoints       []Endpoint  `yaml:"endpoints"`
+	Files           []FileGroup `yaml:"files"`
+
+	// File is the path the config was read from, for messages.
+	File string `yaml:"-"`
+}
+
+// Endpoint is one TLS server to probe.
+type Endpoint struct {
+	Name      string    `yaml:"name"`
+	URL       string    `yaml:"url"`
+	Address   string    `yaml:"address"`
+	Interval  Duration  `yaml:"interval"`
+	Timeout   Duration  `yaml:"timeout"`
+	TLSConfig TLSConfig `yaml:"tls_config"`
+	MCP       MCPConfig `yaml:"mcp"`
+	Posture   *bool     `yaml:"posture"`
+	PinSHA256 []string  `yaml:"pin_sha256"`
+}
+
+// TLSConfig mirrors the keys of Prometheus' tls_config.
+type TLSConfig struct {
+	CAFile             string     `yaml:"ca_file"`
+	CertFile           string     `yaml:"cert_file"`
+	KeyFile            string     `yaml:"key_file"`
+	ServerName         string     `yaml:"server_name"`
+	InsecureSkipVerify bool       `yaml:"insecure_skip_verify"`
+	MinVersion         TLSVersion `yaml:"min_version"`
+	MaxVersion         TLSVersion `yaml:"max_version"`
+}
+
+// MCPConfig selects how the MCP handshake is spoken after TLS.
+type MCPConfig struct {
+	// Transport is auto, streamable, sse or none.
+	Transport       string `yaml:"transport"`
+	BearerTokenFile string `yaml:"bearer_token_file"`
+}
+
+// MCP transports.
+const (
+	TransportAuto       = "auto"
+	TransportStreamable = "streamable"
+	TransportSSE        = "sse"
+	TransportNone       = "none"
+)
+
+// Policy is what the posture checks hold endpoints and certificates to.
+type Policy struct {
+	MinVersion            TLSVersion `yaml:"min_version"`
+	AllowInsecureCiphers  bool       `yaml:"allow_insecure_ciphers"`
+	RequireClientCert     bool       `yaml:"require_client_cert"`
+	MaxValidity           Duration   `yaml:"max_validity"`
+	MinHSTSMaxAge         Duration   `yaml:"min_hsts_max_age"`
+	AllowSelfSignedLeaves bool       `yaml:"allow_self_signed"`
+}
+
+// FileGroup is a set of certificate files read from disk.
+type FileGroup struct {
+	Name     string   `yaml:"name"`
+	Paths    []string `yaml:"paths"`
+	KeyPaths []string `yaml:"key_paths"`
+	Interval Duration `yaml:"interval"`
+}
+
+// HostPort returns the host:port the endpoint dials.
+func (e *Endpoint) HostPort() string {
+	if e.Address != "" {
+		return e.Address
+	}
+	u, err := url.Parse(e.URL)
+	if err != nil {
+		return ""
+	}
+	if u.Port() == "" {
+		return net.JoinHostPort(u.Hostname(), "443")
+	}
+	return u.Host
+}
+
+// ServerName returns the SNI and verification name.
+func (e *Endpoint) ServerName() string {
+	if e.TLSConfig.ServerName != "" {
+		return e.TLSConfig.ServerName
+	}
+	host, _, err := net.SplitHostPort(e.HostPort())
+	if err != nil {
+		return ""
+	}
+	return host
+}
+
+// MCPTransport is the effective MCP transport: none for address endpoints.
+func (e *Endpoint) MCPTransport() string {
+	if e.URL == "" {
+		return TransportNone
+	}
+	if e.MCP.Transport == "" {
+		return TransportAuto
+	}
+	return e.MCP.Transport
+}
+
+// PostureEnabled reports whether posture checks run for this endpoint.
+func (e *Endpoint) PostureEnabled() bool { return e.Posture == nil || *e.Posture }
+
+// LoadFile reads and validates a config file.
+func LoadFile(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return Parse(data, path)
+}
+
+// Parse decodes YAML strictly, applies defaults and validates.
+func Parse(data []byte, file string) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, syntaxError(file, err)
+	}
+	cfg := &Config{}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return nil, decodeError(file, &root, err)
+	}
+	cfg.File = file
+	cfg.applyDefaults()
+	if errs := cfg.validate(); len(errs) > 0 {
+		return nil, errs.resolve(file, &root)
+	}
+	return cfg, nil
+}
+
+func (c *Config) applyDefaults() {
+	if c.Interval == 0 {
+		c.Interval = Duration(DefaultInterval)
+	}
+	if c.Timeout == 0 {
+		c.Timeout = Duration(DefaultTimeout)
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.PostureInterval == 0 {
+		c.PostureInterval = Duration(DefaultPostureInterval)
+	}
+	if c.Policy.MinVersion == 0 {
+		c.Policy.MinVersion = TLSVersion(tls.VersionTLS12)
+	}
+	for i := range c.Endpoints {
+		e := &c.Endpoints[i]
+		if e.Interval == 0 {
+			e.Interval = c.Interval
+		}
+		if e.Timeout == 0 {
+			e.Timeout = c.Timeout
+		}
+	}
+	for i := range c.Files {
+		if c.Files[i].Interval == 0 {
+			c.Files[i].Interval = c.Interval
+		}
+	}
+}
+
+// Names of every target, endpoints and file groups alike, for uniqueness.
+func (c *Config) targetNames() map[string]bool {
+	names := make(map[string]bool, len(c.Endpoints)+len(c.Files))
+	for _, e := range c.Endpoints {
+		names[e.Name] = true
+	}
+	for _, f := range c.Files {
+		names[f.Name] = true
+	}
+	return names
+}
+
+// String renders a redacted summary, safe to log.
+func (e *Endpoint) String() string {
+	target := e.URL
+	if target == "" {
+		target = e.Address
+	}
+	return fmt.Sprintf("%s (%s)", e.Name, strings.TrimSpace(target))
+}

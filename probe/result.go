@@ -1,0 +1,77 @@
+// Package probe does one thing to one target: a TLS handshake with an
+// endpoint, or a read of a group of certificate files. It returns plain
+// result structs that the collector caches and renders.
+package probe
+
+import "time"
+
+// Certificate roles.
+const (
+	RoleLeaf         = "leaf"
+	RoleIntermediate = "intermediate"
+	RoleRoot         = "root"
+)
+
+// CertInfo is what we keep of one certificate: plain values only, so that
+// thousands of cached results stay small.
+type CertInfo struct {
+	Role               string
+	SubjectCN          string
+	IssuerCN           string
+	Serial             string
+	NotBefore          time.Time
+	NotAfter           time.Time
+	FingerprintSHA256  string // hex
+	SPKISHA256         string // base64, as pins are written
+	SANs               []string
+	KeyType            string // RSA, ECDSA, Ed25519
+	KeyBits            int
+	SignatureAlgorithm string
+}
+
+// Phases is the time spent in each step of an endpoint probe.
+type Phases struct {
+	DNS       time.Duration
+	Connect   time.Duration
+	Handshake time.Duration
+}
+
+// TLSResult is the outcome of one endpoint probe.
+type TLSResult struct {
+	Time time.Time // when the probe started
+
+	// Success is true when TCP connect and the TLS handshake completed,
+	// whatever the verification result.
+	Success bool
+	// Verified is true when chain, hostname and validity all pass.
+	Verified bool
+	// InsecureSkipVerify echoes the endpoint's setting: a verification
+	// failure is still reported but does not fail the endpoint.
+	InsecureSkipVerify bool
+
+	Reason Reason
+	Detail string // the underlying error, for the status page and logs
+
+	Version     uint16 // tls.VersionTLS13 …; 0 when no handshake
+	CipherSuite uint16
+
+	Phases       Phases
+	Certificates []CertInfo // leaf first, then intermediates as sent, then the verified root
+
+	// ClientCertRequested is true when the server sent a CertificateRequest.
+	ClientCertRequested bool
+}
+
+// FileResult is the outcome of reading one file group.
+type FileResult struct {
+	Time  time.Time
+	Files []FileState
+}
+
+// FileState is one matched path (or one glob that matched nothing).
+type FileState struct {
+	Path         string
+	Reason       Reason
+	Detail       string
+	Certificates []CertInfo
+}
