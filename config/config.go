@@ -158,12 +158,23 @@ func Parse(data []byte, file string) (*Config, error) {
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
 		return nil, decodeError(file, &root, err)
 	}
-	cfg.File = file
-	cfg.applyDefaults()
-	if errs := cfg.validate(); len(errs) > 0 {
-		return nil, errs.resolve(file, &root)
+	if err := cfg.finish(file, &root); err != nil {
+		return nil, err
 	}
 	return cfg, nil
+}
+
+// Finish applies defaults to a config built in code and validates it, as
+// Parse does for a file.
+func (c *Config) Finish() error { return c.finish("", &yaml.Node{}) }
+
+func (c *Config) finish(file string, root *yaml.Node) error {
+	c.File = file
+	c.applyDefaults()
+	if ps := c.validate(); len(ps) > 0 {
+		return ps.resolve(file, root)
+	}
+	return nil
 }
 
 func (c *Config) applyDefaults() {

@@ -20,14 +20,17 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	loc := e.File
-	if e.Line > 0 {
-		loc = fmt.Sprintf("%s:%d", e.File, e.Line)
+	parts := make([]string, 0, 3)
+	switch {
+	case e.File != "" && e.Line > 0:
+		parts = append(parts, fmt.Sprintf("%s:%d", e.File, e.Line))
+	case e.File != "":
+		parts = append(parts, e.File)
 	}
-	if e.Field == "" {
-		return fmt.Sprintf("%s: %s", loc, e.Msg)
+	if e.Field != "" {
+		parts = append(parts, e.Field)
 	}
-	return fmt.Sprintf("%s: %s: %s", loc, e.Field, e.Msg)
+	return strings.Join(append(parts, e.Msg), ": ")
 }
 
 // Errors is every problem found in one file, in file order.

@@ -49,7 +49,7 @@ var remedies = map[Reason]string{
 		"port is right, and no firewall rejects us.",
 	ReasonConnectionReset: "The peer or something in between reset the connection. Check load balancers, firewalls and " +
 		"the server's logs.",
-	ReasonTimeout: "No answer within the timeout. Check routing and firewalls that drop packets, or raise timeout for slow links.",
+	ReasonTimeout:    "No answer within the timeout. Check routing and firewalls that drop packets, or raise timeout for slow links.",
 	ReasonDNSFailure: "The name does not resolve. Check the spelling and the DNS records, or the resolver this exporter uses.",
 	ReasonNotTLS: "The peer did not speak TLS: plain HTTP or another protocol is on this port. Use the TLS port, or enable TLS " +
 		"on the server.",

@@ -61,6 +61,9 @@ func NewCA(cn string) *Cert {
 	return issue(nil, Options{CN: cn, IsCA: true})
 }
 
+// SelfSigned makes a self-signed certificate shaped by o: a root when o.IsCA.
+func SelfSigned(o Options) *Cert { return issue(nil, o) }
+
 // Issue signs a certificate with this CA.
 func (ca *Cert) Issue(o Options) *Cert { return issue(ca, o) }
 

@@ -1,0 +1,204 @@
+// Package collector schedules endpoint probes and file reads, caches their
+// results, and renders the cache as const metrics on each scrape. A scrape
+// never touches the network or the disk.
+package collector
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mcpcert/mcp_cert_exporter/config"
+	"github.com/mcpcert/mcp_cert_exporter/probe"
+)
+
+// Collector is the exporter's state: the jobs of the current config and the
+// last result of each.
+type Collector struct {
+	logger *slog.Logger
+	sched  *scheduler
+	self   *selfMetrics
+
+	mu        sync.RWMutex
+	cfg       *config.Config
+	endpoints []*endpointJob
+	files     []*fileJob
+}
+
+// New makes a collector with no targets; Apply gives it some.
+func New(logger *slog.Logger) *Collector {
+	return &Collector{
+		logger: logger,
+		sched:  newScheduler(config.DefaultConcurrency),
+		self:   newSelfMetrics(),
+	}
+}
+
+// Run refreshes targets until ctx ends, then waits for in-flight probes.
+func (c *Collector) Run(ctx context.Context) { c.sched.run(ctx) }
+
+// Apply switches to a new config. Targets that did not change keep their
+// results and schedule; new or changed ones are refreshed at once. On error
+// nothing changes.
+func (c *Collector) Apply(cfg *config.Config) error {
+	endpoints, err := c.endpointJobs(cfg)
+	if err != nil {
+		return err
+	}
+	files := c.fileJobs(cfg)
+	c.mu.Lock()
+	c.cfg, c.endpoints, c.files = cfg, endpoints, files
+	c.mu.Unlock()
+	jobs := make([]job, 0, len(endpoints)+len(files))
+	for _, j := range endpoints {
+		jobs = append(jobs, j)
+	}
+	for _, j := range files {
+		jobs = append(jobs, j)
+	}
+	c.sched.set(jobs, cfg.Concurrency)
+	return nil
+}
+
+// Config is the config in force.
+func (c *Collector) Config() *config.Config {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.cfg
+}
+
+func (c *Collector) endpointJobs(cfg *config.Config) ([]*endpointJob, error) {
+	old := map[string]*endpointJob{}
+	c.mu.RLock()
+	for _, j := range c.endpoints {
+		old[j.id] = j
+	}
+	c.mu.RUnlock()
+	jobs := make([]*endpointJob, 0, len(cfg.Endpoints))
+	for _, ep := range cfg.Endpoints {
+		target, err := probe.NewTarget(ep)
+		if err != nil {
+			return nil, fmt.Errorf("endpoint %s: %w", ep.Name, err)
+		}
+		j := &endpointJob{id: identity("endpoint", ep), target: target, self: c.self, logger: c.logger}
+		if prev, ok := old[j.id]; ok {
+			j.last = prev.last // same definition: the cached result still holds
+		} else {
+			j.last = new(atomic.Pointer[probe.TLSResult])
+		}
+		jobs = append(jobs, j)
+	}
+	return jobs, nil
+}
+
+func (c *Collector) fileJobs(cfg *config.Config) []*fileJob {
+	old := map[string]*fileJob{}
+	c.mu.RLock()
+	for _, j := range c.files {
+		old[j.id] = j
+	}
+	c.mu.RUnlock()
+	jobs := make([]*fileJob, 0, len(cfg.Files))
+	for _, g := range cfg.Files {
+		j := &fileJob{id: identity("file", g), group: g, self: c.self}
+		if prev, ok := old[j.id]; ok {
+			j.reader, j.last = prev.reader, prev.last
+		} else {
+			j.reader, j.last = probe.NewFileReader(), new(atomic.Pointer[probe.FileResult])
+		}
+		jobs = append(jobs, j)
+	}
+	return jobs
+}
+
+// identity changes whenever the definition does, so a changed target is a
+// new job: refreshed at once, with no stale result from its old definition.
+func identity(kind string, def any) string {
+	b, err := json.Marshal(def)
+	if err != nil {
+		panic(err) // config types always marshal
+	}
+	sum := sha256.Sum256(b)
+	return kind + "/" + hex.EncodeToString(sum[:12])
+}
+
+type endpointJob struct {
+	id     string
+	target *probe.Target
+	last   *atomic.Pointer[probe.TLSResult]
+	self   *selfMetrics
+	logger *slog.Logger
+}
+
+func (j *endpointJob) key() string             { return j.id }
+func (j *endpointJob) name() string            { return j.target.Endpoint.Name }
+func (j *endpointJob) interval() time.Duration { return j.target.Endpoint.Interval.D() }
+
+func (j *endpointJob) run(ctx context.Context) {
+	start := time.Now()
+	res := j.target.Probe(ctx)
+	if ctx.Err() != nil && res.Reason == probe.ReasonTimeout {
+		return // shutting down: not the target's fault
+	}
+	j.self.observe("endpoint", start, res.Reason == probe.ReasonNone)
+	if res.Reason != probe.ReasonNone {
+		j.logger.Debug("probe failed", "target", j.name(), "reason", res.Reason, "detail", res.Detail)
+	}
+	j.last.Store(res)
+}
+
+type fileJob struct {
+	id     string
+	group  config.FileGroup
+	reader *probe.FileReader
+	last   *atomic.Pointer[probe.FileResult]
+	self   *selfMetrics
+}
+
+func (j *fileJob) key() string             { return j.id }
+func (j *fileJob) interval() time.Duration { return j.group.Interval.D() }
+
+func (j *fileJob) run(ctx context.Context) {
+	start := time.Now()
+	res := j.reader.Read(ctx, j.group)
+	if ctx.Err() != nil {
+		return
+	}
+	ok := true
+	for _, f := range res.Files {
+		ok = ok && f.Reason == probe.ReasonNone
+	}
+	j.self.observe("file", start, ok)
+	j.last.Store(res)
+}
+
+// Describe sends nothing: the metrics depend on the config, so the collector
+// is unchecked.
+func (c *Collector) Describe(chan<- *prometheus.Desc) {}
+
+// Collect renders the cache. It reads memory only.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	now := time.Now()
+	c.mu.RLock()
+	endpoints, files := c.endpoints, c.files
+	c.mu.RUnlock()
+	for _, j := range endpoints {
+		if res := j.last.Load(); res != nil {
+			renderEndpoint(ch, j.target.Endpoint, res, now)
+		}
+	}
+	for _, j := range files {
+		if res := j.last.Load(); res != nil {
+			renderFiles(ch, j.group, res, now)
+		}
+	}
+	c.self.collect(ch, len(endpoints), len(files))
+}

@@ -1,0 +1,163 @@
+package collector
+
+import (
+	"crypto/tls"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mcpcert/mcp_cert_exporter/config"
+	"github.com/mcpcert/mcp_cert_exporter/probe"
+)
+
+const cachedNote = " Computed from the last cached refresh, not at scrape time."
+
+var (
+	certLabels     = []string{"target", "source", "path", "role", "subject_cn", "issuer_cn", "serial"}
+	certInfoLabels = append(append([]string{}, certLabels...), "fingerprint_sha256", "sans", "key_type", "key_bits", "signature_algorithm")
+
+	certExpiry = prometheus.NewDesc("ssl_certificate_expiry_seconds",
+		"Seconds until the certificate's NotAfter, negative once expired. Counted down at scrape time from the cached NotAfter; "+
+			"the certificate itself comes from the last cached refresh.", certLabels, nil)
+	certNotAfter = prometheus.NewDesc("ssl_certificate_not_after_timestamp_seconds",
+		"NotAfter of the certificate as a Unix timestamp."+cachedNote, certLabels, nil)
+	certNotBefore = prometheus.NewDesc("ssl_certificate_not_before_timestamp_seconds",
+		"NotBefore of the certificate as a Unix timestamp."+cachedNote, certLabels, nil)
+	certInfo = prometheus.NewDesc("ssl_certificate_info",
+		"Always 1; labels describe the certificate."+cachedNote, certInfoLabels, nil)
+
+	probeSuccess = prometheus.NewDesc("ssl_probe_success",
+		"1 if the TCP connect and the TLS handshake completed, whatever the verification result."+cachedNote, []string{"target"}, nil)
+	certVerified = prometheus.NewDesc("ssl_certificate_verified",
+		"1 if the chain, the hostname and the validity period all verified."+cachedNote, []string{"target"}, nil)
+	insecureSkip = prometheus.NewDesc("ssl_insecure_skip_verify",
+		"1 if the endpoint sets insecure_skip_verify: verification is still reported but its failure does not count.", []string{"target"}, nil)
+	probeError = prometheus.NewDesc("ssl_probe_error_info",
+		"1 for the reason the last probe failed; absent when it did not. Reasons and remedies are in the README."+cachedNote,
+		[]string{"target", "reason"}, nil)
+	tlsVersion = prometheus.NewDesc("ssl_tls_version_info",
+		"1 for the TLS version negotiated by the last probe."+cachedNote, []string{"target", "version"}, nil)
+	tlsCipher = prometheus.NewDesc("ssl_tls_cipher_info",
+		"1 for the cipher suite negotiated by the last probe, by Go's name."+cachedNote, []string{"target", "cipher"}, nil)
+	probeDuration = prometheus.NewDesc("ssl_probe_duration_seconds",
+		"Time the last probe spent in each phase."+cachedNote, []string{"target", "phase"}, nil)
+	lastRun = prometheus.NewDesc("ssl_probe_last_run_timestamp_seconds",
+		"When the last refresh of this target (endpoint probe or file read) started, as a Unix timestamp.", []string{"target"}, nil)
+	refreshInterval = prometheus.NewDesc("ssl_probe_interval_seconds",
+		"The configured refresh interval of this target, for staleness alerts.", []string{"target"}, nil)
+	fileError = prometheus.NewDesc("ssl_file_error_info",
+		"1 for a certificate file (or glob) that could not be used, with the reason."+cachedNote, []string{"target", "path", "reason"}, nil)
+)
+
+func gauge(ch chan<- prometheus.Metric, d *prometheus.Desc, v float64, labels ...string) {
+	ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func unix(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
+
+func renderEndpoint(ch chan<- prometheus.Metric, ep config.Endpoint, r *probe.TLSResult, now time.Time) {
+	name := ep.Name
+	gauge(ch, probeSuccess, boolValue(r.Success), name)
+	gauge(ch, lastRun, unix(r.Time), name)
+	gauge(ch, refreshInterval, ep.Interval.D().Seconds(), name)
+	gauge(ch, insecureSkip, boolValue(ep.TLSConfig.InsecureSkipVerify), name)
+	if r.Reason != probe.ReasonNone {
+		gauge(ch, probeError, 1, name, string(r.Reason))
+	}
+	for phase, d := range map[string]time.Duration{"dns": r.Phases.DNS, "connect": r.Phases.Connect, "handshake": r.Phases.Handshake} {
+		gauge(ch, probeDuration, d.Seconds(), name, phase)
+	}
+	if !r.Success && len(r.Certificates) == 0 {
+		return
+	}
+	gauge(ch, certVerified, boolValue(r.Verified), name)
+	if r.Version != 0 {
+		gauge(ch, tlsVersion, 1, name, tls.VersionName(r.Version))
+		gauge(ch, tlsCipher, 1, name, tls.CipherSuiteName(r.CipherSuite))
+	}
+	renderCerts(ch, name, "endpoint", "", r.Certificates, now)
+}
+
+func renderFiles(ch chan<- prometheus.Metric, g config.FileGroup, r *probe.FileResult, now time.Time) {
+	gauge(ch, lastRun, unix(r.Time), g.Name)
+	gauge(ch, refreshInterval, g.Interval.D().Seconds(), g.Name)
+	for _, f := range r.Files {
+		if f.Reason != probe.ReasonNone {
+			gauge(ch, fileError, 1, g.Name, f.Path, string(f.Reason))
+			continue
+		}
+		renderCerts(ch, g.Name, "file", f.Path, f.Certificates, now)
+	}
+}
+
+func renderCerts(ch chan<- prometheus.Metric, target, source, path string, certs []probe.CertInfo, now time.Time) {
+	for i := range certs {
+		c := &certs[i]
+		labels := []string{target, source, path, c.Role, c.SubjectCN, c.IssuerCN, c.Serial}
+		gauge(ch, certExpiry, c.NotAfter.Sub(now).Seconds(), labels...)
+		gauge(ch, certNotAfter, unix(c.NotAfter), labels...)
+		gauge(ch, certNotBefore, unix(c.NotBefore), labels...)
+		gauge(ch, certInfo, 1, append(labels, c.FingerprintSHA256, strings.Join(c.SANs, ","), c.KeyType,
+			strconv.Itoa(c.KeyBits), c.SignatureAlgorithm)...)
+	}
+}
+
+// selfMetrics are the exporter's own health.
+type selfMetrics struct {
+	refreshDuration *prometheus.HistogramVec
+	refreshes       *prometheus.CounterVec
+	reloadOK        prometheus.Gauge
+	reloadTime      prometheus.Gauge
+	targets         *prometheus.Desc
+}
+
+func newSelfMetrics() *selfMetrics {
+	return &selfMetrics{
+		refreshDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "mcp_cert_exporter_refresh_duration_seconds",
+			Help:    "Wall time of each refresh: one endpoint probe or one file group read.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"kind"}),
+		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcp_cert_exporter_refreshes_total",
+			Help: "Refreshes run, by kind and by whether they found a failure.",
+		}, []string{"kind", "result"}),
+		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "mcp_cert_exporter_config_last_reload_successful",
+			Help: "1 if the last configuration reload succeeded.",
+		}),
+		reloadTime: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "mcp_cert_exporter_config_last_reload_success_timestamp_seconds",
+			Help: "Timestamp of the last successful configuration reload.",
+		}),
+		targets: prometheus.NewDesc("mcp_cert_exporter_targets",
+			"Targets in the configuration in force, by kind.", []string{"kind"}, nil),
+	}
+}
+
+func (s *selfMetrics) observe(kind string, start time.Time, ok bool) {
+	s.refreshDuration.WithLabelValues(kind).Observe(time.Since(start).Seconds())
+	result := "success"
+	if !ok {
+		result = "failure"
+	}
+	s.refreshes.WithLabelValues(kind, result).Inc()
+}
+
+func (s *selfMetrics) collect(ch chan<- prometheus.Metric, endpoints, files int) {
+	s.refreshDuration.Collect(ch)
+	s.refreshes.Collect(ch)
+	s.reloadOK.Collect(ch)
+	s.reloadTime.Collect(ch)
+	gauge(ch, s.targets, float64(endpoints), "endpoint")
+	gauge(ch, s.targets, float64(files), "file")
+}

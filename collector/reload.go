@@ -1,0 +1,25 @@
+package collector
+
+import (
+	"time"
+
+	"github.com/mcpcert/mcp_cert_exporter/config"
+)
+
+// Reload reads the config file and applies it. A bad file leaves the config
+// in force running and sets the reload metric to 0.
+func (c *Collector) Reload(path string) error {
+	cfg, err := config.LoadFile(path)
+	if err == nil {
+		err = c.Apply(cfg)
+	}
+	if err != nil {
+		c.self.reloadOK.Set(0)
+		c.logger.Error("config reload failed; the previous config keeps running", "file", path, "err", err)
+		return err
+	}
+	c.self.reloadOK.Set(1)
+	c.self.reloadTime.Set(float64(time.Now().Unix()))
+	c.logger.Info("config loaded", "file", path, "endpoints", len(cfg.Endpoints), "files", len(cfg.Files))
+	return nil
+}

@@ -1,0 +1,177 @@
+package collector
+
+import (
+	"container/heap"
+	"context"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// job is one refreshable thing: an endpoint probe, a file group read or a
+// posture scan. run must honour ctx and store its own result.
+type job interface {
+	key() string
+	interval() time.Duration
+	run(ctx context.Context)
+}
+
+// jitterFraction spreads refreshes so that targets configured together do not
+// stay bunched together forever.
+const jitterFraction = 0.1
+
+// scheduler runs each job on its interval, at most `limit` at once, from one
+// timer: idle targets cost a heap entry, not a goroutine.
+type scheduler struct {
+	mu      sync.Mutex
+	queue   entryHeap
+	byKey   map[string]*entry
+	sem     chan struct{}
+	wake    chan struct{}
+	running sync.WaitGroup
+	now     func() time.Time
+}
+
+type entry struct {
+	job     job
+	next    time.Time
+	index   int // in the heap; -1 while running or removed
+	removed bool
+}
+
+func newScheduler(limit int) *scheduler {
+	return &scheduler{
+		byKey: map[string]*entry{},
+		sem:   make(chan struct{}, limit),
+		wake:  make(chan struct{}, 1),
+		now:   time.Now,
+	}
+}
+
+// set replaces the job set. Jobs whose key is new run at once; kept jobs keep
+// their schedule but take the new definition from their next run.
+func (s *scheduler) set(jobs []job, limit int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cap(s.sem) != limit {
+		// Running jobs release into the channel they took from.
+		s.sem = make(chan struct{}, limit)
+	}
+	keep := make(map[string]bool, len(jobs))
+	now := s.now()
+	for _, j := range jobs {
+		keep[j.key()] = true
+		if e, ok := s.byKey[j.key()]; ok {
+			e.job = j
+			continue
+		}
+		e := &entry{job: j, next: now, index: -1}
+		s.byKey[j.key()] = e
+		heap.Push(&s.queue, e)
+	}
+	for k, e := range s.byKey {
+		if !keep[k] {
+			e.removed = true
+			if e.index >= 0 {
+				heap.Remove(&s.queue, e.index)
+			}
+			delete(s.byKey, k)
+		}
+	}
+	s.signal()
+}
+
+func (s *scheduler) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run dispatches due jobs until ctx ends, then waits for running ones.
+func (s *scheduler) run(ctx context.Context) {
+	defer s.running.Wait()
+	for {
+		e, j, sem := s.nextDue(ctx)
+		if e == nil {
+			return
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		s.running.Add(1)
+		go s.execute(ctx, e, j, sem)
+	}
+}
+
+func (s *scheduler) execute(ctx context.Context, e *entry, j job, sem chan struct{}) {
+	defer s.running.Done()
+	defer func() { <-sem }()
+	start := s.now()
+	j.run(ctx)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e.removed || ctx.Err() != nil {
+		return
+	}
+	e.next = start.Add(jittered(e.job.interval()))
+	heap.Push(&s.queue, e)
+	s.signal()
+}
+
+func jittered(d time.Duration) time.Duration {
+	spread := float64(d) * jitterFraction
+	return d + time.Duration((rand.Float64()*2-1)*spread)
+}
+
+// nextDue blocks until the earliest job is due and pops it.
+func (s *scheduler) nextDue(ctx context.Context) (*entry, job, chan struct{}) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		s.mu.Lock()
+		wait := time.Hour
+		if len(s.queue) > 0 {
+			wait = s.queue[0].next.Sub(s.now())
+			if wait <= 0 {
+				e := heap.Pop(&s.queue).(*entry)
+				j, sem := e.job, s.sem
+				s.mu.Unlock()
+				return e, j, sem
+			}
+		}
+		s.mu.Unlock()
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return nil, nil, nil
+		case <-s.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// entryHeap orders entries by next run time.
+type entryHeap []*entry
+
+func (h entryHeap) Len() int           { return len(h) }
+func (h entryHeap) Less(i, j int) bool { return h[i].next.Before(h[j].next) }
+func (h entryHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *entryHeap) Push(x any) {
+	e := x.(*entry)
+	e.index = len(*h)
+	*h = append(*h, e)
+}
+func (h *entryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	e.index = -1
+	return e
+}

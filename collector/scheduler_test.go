@@ -1,0 +1,146 @@
+package collector
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+type countJob struct {
+	k       string
+	every   time.Duration
+	runs    atomic.Int64
+	block   chan struct{}
+	active  *atomic.Int64
+	maxSeen *atomic.Int64
+}
+
+func (j *countJob) key() string             { return j.k }
+func (j *countJob) interval() time.Duration { return j.every }
+func (j *countJob) run(ctx context.Context) {
+	if j.active != nil {
+		n := j.active.Add(1)
+		for {
+			m := j.maxSeen.Load()
+			if n <= m || j.maxSeen.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		defer j.active.Add(-1)
+	}
+	if j.block != nil {
+		select {
+		case <-j.block:
+		case <-ctx.Done():
+		}
+	}
+	j.runs.Add(1)
+}
+
+// eventually polls cond; it bounds the wait, it does not time anything.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("never happened: %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func startScheduler(t *testing.T, limit int, jobs ...job) (*scheduler, context.CancelFunc) {
+	s := newScheduler(limit)
+	s.set(jobs, limit)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return s, cancel
+}
+
+func TestSchedulerRunsEveryJobAtStartAndAgain(t *testing.T) {
+	fast := &countJob{k: "fast", every: 20 * time.Millisecond}
+	slow := &countJob{k: "slow", every: time.Hour}
+	startScheduler(t, 4, fast, slow)
+	eventually(t, "first refresh of both at startup", func() bool { return fast.runs.Load() >= 1 && slow.runs.Load() == 1 })
+	eventually(t, "fast job refreshed on its own interval", func() bool { return fast.runs.Load() >= 3 })
+	if n := slow.runs.Load(); n != 1 {
+		t.Fatalf("hourly job ran %d times; want exactly the startup run", n)
+	}
+}
+
+func TestSchedulerBoundsConcurrency(t *testing.T) {
+	var active, maxSeen atomic.Int64
+	block := make(chan struct{})
+	var jobs []job
+	var all []*countJob
+	for i := range 10 {
+		j := &countJob{k: string(rune('a' + i)), every: time.Hour, block: block, active: &active, maxSeen: &maxSeen}
+		jobs, all = append(jobs, j), append(all, j)
+	}
+	startScheduler(t, 3, jobs...)
+	eventually(t, "three jobs in flight", func() bool { return active.Load() == 3 })
+	close(block)
+	eventually(t, "all jobs ran", func() bool {
+		for _, j := range all {
+			if j.runs.Load() != 1 {
+				return false
+			}
+		}
+		return true
+	})
+	if m := maxSeen.Load(); m != 3 {
+		t.Fatalf("max in flight = %d, want 3", m)
+	}
+}
+
+func TestSchedulerSetKeepsScheduleAndDropsRemoved(t *testing.T) {
+	kept := &countJob{k: "kept", every: time.Hour}
+	gone := &countJob{k: "gone", every: 10 * time.Millisecond}
+	s, _ := startScheduler(t, 2, kept, gone)
+	eventually(t, "startup runs", func() bool { return kept.runs.Load() == 1 && gone.runs.Load() >= 1 })
+	added := &countJob{k: "added", every: time.Hour}
+	keptAgain := &countJob{k: "kept", every: time.Hour}
+	s.set([]job{keptAgain, added}, 2)
+	eventually(t, "new job runs at once", func() bool { return added.runs.Load() == 1 })
+	n := gone.runs.Load()
+	time.Sleep(50 * time.Millisecond) // give a removed 10ms job the chance to misbehave
+	if gone.runs.Load() > n+1 {
+		t.Fatalf("removed job kept running: %d runs after removal", gone.runs.Load()-n)
+	}
+	if keptAgain.runs.Load() != 0 || kept.runs.Load() != 1 {
+		t.Fatalf("kept job re-ran on set: old %d new %d", kept.runs.Load(), keptAgain.runs.Load())
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.byKey) != 2 {
+		t.Fatalf("scheduler tracks %d keys, want 2", len(s.byKey))
+	}
+}
+
+func TestJitterStaysWithinTenPercent(t *testing.T) {
+	for range 1000 {
+		d := jittered(time.Minute)
+		if d < 54*time.Second || d > 66*time.Second {
+			t.Fatalf("jittered(1m) = %s, outside ±10%%", d)
+		}
+	}
+}
+
+func TestSchedulerStopsRunningJobsOnCancel(t *testing.T) {
+	stuck := &countJob{k: "stuck", every: time.Hour, block: make(chan struct{})}
+	s := newScheduler(1)
+	s.set([]job{stuck}, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.run(ctx); close(done) }()
+	eventually(t, "job started", func() bool { return true })
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return after cancel")
+	}
+}

@@ -1,0 +1,199 @@
+// Command mcp_cert_exporter is a Prometheus exporter for the certificates and
+// TLS health of MCP servers. main only wires the packages together.
+package main
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/promslog"
+	promslogflag "github.com/prometheus/common/promslog/flag"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+
+	"github.com/mcpcert/mcp_cert_exporter/collector"
+	"github.com/mcpcert/mcp_cert_exporter/config"
+)
+
+const name = "mcp_cert_exporter"
+
+// shutdownGrace bounds how long SIGTERM waits for in-flight scrapes.
+const shutdownGrace = 10 * time.Second
+
+type serveFlags struct {
+	configFile    string
+	configCheck   bool
+	telemetryPath string
+	web           *web.FlagConfig
+	log           *promslog.Config
+}
+
+// versionFile is the release version, so a plain `go build` reports it
+// without ldflags.
+//
+//go:embed VERSION
+var versionFile string
+
+func main() {
+	if version.Version == "" {
+		version.Version = strings.TrimSpace(versionFile)
+	}
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	app := kingpin.New(name, "Prometheus exporter for the certificates and TLS health of MCP servers.")
+	app.HelpFlag.Short('h')
+	app.Version(version.Print(name))
+	f := serveFlags{log: &promslog.Config{}}
+	app.Flag("config.file", "Configuration file.").Default("config.yml").StringVar(&f.configFile)
+	app.Flag("config.check", "Validate the configuration file, print any problems and exit.").BoolVar(&f.configCheck)
+	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&f.telemetryPath)
+	f.web = kingpinflag.AddFlags(app, ":9879")
+	promslogflag.AddFlags(app, f.log)
+	serveCmd := app.Command("serve", "Run the exporter (the default).").Default()
+	check := addCheckCommand(app)
+
+	cmd, err := app.Parse(args)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		return 2
+	}
+	switch {
+	case cmd == check.cmd.FullCommand():
+		return check.run(os.Stdout)
+	case f.configCheck:
+		return checkConfig(f.configFile)
+	case cmd == serveCmd.FullCommand():
+		return serve(f)
+	}
+	return 2
+}
+
+func checkConfig(file string) int {
+	cfg, err := config.LoadFile(file)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Printf("%s: OK (%d endpoints, %d file groups)\n", file, len(cfg.Endpoints), len(cfg.Files))
+	return 0
+}
+
+func serve(f serveFlags) int {
+	logger := promslog.New(f.log)
+	logger.Info("starting "+name, "version", version.Info(), "build_context", version.BuildContext())
+	coll := collector.New(logger)
+	if err := coll.Reload(f.configFile); err != nil {
+		logger.Error("cannot start without a valid configuration", "err", err)
+		return 1
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(coll, versioncollector.NewCollector(name))
+
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	done := make(chan struct{})
+	go func() { coll.Run(ctx); close(done) }()
+
+	reloads := make(chan chan error)
+	srv := &http.Server{Handler: routes(f, reg, coll, reloads, logger), ReadHeaderTimeout: 10 * time.Second}
+	go handleSignals(srv, coll, f.configFile, reloads, logger)
+
+	err := web.ListenAndServe(srv, f.web, logger)
+	stop()
+	<-done
+	if errors.Is(err, http.ErrServerClosed) {
+		logger.Info("stopped")
+		return 0
+	}
+	logger.Error("server failed", "err", err)
+	return 1
+}
+
+// handleSignals reloads on SIGHUP and /-/reload, and stops on SIGTERM or
+// SIGINT after in-flight requests finish.
+func handleSignals(srv *http.Server, coll *collector.Collector, file string, reloads chan chan error, logger *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	term := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	signal.Notify(term, syscall.SIGTERM, syscall.SIGINT)
+	for {
+		select {
+		case <-hup:
+			_ = coll.Reload(file)
+		case reply := <-reloads:
+			reply <- coll.Reload(file)
+		case s := <-term:
+			logger.Info("shutting down", "signal", s.String())
+			ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+			_ = srv.Shutdown(ctx)
+			cancel()
+			return
+		}
+	}
+}
+
+func routes(f serveFlags, reg *prometheus.Registry, coll *collector.Collector, reloads chan chan error, logger *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle(f.telemetryPath, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError),
+	}))
+	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Healthy") })
+	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			http.Error(w, "This endpoint requires a POST request.", http.StatusMethodNotAllowed)
+			return
+		}
+		reply := make(chan error, 1)
+		select {
+		case reloads <- reply:
+		case <-r.Context().Done():
+			return
+		}
+		if err := <-reply; err != nil {
+			http.Error(w, fmt.Sprintf("failed to reload config: %s", err), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintln(w, "Reloaded")
+	})
+	mux.Handle("/status", coll.StatusHandler())
+	if f.telemetryPath != "/" {
+		mux.Handle("/", landingPage(f.telemetryPath, logger))
+	}
+	return mux
+}
+
+func landingPage(metricsPath string, logger *slog.Logger) http.Handler {
+	page, err := web.NewLandingPage(web.LandingConfig{
+		Name:        name,
+		Description: "Certificate and TLS health of MCP servers",
+		Version:     version.Info(),
+		Profiling:   "false",
+		Links: []web.LandingLinks{
+			{Address: metricsPath, Text: "Metrics"},
+			{Address: "/status", Text: "Status", Description: "Every target with its failure reason and remedy"},
+			{Address: "/-/healthy", Text: "Health"},
+		},
+	})
+	if err != nil {
+		logger.Error("landing page", "err", err)
+		return http.NotFoundHandler()
+	}
+	return page
+}
