@@ -6,11 +6,6 @@ import (
 	"github.com/mcpcert/mcp_cert_exporter/config"
 )
 
-type Target struct{ Endpoint config.Endpoint }
-
-func NewTarget(ep config.Endpoint) (*Target, error)    { return &Target{Endpoint: ep}, nil }
-func (t *Target) Probe(ctx context.Context) *TLSResult { return &TLSResult{} }
-
 type FileReader struct{}
 
 func NewFileReader() *FileReader                                               { return &FileReader{} }

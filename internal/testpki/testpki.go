@@ -61,7 +61,8 @@ func NewCA(cn string) *Cert {
 	return issue(nil, Options{CN: cn, IsCA: true})
 }
 
-// SelfSigned makes a self-signed certificate shaped by o: a root when o.IsCA.
+// SelfSigned makes a certificate signed by its own key: a root shaped by o
+// when o.IsCA is set, else a self-signed leaf.
 func SelfSigned(o Options) *Cert { return issue(nil, o) }
 
 // Issue signs a certificate with this CA.

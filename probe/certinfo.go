@@ -1,0 +1,138 @@
+package probe
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"strings"
+)
+
+// CertInfoOf keeps the plain values of c that the metrics need.
+//
+// Serial is the serial number in uppercase hex with an even number of
+// digits and no colons, as `openssl x509 -noout -serial` prints it.
+// FingerprintSHA256 is lowercase hex of the DER; SPKISHA256 is standard
+// base64 of the SubjectPublicKeyInfo digest, as pins are written.
+func CertInfoOf(c *x509.Certificate, role string) CertInfo {
+	fp := sha256.Sum256(c.Raw)
+	spki := sha256.Sum256(c.RawSubjectPublicKeyInfo)
+	keyType, keyBits := keyOf(c)
+	return CertInfo{
+		Role:               role,
+		SubjectCN:          c.Subject.CommonName,
+		IssuerCN:           c.Issuer.CommonName,
+		Serial:             serialOf(c),
+		NotBefore:          c.NotBefore,
+		NotAfter:           c.NotAfter,
+		FingerprintSHA256:  hex.EncodeToString(fp[:]),
+		SPKISHA256:         base64.StdEncoding.EncodeToString(spki[:]),
+		SANs:               sansOf(c),
+		KeyType:            keyType,
+		KeyBits:            keyBits,
+		SignatureAlgorithm: c.SignatureAlgorithm.String(),
+	}
+}
+
+// RoleOf names the role of the certificate at index in a chain as a server
+// sends it: the first is the leaf, a self-signed one is a root, and any
+// other is an intermediate. Self-signed means the names match and the
+// signature checks, so a sub-CA that merely repeats its issuer's name stays
+// an intermediate.
+func RoleOf(c *x509.Certificate, index int) string {
+	switch {
+	case index == 0:
+		return RoleLeaf
+	case bytes.Equal(c.RawSubject, c.RawIssuer) && c.CheckSignatureFrom(c) == nil:
+		return RoleRoot
+	default:
+		return RoleIntermediate
+	}
+}
+
+func serialOf(c *x509.Certificate) string {
+	if c.SerialNumber == nil {
+		return ""
+	}
+	s := strings.ToUpper(c.SerialNumber.Text(16))
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	if len(s)%2 == 1 {
+		s = "0" + s
+	}
+	if neg {
+		s = "-" + s
+	}
+	return s
+}
+
+func sansOf(c *x509.Certificate) []string {
+	n := len(c.DNSNames) + len(c.IPAddresses) + len(c.EmailAddresses) + len(c.URIs)
+	if n == 0 {
+		return nil
+	}
+	sans := make([]string, 0, n)
+	sans = append(sans, c.DNSNames...)
+	for _, ip := range c.IPAddresses {
+		sans = append(sans, ip.String())
+	}
+	sans = append(sans, c.EmailAddresses...)
+	for _, u := range c.URIs {
+		sans = append(sans, u.String())
+	}
+	return sans
+}
+
+// keyOf reports the key type and size: RSA modulus bits, EC curve bits,
+// and 256 for Ed25519.
+func keyOf(c *x509.Certificate) (string, int) {
+	switch k := c.PublicKey.(type) {
+	case *rsa.PublicKey:
+		return "RSA", k.N.BitLen()
+	case *ecdsa.PublicKey:
+		return "ECDSA", k.Curve.Params().BitSize
+	case ed25519.PublicKey:
+		return "Ed25519", 256
+	default:
+		return c.PublicKeyAlgorithm.String(), 0
+	}
+}
+
+// chainInfo lists what the server sent, leaf first and in its order, then the
+// root of chain when the server did not send it. Identical certificates are
+// listed once. A sent certificate that is chain's root is a root without a
+// second signature check.
+func chainInfo(sent, chain []*x509.Certificate) []CertInfo {
+	var root *x509.Certificate
+	if len(chain) > 0 {
+		root = chain[len(chain)-1]
+	}
+	out := make([]CertInfo, 0, len(sent)+1)
+	for i, c := range sent {
+		if seen(sent[:i], c) {
+			continue
+		}
+		role := RoleRoot
+		if i == 0 || root == nil || !bytes.Equal(c.Raw, root.Raw) {
+			role = RoleOf(c, i)
+		}
+		out = append(out, CertInfoOf(c, role))
+	}
+	if root != nil && !seen(sent, root) {
+		out = append(out, CertInfoOf(root, RoleRoot))
+	}
+	return out
+}
+
+func seen(certs []*x509.Certificate, c *x509.Certificate) bool {
+	for _, o := range certs {
+		if o == c || bytes.Equal(o.Raw, c.Raw) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,337 @@
+package probe
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/mcpcert/mcp_cert_exporter/config"
+)
+
+// Target is an endpoint prepared for probing: its roots are loaded and its
+// address is parsed once, not at every probe.
+type Target struct {
+	Endpoint config.Endpoint
+
+	roots      *x509.CertPool // nil: the system pool, which crypto/x509 loads once
+	clientCert *certLoader    // nil: no client certificate configured
+	serverName string
+	host       string
+	ip         netip.Addr // the host when it is an IP literal, which skips DNS
+	port       uint16
+	timeout    time.Duration
+	minVersion uint16
+	maxVersion uint16
+
+	// certRequests is set once the server asked for a client certificate.
+	certRequests atomic.Bool
+}
+
+// offeredSuites is every TLS 1.0–1.2 suite Go implements, insecure ones
+// included, so a legacy server is reported rather than refused. Go still
+// prefers secure suites; TLS 1.3 suites are not configurable.
+var offeredSuites = func() []uint16 {
+	var ids []uint16
+	for _, s := range append(tls.CipherSuites(), tls.InsecureCipherSuites()...) {
+		if slices.ContainsFunc(s.SupportedVersions, func(v uint16) bool { return v < tls.VersionTLS13 }) {
+			ids = append(ids, s.ID)
+		}
+	}
+	return ids
+}()
+
+// NewTarget parses the endpoint's address and loads its ca_file. The client
+// certificate is read at the first handshake that asks for it, and again
+// whenever its files change.
+func NewTarget(ep config.Endpoint) (*Target, error) {
+	host, portText, err := net.SplitHostPort(ep.HostPort())
+	if err != nil {
+		return nil, fmt.Errorf("endpoint %s: address: %w", ep.Name, err)
+	}
+	port, err := strconv.ParseUint(portText, 10, 16)
+	if err != nil {
+		return nil, fmt.Errorf("endpoint %s: port %q: %w", ep.Name, portText, err)
+	}
+	t := &Target{
+		Endpoint:   ep,
+		serverName: ep.ServerName(),
+		host:       host,
+		port:       uint16(port),
+		timeout:    ep.Timeout.D(),
+		minVersion: tls.VersionTLS10,
+		maxVersion: tls.VersionTLS13,
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		t.ip = ip.Unmap()
+	}
+	if t.timeout <= 0 {
+		t.timeout = config.DefaultTimeout
+	}
+	tc := ep.TLSConfig
+	if tc.MinVersion != 0 {
+		t.minVersion = uint16(tc.MinVersion)
+	}
+	if tc.MaxVersion != 0 {
+		t.maxVersion = uint16(tc.MaxVersion)
+	}
+	if tc.CAFile != "" {
+		if t.roots, err = config.LoadCAFile(tc.CAFile); err != nil {
+			return nil, fmt.Errorf("endpoint %s: tls_config.ca_file %s: %w", ep.Name, tc.CAFile, err)
+		}
+	}
+	if tc.CertFile != "" {
+		t.clientCert = newCertLoader(tc.CertFile, tc.KeyFile)
+	}
+	return t, nil
+}
+
+// TLSConfig is a fresh config with the target's server name, versions and
+// suites, for callers of Handshake to narrow (posture scans) or extend
+// (NextProtos). Do not modify its CipherSuites slice in place.
+func (t *Target) TLSConfig() *tls.Config {
+	return &tls.Config{
+		ServerName:   t.serverName,
+		MinVersion:   t.minVersion,
+		MaxVersion:   t.maxVersion,
+		CipherSuites: offeredSuites,
+	}
+}
+
+// Probe resolves, connects, handshakes and verifies once, within ctx's
+// deadline and the endpoint's timeout, and closes the connection.
+func (t *Target) Probe(ctx context.Context) *TLSResult {
+	ctx, cancel := context.WithTimeout(ctx, t.timeout)
+	defer cancel()
+	conn, hs, res := t.handshake(ctx, nil)
+	if conn == nil {
+		return res
+	}
+	if res.ClientCertRequested && res.Version == tls.VersionTLS13 {
+		if err := hs.clientCertVerdict(ctx); err != nil {
+			res.Success, res.Reason, res.Detail = false, ReasonClientCertRequired, "after the TLS 1.3 handshake: "+err.Error()
+		}
+	}
+	// The result is decided; a failed close_notify says nothing about the target.
+	_ = conn.Close()
+	return res
+}
+
+// Handshake is Probe for callers that go on to use the connection (MCP over
+// HTTP, posture scans). cfg, when not nil, is cloned; start it from
+// TLSConfig. The hooks that capture and verify the server's certificates are
+// always installed. The connection is returned only when the handshake
+// completed, with its deadline set from ctx or the endpoint timeout; the
+// caller closes it. Unlike Probe, it does not wait for a TLS 1.3 server's
+// verdict on our client certificate: the caller's first read sees it.
+func (t *Target) Handshake(ctx context.Context, cfg *tls.Config) (*tls.Conn, *TLSResult) {
+	ctx, cancel := context.WithTimeout(ctx, t.timeout)
+	defer cancel()
+	conn, _, res := t.handshake(ctx, cfg)
+	return conn, res
+}
+
+func (t *Target) handshake(ctx context.Context, cfg *tls.Config) (*tls.Conn, *handshakeState, *TLSResult) {
+	res := &TLSResult{Time: time.Now(), InsecureSkipVerify: t.Endpoint.TLSConfig.InsecureSkipVerify}
+	raw, err := t.dial(ctx, &res.Phases)
+	if err != nil {
+		res.Reason, res.Detail = dialReason(err), err.Error()
+		return nil, nil, res
+	}
+	if cfg == nil {
+		cfg = t.TLSConfig()
+	} else {
+		cfg = cfg.Clone()
+	}
+	hs := &handshakeState{target: t}
+	conn := tls.Client(raw, hs.install(cfg))
+	hs.conn = conn
+	start := time.Now()
+	err = handshakeWithin(ctx, conn)
+	res.Phases.Handshake = time.Since(start)
+	hs.report(res)
+	if err != nil {
+		// A connection or handshake failure outranks any verification reason.
+		res.Reason, res.Detail = handshakeReason(err, hs.certRequested), "TLS handshake: "+err.Error()
+		_ = conn.Close() // already broken; the handshake error is the one to report
+		return nil, hs, res
+	}
+	res.Success = true
+	return conn, hs, res
+}
+
+func handshakeWithin(ctx context.Context, conn *tls.Conn) error {
+	if dl, ok := ctx.Deadline(); ok {
+		if err := conn.SetDeadline(dl); err != nil {
+			return err
+		}
+	}
+	return conn.HandshakeContext(ctx)
+}
+
+// dial resolves the host itself, so that DNS time is measured apart from the
+// connect, and connects to the addresses in the resolver's order.
+func (t *Target) dial(ctx context.Context, ph *Phases) (net.Conn, error) {
+	one := [1]netip.Addr{t.ip}
+	ips := one[:]
+	if !t.ip.IsValid() {
+		start := time.Now()
+		var err error
+		ips, err = net.DefaultResolver.LookupNetIP(ctx, "ip", t.host)
+		ph.DNS = time.Since(start)
+		if err == nil && len(ips) == 0 {
+			err = &net.DNSError{Err: "no addresses", Name: t.host, IsNotFound: true}
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	start := time.Now()
+	conn, err := dialFirst(ctx, ips, t.port)
+	ph.Connect = time.Since(start)
+	return conn, err
+}
+
+var dialer net.Dialer
+
+// dialFirst tries each address in turn and returns the first connection, or
+// the first error as net.Dialer does. Each attempt but the last gets a share
+// of the time left, so one black-holed address does not eat it all.
+func dialFirst(ctx context.Context, ips []netip.Addr, port uint16) (net.Conn, error) {
+	var first error
+	for i, ip := range ips {
+		actx, cancel := shareOf(ctx, len(ips)-i)
+		conn, err := dialer.DialContext(actx, "tcp", netip.AddrPortFrom(ip.Unmap(), port).String())
+		cancel()
+		if err == nil {
+			return conn, nil
+		}
+		if first == nil {
+			first = err
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, first
+}
+
+// shareOf splits the time left among the addresses left to try, at least
+// two seconds each, like net.Dialer.
+func shareOf(ctx context.Context, left int) (context.Context, context.CancelFunc) {
+	dl, ok := ctx.Deadline()
+	if left <= 1 || !ok {
+		return ctx, func() {}
+	}
+	remain := time.Until(dl)
+	share := remain / time.Duration(left)
+	if share < 2*time.Second {
+		share = min(2*time.Second, remain)
+	}
+	return context.WithTimeout(ctx, share)
+}
+
+// handshakeState is what the tls.Config hooks learn during one handshake.
+type handshakeState struct {
+	target        *Target
+	conn          *tls.Conn
+	peer          []*x509.Certificate
+	version       uint16
+	suite         uint16
+	certRequested bool
+	awaitTicket   bool // reading for the server's verdict on our certificate
+}
+
+// install sets the hooks on cfg. Go's verification is off: we verify after
+// the handshake ourselves, so that certificates that fail are still reported.
+func (hs *handshakeState) install(cfg *tls.Config) *tls.Config {
+	cfg.InsecureSkipVerify = true
+	cfg.VerifyConnection = hs.verifyConnection
+	cfg.GetClientCertificate = hs.getClientCertificate
+	// Tickets only serve to learn a TLS 1.3 server's verdict on our client
+	// certificate early; other servers are spared issuing them.
+	if cfg.ClientSessionCache == nil && (hs.target.clientCert != nil || hs.target.certRequests.Load()) {
+		cfg.ClientSessionCache = hs
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = hs.target.serverName
+	}
+	return cfg
+}
+
+// verifyConnection captures the server's certificates as soon as they
+// arrive, so they are reported even when the handshake fails later (a TLS 1.2
+// server refusing our client certificate).
+func (hs *handshakeState) verifyConnection(cs tls.ConnectionState) error {
+	hs.peer, hs.version, hs.suite = cs.PeerCertificates, cs.Version, cs.CipherSuite
+	return nil
+}
+
+// getClientCertificate offers the configured certificate, or none so that
+// the server decides.
+func (hs *handshakeState) getClientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	hs.certRequested = true
+	hs.target.certRequests.Store(true)
+	if hs.target.clientCert == nil {
+		return new(tls.Certificate), nil
+	}
+	cert, err := hs.target.clientCert.get()
+	if err != nil {
+		return nil, &clientCertError{err}
+	}
+	return cert, nil
+}
+
+// Get never resumes: every probe is a full handshake.
+func (hs *handshakeState) Get(string) (*tls.ClientSessionState, bool) { return nil, false }
+
+// Put is called when a session ticket arrives. A TLS 1.3 server sends its
+// tickets only after it accepted our client certificate, so the wait for its
+// verdict can end at once.
+func (hs *handshakeState) Put(string, *tls.ClientSessionState) {
+	if hs.awaitTicket {
+		// If this fails, the read just waits for its own deadline.
+		_ = hs.conn.SetReadDeadline(time.Now())
+	}
+}
+
+// clientCertVerdict waits for a TLS 1.3 server's answer to our client
+// certificate: the client finishes its handshake first, and a rejection
+// comes as an alert after. A session ticket or silence until the wait ends
+// means accepted; any error means rejected.
+func (hs *handshakeState) clientCertVerdict(ctx context.Context) error {
+	wait := time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(dl))
+	}
+	if err := hs.conn.SetReadDeadline(time.Now().Add(wait)); err != nil {
+		return err
+	}
+	hs.awaitTicket = true
+	var b [1]byte
+	_, err := hs.conn.Read(b[:])
+	hs.awaitTicket = false
+	if err == nil || isTimeout(err) {
+		return nil
+	}
+	return err
+}
+
+// report copies what the handshake learned into res and verifies the
+// certificates the server sent.
+func (hs *handshakeState) report(res *TLSResult) {
+	res.Version, res.CipherSuite, res.ClientCertRequested = hs.version, hs.suite, hs.certRequested
+	if hs.peer == nil {
+		return
+	}
+	v := hs.target.verify(hs.peer, res.Time)
+	res.Verified = v.reason == ReasonNone
+	res.Reason, res.Detail = v.reason, v.detail
+	res.Certificates = chainInfo(hs.peer, v.chain)
+}

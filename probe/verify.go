@@ -1,0 +1,93 @@
+package probe
+
+import (
+	"crypto/x509"
+	"fmt"
+	"time"
+)
+
+// verification is the verdict on what the server sent.
+type verification struct {
+	chain  []*x509.Certificate // verified, or verifiable at a moment when every certificate is valid
+	reason Reason              // ReasonNone when chain, validity and hostname pass
+	detail string
+}
+
+// verify checks the chain against the target's roots, the validity periods
+// and the hostname, as crypto/tls would, and names exactly one reason.
+//
+// Precedence, first match wins:
+//  1. CERTIFICATE_VERIFY_FAILED: the chain does not verify even at a moment
+//     inside every sent certificate's validity window, so renewing would
+//     not help (unknown CA, self-signed, missing intermediate, bad
+//     signature, wrong key usage).
+//  2. CERTIFICATE_EXPIRED: a certificate of the chain is past NotAfter.
+//  3. CERTIFICATE_NOT_YET_VALID: a certificate of the chain is before NotBefore.
+//  4. HOSTNAME_MISMATCH.
+func (t *Target) verify(sent []*x509.Certificate, now time.Time) verification {
+	if len(sent) == 0 {
+		return verification{reason: ReasonVerifyFailed, detail: "server sent no certificate"}
+	}
+	opts := x509.VerifyOptions{Roots: t.roots, CurrentTime: now, Intermediates: x509.NewCertPool()}
+	for _, c := range sent[1:] {
+		opts.Intermediates.AddCert(c)
+	}
+	chains, err := sent[0].Verify(opts)
+	if err != nil {
+		return t.verifyAgain(sent[0], opts, now, err, validMoment(sent, now))
+	}
+	if err := sent[0].VerifyHostname(t.serverName); err != nil {
+		return verification{chain: chains[0], reason: ReasonHostnameMismatch, detail: err.Error()}
+	}
+	return verification{chain: chains[0]}
+}
+
+// verifyAgain tells a chain that is only out of date from one that is not
+// trusted at all, by verifying at a moment when the sent certificates are
+// all valid.
+func (t *Target) verifyAgain(leaf *x509.Certificate, opts x509.VerifyOptions, now time.Time, err error, at time.Time) verification {
+	if at.Equal(now) {
+		return verification{reason: ReasonVerifyFailed, detail: err.Error()}
+	}
+	opts.CurrentTime = at
+	chains, err2 := leaf.Verify(opts)
+	if err2 != nil {
+		return verification{reason: ReasonVerifyFailed, detail: err2.Error()}
+	}
+	// The root from the pool may be the one out of date, so look at the whole chain.
+	v := verification{chain: chains[0], reason: ReasonVerifyFailed, detail: err.Error()}
+	if c := firstOutOfDate(chains[0], now, true); c != nil {
+		v.reason, v.detail = ReasonCertificateExpired, fmt.Sprintf("certificate %q expired at %s", c.Subject.CommonName, c.NotAfter.UTC().Format(time.RFC3339))
+	} else if c := firstOutOfDate(chains[0], now, false); c != nil {
+		v.reason, v.detail = ReasonCertificateNotYetValid, fmt.Sprintf("certificate %q is not valid before %s", c.Subject.CommonName, c.NotBefore.UTC().Format(time.RFC3339))
+	}
+	return v
+}
+
+// validMoment is now moved into the window where every certificate is
+// valid, or as close to it as the certificates allow.
+func validMoment(certs []*x509.Certificate, now time.Time) time.Time {
+	at := now
+	for _, c := range certs {
+		if at.After(c.NotAfter) {
+			at = c.NotAfter
+		}
+	}
+	for _, c := range certs {
+		if at.Before(c.NotBefore) {
+			at = c.NotBefore
+		}
+	}
+	return at
+}
+
+// firstOutOfDate finds the first certificate expired at now (expired) or not
+// yet valid at now (!expired).
+func firstOutOfDate(chain []*x509.Certificate, now time.Time, expired bool) *x509.Certificate {
+	for _, c := range chain {
+		if (expired && now.After(c.NotAfter)) || (!expired && now.Before(c.NotBefore)) {
+			return c
+		}
+	}
+	return nil
+}
