@@ -7,4 +7,6 @@ import (
 	"github.com/prometheus/common/expfmt"
 )
 
-func expfmtWrite(w io.Writer, f *dto.MetricFamily) (int, error) { return expfmt.MetricFamilyToText(w, f) }
+func expfmtWrite(w io.Writer, f *dto.MetricFamily) (int, error) {
+	return expfmt.MetricFamilyToText(w, f)
+}
