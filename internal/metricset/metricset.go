@@ -42,12 +42,13 @@ func Known(repoRoot string) (map[string]string, error) {
 
 // extra are names that do not appear in collector/: main.go registers
 // client_golang's version collector as mcp_cert_exporter, and Prometheus adds
-// the scrape metrics itself.
+// the scrape metrics and ALERTS itself.
 var extra = map[string]string{
 	"mcp_cert_exporter_build_info": "version collector registered in main.go",
 	"up":                           "Prometheus scrape",
 	"scrape_duration_seconds":      "Prometheus scrape",
 	"scrape_samples_scraped":       "Prometheus scrape",
+	"ALERTS":                       "Prometheus rule evaluation",
 }
 
 // Contract returns the promised names from contract_metrics.txt.
