@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
 
+	"github.com/mcpcert/mcp_cert_exporter/internal/golden"
 	"github.com/mcpcert/mcp_cert_exporter/internal/metricset"
 	"github.com/mcpcert/mcp_cert_exporter/internal/tooltest"
 )
@@ -97,21 +98,11 @@ func render(t *testing.T, th *thresholds) []byte {
 	return buf.Bytes()
 }
 
+// regenerate rewrites every generated file that derives from the rules.
+const regenerate = "go test ./alerts ./examples -update"
+
 func TestRulesMatchTemplateAndThresholds(t *testing.T) {
-	want := render(t, loadThresholds(t))
-	if *update {
-		if err := os.WriteFile(rulesFile, want, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got, err := os.ReadFile(rulesFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("%s is not what %s renders with %s; run: go test ./alerts ./examples -update",
-			rulesFile, templateFile, thresholdFile)
-	}
+	golden.Check(t, rulesFile, render(t, loadThresholds(t)), *update, regenerate)
 }
 
 func TestPromtoolCheckRules(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/mcpcert/mcp_cert_exporter/config"
+	"github.com/mcpcert/mcp_cert_exporter/internal/golden"
 	"github.com/mcpcert/mcp_cert_exporter/internal/testpki"
 	"github.com/mcpcert/mcp_cert_exporter/internal/tooltest"
 )
@@ -537,19 +538,7 @@ func renderPrometheusRule(t *testing.T) []byte {
 }
 
 func TestPrometheusRuleMatchesAlerts(t *testing.T) {
-	want := renderPrometheusRule(t)
-	if *update {
-		if err := os.WriteFile(prometheusRulePath, want, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got, err := os.ReadFile(prometheusRulePath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s is out of date; run: go test ./alerts ./examples -update", prometheusRulePath)
-	}
+	golden.Check(t, prometheusRulePath, renderPrometheusRule(t), *update, "go test ./alerts ./examples -update")
 	var rules, pr map[string]any
 	decode(t, rulesPath, &rules)
 	decode(t, prometheusRulePath, &pr)
