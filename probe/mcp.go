@@ -56,7 +56,8 @@ type MCPResult struct {
 	Session      bool
 	DeleteStatus int
 	// Connections is how many TLS connections the exchange used: the
-	// probe's own and any further ones, each verified again.
+	// probe's own and any further ones, each verified again. 0 means MCP
+	// was not spoken.
 	Connections int
 
 	// AuthMetadataValid is set only for servers that answered 401: whether
