@@ -204,7 +204,13 @@ func portOf(u *url.URL) string {
 	return "443"
 }
 
-var userAgent = "mcp_cert_exporter"
+// userAgent names the exporter and, once main has set it, its version.
+func userAgent() string {
+	if version.Version == "" {
+		return "mcp_cert_exporter"
+	}
+	return "mcp_cert_exporter/" + version.Version
+}
 
 // mcpRoundTripper adds the token, keeps requests on the target, records
 // what each exchange met and caps response bodies.
@@ -224,7 +230,7 @@ func (rt *mcpRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) 
 		return nil, errors.New(e.String())
 	}
 	req = req.Clone(req.Context())
-	req.Header.Set("User-Agent", userAgent+"/"+version.Version)
+	req.Header.Set("User-Agent", userAgent())
 	if rt.token != "" {
 		req.Header.Set("Authorization", "Bearer "+rt.token)
 	}
