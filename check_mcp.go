@@ -29,8 +29,10 @@ func writeMCP(w io.Writer, m *probe.MCPResult) {
 	if m.Connections > 0 {
 		fmt.Fprintf(w, "MCP exchange: %s over %d TLS connection(s)%s\n", m.Duration.Round(time.Microsecond), m.Connections, sessionText(m))
 	}
-	if !m.Up {
+	if m.Detail != "" {
 		fmt.Fprintf(w, "MCP detail:   %s\n", m.Detail)
+	}
+	if !m.Up {
 		fmt.Fprintf(w, "MCP remedy:   %s\n", m.Reason.Remedy())
 	}
 	if m.AuthMetadataValid != nil {

@@ -160,7 +160,7 @@ td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
 <div>{{.Detail}}</div><div class="remedy">{{.Remedy}}</div>{{end}}{{else}}<span class="ok">OK</span>{{end}}</td>
 <td>{{.Version}}<br>{{.Cipher}}{{if .Verified}}<br>verified: {{.Verified}}{{end}}</td>
 <td>{{with .MCP}}{{if .Up}}<span class="ok">up</span> {{.Transport}} {{.ProtocolVersion}}<br>{{.ServerName}} {{.ServerVersion}}{{else}}<span class="bad">down</span>{{end}}
-{{if .Connections}}<br>{{.Duration}}, {{.Connections}} TLS connection(s){{end}}{{if .AuthMetadataValid}}<br>OAuth discovery well-formed: {{deref .AuthMetadataValid}}<div class="remedy">{{.AuthDetail}}</div>{{end}}{{end}}</td>
+{{if .Connections}}<br>{{.Duration}}, {{.Connections}} TLS connection(s){{end}}{{with .Detail}}<div>{{.}}</div>{{end}}{{if .AuthMetadataValid}}<br>OAuth discovery well-formed: {{deref .AuthMetadataValid}}<div class="remedy">{{.AuthDetail}}</div>{{end}}{{end}}</td>
 <td>{{range .Certs}}<div>{{.Role}}: {{.Subject}} (issuer {{.Issuer}}) {{.ExpiresIn}}{{if .Path}} [{{.Path}}]{{end}}</div>{{end}}</td>
 <td>{{if .LastRun}}{{.LastRun.Format "2006-01-02 15:04:05Z07:00"}}{{end}}</td></tr>
 {{end}}</table></body></html>

@@ -19,6 +19,7 @@ type MCPStatus struct {
 	Session           bool   `json:"session"`
 	DeleteStatus      int    `json:"delete_status,omitempty"`
 	Connections       int    `json:"tls_connections"`
+	Detail            string `json:"detail,omitempty"` // while up: a failure to close the session
 	AuthMetadataValid *bool  `json:"auth_metadata_valid,omitempty"`
 	AuthDetail        string `json:"auth_detail,omitempty"`
 }
@@ -34,6 +35,9 @@ func fillMCPStatus(s *TargetStatus, m *probe.MCPResult) {
 	}
 	if m.Connections > 0 {
 		s.MCP.Duration = m.Duration.Round(time.Microsecond).String()
+	}
+	if m.Up {
+		s.MCP.Detail = m.Detail
 	}
 	if m.Reason != probe.MCPReasonNone {
 		s.Problems = append(s.Problems, Problem{Layer: "mcp", Reason: string(m.Reason), Detail: m.Detail, Remedy: m.Reason.Remedy()})

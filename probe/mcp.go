@@ -47,6 +47,7 @@ type MCPResult struct {
 	Duration time.Duration
 
 	Reason MCPReason
+	// Detail is the failure, or for an Up result a failure to close the session.
 	Detail string
 	// HTTPStatus is the status that decided a failure; 0 when none did.
 	HTTPStatus int
@@ -213,8 +214,10 @@ func (m *mcpTarget) attempt(ctx context.Context, h *mcpHTTP, transport string) *
 		r.Up = true
 		fillServer(r, cs.InitializeResult())
 		r.Session = cs.ID() != ""
-		// A failed close is seen in DeleteStatus; the handshake completed.
-		_ = cs.Close()
+		if err := cs.Close(); err != nil {
+			// The handshake completed; the detail says the session may linger.
+			r.Detail = "closing the session: " + err.Error()
+		}
 	}
 	ex := h.since(mark)
 	r.DeleteStatus = deleteStatus(ex)

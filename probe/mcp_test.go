@@ -101,14 +101,14 @@ func flood(contentType, chunk string) http.Handler {
 	})
 }
 
-// certSwitch serves h at /mcp with first on the first connection and then
+// certSwitch serves h at /mcp with first on the first connections and then
 // on every later one, and closes each connection after one answer, so that
-// the MCP exchange needs further handshakes.
-func certSwitch(t *testing.T, first, then tls.Certificate, h http.Handler, trust config.TLSConfig) config.Endpoint {
+// every request of the MCP exchange needs a handshake of its own.
+func certSwitch(t *testing.T, firsts int32, first, then tls.Certificate, h http.Handler, trust config.TLSConfig) config.Endpoint {
 	var n atomic.Int32
 	srv := httptest.NewUnstartedServer(h)
 	srv.TLS = &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
-		if n.Add(1) == 1 {
+		if n.Add(1) <= firsts {
 			return &tls.Config{Certificates: []tls.Certificate{first}}, nil
 		}
 		return &tls.Config{Certificates: []tls.Certificate{then}}, nil
@@ -385,7 +385,7 @@ func TestMCP(t *testing.T) {
 			name: "further connections are verified and their certificates reported",
 			endpoint: func(t *testing.T, e *mcpEnv) config.Endpoint {
 				second := e.p.inter.Issue(testpki.Options{CN: "second.localhost"})
-				return certSwitch(t, e.cert, second.TLS(e.p.inter), mcptest.Streamable(mcptest.NewServer("switch", e.calls), e.calls, nil), e.trust)
+				return certSwitch(t, 1, e.cert, second.TLS(e.p.inter), mcptest.Streamable(mcptest.NewServer("switch", e.calls), e.calls, nil), e.trust)
 			},
 			want: up("streamable", "2025-11-25", "switch", true, http.StatusNoContent),
 			check: func(t *testing.T, _ *mcpEnv, r *TLSResult) {
@@ -407,10 +407,20 @@ func TestMCP(t *testing.T) {
 			name: "TLS_FAILED: a further connection meets a certificate that does not verify",
 			endpoint: func(t *testing.T, e *mcpEnv) config.Endpoint {
 				rogue := testpki.NewCA("Rogue CA").Leaf("rogue")
-				return certSwitch(t, e.cert, rogue.TLS(), mcptest.Streamable(mcptest.NewServer("switch", e.calls), e.calls, nil), e.trust)
+				return certSwitch(t, 1, e.cert, rogue.TLS(), mcptest.Streamable(mcptest.NewServer("switch", e.calls), e.calls, nil), e.trust)
 			},
 			want:  failed("streamable", MCPTLSFailed, 0),
 			check: detail("did not verify: CERTIFICATE_VERIFY_FAILED"),
+		},
+		{
+			name: "up, but the DELETE's connection does not verify: the session is not ended there",
+			endpoint: func(t *testing.T, e *mcpEnv) config.Endpoint {
+				rogue := testpki.NewCA("Rogue CA").Leaf("rogue")
+				// server/discover, initialize and notifications/initialized, then the DELETE
+				return certSwitch(t, 3, e.cert, rogue.TLS(), mcptest.Streamable(mcptest.NewServer("switch", e.calls), e.calls, nil), e.trust)
+			},
+			want:  up("streamable", "2025-11-25", "switch", true, 0),
+			check: detail("closing the session: "),
 		},
 		{
 			name: "transport none: no MCP",
