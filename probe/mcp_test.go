@@ -382,6 +382,18 @@ func TestMCP(t *testing.T) {
 			want: up("streamable", "2025-11-25", "lab", true, http.StatusNoContent),
 		},
 		{
+			name: "mTLS: the client certificate is offered on the MCP traffic too",
+			endpoint: func(t *testing.T, e *mcpEnv) config.Endpoint {
+				base, mux := mcptest.ServeTLSConfig(t, &tls.Config{Certificates: []tls.Certificate{e.cert},
+					ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: testpki.Pool(e.p.clientCA)})
+				mux.Handle("/mcp", mcptest.Streamable(mcptest.NewServer("mtls", e.calls), e.calls, nil))
+				tc := e.trust
+				tc.CertFile, tc.KeyFile = e.p.clientCert, e.p.clientKey
+				return urlEndpoint(base+"/mcp", tc, config.MCPConfig{})
+			},
+			want: up("streamable", "2025-11-25", "mtls", true, http.StatusNoContent),
+		},
+		{
 			name: "further connections are verified and their certificates reported",
 			endpoint: func(t *testing.T, e *mcpEnv) config.Endpoint {
 				second := e.p.inter.Issue(testpki.Options{CN: "second.localhost"})
