@@ -24,6 +24,7 @@ type checkCommand struct {
 	timeout  time.Duration
 	minVer   string
 	noVerify bool
+	mcp      config.MCPConfig
 }
 
 func addCheckCommand(app *kingpin.Application) *checkCommand {
@@ -35,12 +36,18 @@ func addCheckCommand(app *kingpin.Application) *checkCommand {
 	c.cmd.Flag("key-file", "Private key of the client certificate.").StringVar(&c.tls.KeyFile)
 	c.cmd.Flag("server-name", "SNI and verification name (default: the target's host).").StringVar(&c.tls.ServerName)
 	c.cmd.Flag("insecure-skip-verify", "Report verification problems without failing.").BoolVar(&c.noVerify)
-	c.cmd.Flag("timeout", "Deadline for the whole probe.").Default("10s").DurationVar(&c.timeout)
+	c.cmd.Flag("timeout", "Deadline for the whole probe, TLS and MCP together.").Default("10s").DurationVar(&c.timeout)
+	c.cmd.Flag("mcp-transport", "MCP transport after TLS for https:// URLs: auto, streamable, sse or none.").
+		Default(config.TransportAuto).StringVar(&c.mcp.Transport)
+	c.cmd.Flag("bearer-token-file", "File holding a bearer token for the MCP server.").StringVar(&c.mcp.BearerTokenFile)
 	return c
 }
 
 func (c *checkCommand) endpoint() config.Endpoint {
 	ep := config.Endpoint{Name: c.target, TLSConfig: c.tls, Timeout: config.Duration(c.timeout)}
+	if strings.Contains(c.target, "://") {
+		ep.MCP = c.mcp // address endpoints only do TLS
+	}
 	ep.TLSConfig.InsecureSkipVerify = c.noVerify
 	switch {
 	case strings.HasPrefix(c.target, "https://"):
@@ -69,7 +76,7 @@ func (c *checkCommand) run(w io.Writer) int {
 	}
 	res := target.Probe(context.Background())
 	writeReport(w, &cfg.Endpoints[0], res, time.Now())
-	if res.Success && (res.Verified || res.InsecureSkipVerify) {
+	if res.Success && (res.Verified || res.InsecureSkipVerify) && mcpHealthy(res.MCP, c.mcp.BearerTokenFile) {
 		return 0
 	}
 	return 1
@@ -92,6 +99,7 @@ func writeReport(w io.Writer, ep *config.Endpoint, r *probe.TLSResult, now time.
 		writeCert(w, i, &c, now)
 	}
 	writeVerdict(w, r)
+	writeMCP(w, r.MCP)
 }
 
 func writeCert(w io.Writer, i int, c *probe.CertInfo, now time.Time) {
