@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -43,8 +44,26 @@ type exporter struct {
 	t    *testing.T
 	cmd  *exec.Cmd
 	addr string
-	logs *strings.Builder
+	logs *syncBuffer
 	done chan error
+}
+
+// syncBuffer collects the child's output; tests read it while it runs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func freeAddr(t *testing.T) string {
@@ -58,9 +77,28 @@ func freeAddr(t *testing.T) string {
 
 func startExporter(t *testing.T, args ...string) *exporter {
 	t.Helper()
-	e := &exporter{t: t, addr: freeAddr(t), logs: &strings.Builder{}, done: make(chan error, 1)}
+	e := launchExporter(t, args...)
+	eventually(t, "exporter serves /-/healthy", func() bool {
+		resp, err := http.Get("http://" + e.addr + "/-/healthy")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	return e
+}
+
+// launchExporter starts the binary without waiting for it to serve, for
+// callers that reach it through TLS or authentication.
+func launchExporter(t *testing.T, args ...string) *exporter {
+	t.Helper()
+	e := &exporter{t: t, addr: freeAddr(t), logs: &syncBuffer{}, done: make(chan error, 1)}
 	e.cmd = exec.Command(binary, append([]string{"--web.listen-address=" + e.addr, "--log.level=debug"}, args...)...)
 	e.cmd.Stdout, e.cmd.Stderr = e.logs, e.logs
+	// The race runtime sleeps a second before exiting, during which a
+	// process that no longer waits for its goroutines still looks graceful.
+	e.cmd.Env = append(os.Environ(), "GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=0")
 	if err := e.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -71,14 +109,6 @@ func startExporter(t *testing.T, args ...string) *exporter {
 		if t.Failed() {
 			t.Logf("exporter logs:\n%s", e.logs.String())
 		}
-	})
-	eventually(t, "exporter serves /-/healthy", func() bool {
-		resp, err := http.Get("http://" + e.addr + "/-/healthy")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
 	})
 	return e
 }
