@@ -89,9 +89,39 @@ func startExporter(t *testing.T, args ...string) *exporter {
 	return e
 }
 
-// launchExporter starts the binary without waiting for it to serve, for
-// callers that reach it through TLS or authentication.
+// launchExporter starts the binary and waits until it listens, without
+// asking it anything, for callers that reach it through TLS or
+// authentication.
 func launchExporter(t *testing.T, args ...string) *exporter {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		e := spawnExporter(t, args...)
+		if !e.lostPort() || attempt == 5 {
+			return e
+		}
+	}
+}
+
+// lostPort waits until the exporter listens or exits, and reports whether it
+// exited because its port was taken: freeAddr's port is only free when
+// picked, and other tests' connections may take it as their source port.
+func (e *exporter) lostPort() bool {
+	exited := func() bool {
+		select {
+		case err := <-e.done:
+			e.done <- err
+			return true
+		default:
+			return false
+		}
+	}
+	eventually(e.t, "the exporter listens or exits", func() bool {
+		return exited() || strings.Contains(e.logs.String(), "Listening on")
+	})
+	return exited() && strings.Contains(e.logs.String(), "address already in use")
+}
+
+func spawnExporter(t *testing.T, args ...string) *exporter {
 	t.Helper()
 	e := &exporter{t: t, addr: freeAddr(t), logs: &syncBuffer{}, done: make(chan error, 1)}
 	e.cmd = exec.Command(binary, append([]string{"--web.listen-address=" + e.addr, "--log.level=debug"}, args...)...)
