@@ -14,8 +14,8 @@ import (
 )
 
 // Margins over the baseline after 100 refresh cycles of 9 endpoints and a
-// file group. A leak of one goroutine, one descriptor or one 2 KiB buffer
-// per refresh would exceed them many times over.
+// file group: more than 900 refreshes, so that one goroutine, descriptor or
+// KiB kept per refresh exceeds them.
 const (
 	goroutineMargin = 2
 	fdMargin        = 2
@@ -46,9 +46,9 @@ func openFiles(t *testing.T) int {
 const quiet = 300 * time.Millisecond
 
 // settled measures once goroutines and open files stop changing, so that
-// connections still closing are not counted. Garbage is collected only for
-// the heap, after counting: a connection left for a finalizer to close
-// still counts as open.
+// connections still closing are not counted. Files are counted before the
+// GC that measures the heap: a forced GC would let finalizers close
+// connections that the code left open.
 func settled(t *testing.T, what string) usage {
 	t.Helper()
 	var u usage
