@@ -112,12 +112,16 @@ func serve(f serveFlags) int {
 
 	reloads := make(chan chan error)
 	srv := &http.Server{Handler: routes(f, reg, coll, reloads, logger), ReadHeaderTimeout: 10 * time.Second}
-	go handleSignals(srv, coll, f.configFile, reloads, logger)
+	drained := make(chan struct{})
+	go handleSignals(srv, coll, f.configFile, reloads, drained, logger)
 
+	// On SIGTERM this returns as soon as Shutdown starts: probes are
+	// cancelled while in-flight scrapes, which read only the cache, finish.
 	err := web.ListenAndServe(srv, f.web, logger)
 	stop()
 	<-done
 	if errors.Is(err, http.ErrServerClosed) {
+		<-drained
 		logger.Info("stopped")
 		return 0
 	}
@@ -126,8 +130,8 @@ func serve(f serveFlags) int {
 }
 
 // handleSignals reloads on SIGHUP and /-/reload, and stops on SIGTERM or
-// SIGINT after in-flight requests finish.
-func handleSignals(srv *http.Server, coll *collector.Collector, file string, reloads chan chan error, logger *slog.Logger) {
+// SIGINT; drained is closed once in-flight requests finished.
+func handleSignals(srv *http.Server, coll *collector.Collector, file string, reloads chan chan error, drained chan<- struct{}, logger *slog.Logger) {
 	hup := make(chan os.Signal, 1)
 	term := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -141,8 +145,11 @@ func handleSignals(srv *http.Server, coll *collector.Collector, file string, rel
 		case s := <-term:
 			logger.Info("shutting down", "signal", s.String())
 			ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-			_ = srv.Shutdown(ctx)
+			if err := srv.Shutdown(ctx); err != nil {
+				logger.Warn("in-flight requests cut short", "err", err)
+			}
 			cancel()
+			close(drained)
 			return
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -43,8 +44,26 @@ type exporter struct {
 	t    *testing.T
 	cmd  *exec.Cmd
 	addr string
-	logs *strings.Builder
+	logs *syncBuffer
 	done chan error
+}
+
+// syncBuffer collects the child's output; tests read it while it runs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func freeAddr(t *testing.T) string {
@@ -58,9 +77,58 @@ func freeAddr(t *testing.T) string {
 
 func startExporter(t *testing.T, args ...string) *exporter {
 	t.Helper()
-	e := &exporter{t: t, addr: freeAddr(t), logs: &strings.Builder{}, done: make(chan error, 1)}
+	e := launchExporter(t, args...)
+	eventually(t, "exporter serves /-/healthy", func() bool {
+		resp, err := http.Get("http://" + e.addr + "/-/healthy")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	return e
+}
+
+// launchExporter starts the binary and waits until it listens, without
+// asking it anything, for callers that reach it through TLS or
+// authentication.
+func launchExporter(t *testing.T, args ...string) *exporter {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		e := spawnExporter(t, args...)
+		if !e.lostPort() || attempt == 5 {
+			return e
+		}
+	}
+}
+
+// lostPort waits until the exporter listens or exits, and reports whether it
+// exited because its port was taken: freeAddr's port is only free when
+// picked, and other tests' connections may take it as their source port.
+func (e *exporter) lostPort() bool {
+	exited := func() bool {
+		select {
+		case err := <-e.done:
+			e.done <- err
+			return true
+		default:
+			return false
+		}
+	}
+	eventually(e.t, "the exporter listens or exits", func() bool {
+		return exited() || strings.Contains(e.logs.String(), "Listening on")
+	})
+	return exited() && strings.Contains(e.logs.String(), "address already in use")
+}
+
+func spawnExporter(t *testing.T, args ...string) *exporter {
+	t.Helper()
+	e := &exporter{t: t, addr: freeAddr(t), logs: &syncBuffer{}, done: make(chan error, 1)}
 	e.cmd = exec.Command(binary, append([]string{"--web.listen-address=" + e.addr, "--log.level=debug"}, args...)...)
 	e.cmd.Stdout, e.cmd.Stderr = e.logs, e.logs
+	// The race runtime sleeps a second before exiting, during which a
+	// process that no longer waits for its goroutines still looks graceful.
+	e.cmd.Env = append(os.Environ(), "GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=0")
 	if err := e.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -71,14 +139,6 @@ func startExporter(t *testing.T, args ...string) *exporter {
 		if t.Failed() {
 			t.Logf("exporter logs:\n%s", e.logs.String())
 		}
-	})
-	eventually(t, "exporter serves /-/healthy", func() bool {
-		resp, err := http.Get("http://" + e.addr + "/-/healthy")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
 	})
 	return e
 }
