@@ -244,6 +244,7 @@ type handshakeState struct {
 	peer          []*x509.Certificate
 	version       uint16
 	suite         uint16
+	staple        []byte // the OCSP response stapled to the server's certificate
 	certRequested bool
 	awaitTicket   bool // reading for the server's verdict on our certificate
 }
@@ -269,7 +270,7 @@ func (hs *handshakeState) install(cfg *tls.Config) *tls.Config {
 // arrive, so they are reported even when the handshake fails later (a TLS 1.2
 // server refusing our client certificate).
 func (hs *handshakeState) verifyConnection(cs tls.ConnectionState) error {
-	hs.peer, hs.version, hs.suite = cs.PeerCertificates, cs.Version, cs.CipherSuite
+	hs.peer, hs.version, hs.suite, hs.staple = cs.PeerCertificates, cs.Version, cs.CipherSuite, cs.OCSPResponse
 	return nil
 }
 
@@ -334,4 +335,5 @@ func (hs *handshakeState) report(res *TLSResult) {
 	res.Verified = v.reason == ReasonNone
 	res.Reason, res.Detail = v.reason, v.detail
 	res.Certificates = chainInfo(hs.peer, v.chain)
+	assess(res, hs.peer, v.chain, hs.staple)
 }
