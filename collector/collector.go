@@ -31,6 +31,7 @@ type Collector struct {
 	cfg       *config.Config
 	endpoints []*endpointJob
 	files     []*fileJob
+	postures  map[string]*postureJob // by endpoint job id
 }
 
 // New makes a collector with no targets; Apply gives it some.
@@ -54,14 +55,18 @@ func (c *Collector) Apply(cfg *config.Config) error {
 		return err
 	}
 	files := c.fileJobs(cfg)
+	postures := c.postureJobs(cfg, endpoints)
 	c.mu.Lock()
-	c.cfg, c.endpoints, c.files = cfg, endpoints, files
+	c.cfg, c.endpoints, c.files, c.postures = cfg, endpoints, files, postures
 	c.mu.Unlock()
-	jobs := make([]job, 0, len(endpoints)+len(files))
+	jobs := make([]job, 0, len(endpoints)+len(files)+len(postures))
 	for _, j := range endpoints {
 		jobs = append(jobs, j)
 	}
 	for _, j := range files {
+		jobs = append(jobs, j)
+	}
+	for _, j := range postures {
 		jobs = append(jobs, j)
 	}
 	c.sched.set(jobs, cfg.Concurrency)
@@ -88,7 +93,7 @@ func (c *Collector) endpointJobs(cfg *config.Config) ([]*endpointJob, error) {
 		if err != nil {
 			return nil, fmt.Errorf("endpoint %s: %w", ep.Name, err)
 		}
-		j := &endpointJob{id: identity("endpoint", ep), target: target, self: c.self, logger: c.logger}
+		j := &endpointJob{id: identity("endpoint", ep), target: target, self: c.self, logger: c.logger, change: changesFor(old, ep.Name)}
 		if prev, ok := old[j.id]; ok {
 			j.last = prev.last // same definition: the cached result still holds
 		} else {
@@ -134,6 +139,7 @@ type endpointJob struct {
 	id     string
 	target *probe.Target
 	last   *atomic.Pointer[probe.TLSResult]
+	change *leafChanges
 	self   *selfMetrics
 	logger *slog.Logger
 }
@@ -152,6 +158,7 @@ func (j *endpointJob) run(ctx context.Context) {
 	if res.Reason != probe.ReasonNone {
 		j.logger.Debug("probe failed", "target", j.name(), "reason", res.Reason, "detail", res.Detail)
 	}
+	j.change.observe(res)
 	j.last.Store(res)
 }
 
@@ -200,5 +207,6 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			renderFiles(ch, j.group, res, now)
 		}
 	}
+	c.collectPosture(ch, now)
 	c.self.collect(ch, len(endpoints), len(files))
 }
