@@ -24,6 +24,7 @@ type checkCommand struct {
 	timeout  time.Duration
 	minVer   string
 	noVerify bool
+	posture  bool
 }
 
 func addCheckCommand(app *kingpin.Application) *checkCommand {
@@ -36,6 +37,8 @@ func addCheckCommand(app *kingpin.Application) *checkCommand {
 	c.cmd.Flag("server-name", "SNI and verification name (default: the target's host).").StringVar(&c.tls.ServerName)
 	c.cmd.Flag("insecure-skip-verify", "Report verification problems without failing.").BoolVar(&c.noVerify)
 	c.cmd.Flag("timeout", "Deadline for the whole probe.").Default("10s").DurationVar(&c.timeout)
+	c.cmd.Flag("posture", "Also run the posture scan: versions, ciphers, mTLS, HSTS, findings; --no-posture skips its extra handshakes.").
+		Default("true").BoolVar(&c.posture)
 	return c
 }
 
@@ -69,6 +72,9 @@ func (c *checkCommand) run(w io.Writer) int {
 	}
 	res := target.Probe(context.Background())
 	writeReport(w, &cfg.Endpoints[0], res, time.Now())
+	if c.posture {
+		runPosture(w, cfg, target, res)
+	}
 	if res.Success && (res.Verified || res.InsecureSkipVerify) {
 		return 0
 	}
