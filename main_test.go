@@ -238,8 +238,8 @@ func TestStatusPageShowsReasonAndRemedy(t *testing.T) {
 	if code != 200 || !strings.Contains(html, "CERTIFICATE_EXPIRED") || !strings.Contains(html, "Renew it") {
 		t.Fatalf("HTML status page lacks the reason or remedy: %d", code)
 	}
-	if code, page := e.get("/"); code != 200 || !strings.Contains(page, "/status") || strings.Contains(page, "pprof") {
-		t.Errorf("landing page: %d, links status: %v, pprof: %v", code, strings.Contains(page, "/status"), strings.Contains(page, "pprof"))
+	if code, page := e.get("/"); code != 200 || !strings.Contains(page, "/status") || strings.Contains(page, "debug/pprof") {
+		t.Errorf("landing page: %d, links status: %v, pprof: %v", code, strings.Contains(page, "/status"), strings.Contains(page, "debug/pprof"))
 	}
 }
 
@@ -315,7 +315,7 @@ func TestExampleConfigShowsRealMetrics(t *testing.T) {
 	eventually(t, "example endpoints and demo files refreshed", func() bool {
 		text, f = e.metrics()
 		return len(f.Samples("ssl_probe_error_info", nil)) == 2 &&
-			len(f.Samples("ssl_certificate_expiry_seconds", map[string]string{"target": "demo-certs"})) == 3
+			len(f.Samples("ssl_certificate_expiry_seconds", map[string]string{"target": "demo-certs"})) == 4
 	})
 	f.One(t, "ssl_probe_error_info", map[string]string{"target": "internal-mcp", "reason": "DNS_FAILURE"})
 	f.One(t, "ssl_probe_error_info", map[string]string{"target": "local-mcp", "reason": "CONNECTION_REFUSED"})

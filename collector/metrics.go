@@ -100,15 +100,36 @@ func renderFiles(ch chan<- prometheus.Metric, g config.FileGroup, r *probe.FileR
 }
 
 func renderCerts(ch chan<- prometheus.Metric, target, source, path string, certs []probe.CertInfo, now time.Time) {
+	var seen map[string]bool
 	for i := range certs {
 		c := &certs[i]
-		labels := []string{target, source, path, c.Role, c.SubjectCN, c.IssuerCN, c.Serial}
+		serial := c.Serial
+		if len(certs) > 1 {
+			if seen == nil {
+				seen = make(map[string]bool, len(certs))
+			}
+			serial = distinctSerial(seen, c)
+		}
+		labels := []string{target, source, path, c.Role, c.SubjectCN, c.IssuerCN, serial}
 		gauge(ch, certExpiry, c.NotAfter.Sub(now).Seconds(), labels...)
 		gauge(ch, certNotAfter, unix(c.NotAfter), labels...)
 		gauge(ch, certNotBefore, unix(c.NotBefore), labels...)
 		gauge(ch, certInfo, 1, append(labels, c.FingerprintSHA256, strings.Join(c.SANs, ","), c.KeyType,
 			strconv.Itoa(c.KeyBits), c.SignatureAlgorithm)...)
 	}
+}
+
+// distinctSerial keeps series unique when two certificates of one file share
+// role, names and serial (old roots with serial 0 do): the later one's serial
+// label gains a fingerprint prefix, as x509-certificate-exporter's
+// discriminator does, rather than hiding a certificate.
+func distinctSerial(seen map[string]bool, c *probe.CertInfo) string {
+	key := c.Role + "\x00" + c.SubjectCN + "\x00" + c.IssuerCN + "\x00" + c.Serial
+	if !seen[key] {
+		seen[key] = true
+		return c.Serial
+	}
+	return c.Serial + "-" + c.FingerprintSHA256[:12]
 }
 
 // selfMetrics are the exporter's own health.

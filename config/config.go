@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -141,24 +142,28 @@ func (e *Endpoint) PostureEnabled() bool { return e.Posture == nil || *e.Posture
 func LoadFile(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, Errors{{File: path, Msg: fmt.Sprintf("cannot read: %v", unwrapPath(err)), cause: err}}
 	}
 	return Parse(data, path)
 }
 
-// Parse decodes YAML strictly, applies defaults and validates.
+// Parse decodes YAML strictly, applies defaults and validates. Relative file
+// paths in the config are taken from the directory of file, as Prometheus does.
 func Parse(data []byte, file string) (*Config, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, syntaxError(file, err)
+	root, second, err := parseDocs(data)
+	if err != nil {
+		return nil, syntaxError(file, data, err)
 	}
-	cfg := &Config{}
+	if second > 0 {
+		return nil, Errors{{File: file, Line: second, Msg: "found a second YAML document; the config must be a single document"}}
+	}
+	cfg := &Config{File: file}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-		return nil, decodeError(file, &root, err)
+		return nil, decodeError(file, root, err)
 	}
-	if err := cfg.finish(file, &root); err != nil {
+	if err := cfg.finish(file, root); err != nil {
 		return nil, err
 	}
 	return cfg, nil
@@ -170,24 +175,49 @@ func (c *Config) Finish() error { return c.finish("", &yaml.Node{}) }
 
 func (c *Config) finish(file string, root *yaml.Node) error {
 	c.File = file
-	c.applyDefaults()
+	c.applyDefaults(root)
+	if file != "" {
+		c.resolvePaths(filepath.Dir(file))
+	}
 	if ps := c.validate(); len(ps) > 0 {
 		return ps.resolve(file, root)
 	}
 	return nil
 }
 
-func (c *Config) applyDefaults() {
-	if c.Interval == 0 {
+// parseDocs returns the first YAML document and the line of a second one
+// that holds anything, or 0.
+func parseDocs(data []byte) (*yaml.Node, int, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var docs [2]yaml.Node
+	for i := range docs {
+		if err := dec.Decode(&docs[i]); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return nil, 0, err
+		}
+	}
+	second := 0
+	if c := docs[1].Content; len(c) > 0 && c[0].ShortTag() != "!!null" {
+		second = docs[1].Line
+	}
+	return &docs[0], second, nil
+}
+
+// applyDefaults fills the keys the document leaves out. A key written as 0
+// keeps its 0, so validation rejects it instead of silently replacing it.
+func (c *Config) applyDefaults(root *yaml.Node) {
+	unset := func(p ...any) bool { return !isSet(root, p) }
+	if c.Interval == 0 && unset("interval") {
 		c.Interval = Duration(DefaultInterval)
 	}
-	if c.Timeout == 0 {
+	if c.Timeout == 0 && unset("timeout") {
 		c.Timeout = Duration(DefaultTimeout)
 	}
-	if c.Concurrency == 0 {
+	if c.Concurrency == 0 && unset("concurrency") {
 		c.Concurrency = DefaultConcurrency
 	}
-	if c.PostureInterval == 0 {
+	if c.PostureInterval == 0 && unset("posture_interval") {
 		c.PostureInterval = Duration(DefaultPostureInterval)
 	}
 	if c.Policy.MinVersion == 0 {
@@ -195,16 +225,41 @@ func (c *Config) applyDefaults() {
 	}
 	for i := range c.Endpoints {
 		e := &c.Endpoints[i]
-		if e.Interval == 0 {
+		if e.Interval == 0 && unset("endpoints", i, "interval") {
 			e.Interval = c.Interval
 		}
-		if e.Timeout == 0 {
+		if e.Timeout == 0 && unset("endpoints", i, "timeout") {
 			e.Timeout = c.Timeout
 		}
 	}
 	for i := range c.Files {
-		if c.Files[i].Interval == 0 {
+		if c.Files[i].Interval == 0 && unset("files", i, "interval") {
 			c.Files[i].Interval = c.Interval
+		}
+	}
+}
+
+// resolvePaths makes relative paths relative to the config file, so the
+// exporter's working directory does not change what a config means.
+func (c *Config) resolvePaths(dir string) {
+	join := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	for i := range c.Endpoints {
+		t := &c.Endpoints[i].TLSConfig
+		join(&t.CAFile)
+		join(&t.CertFile)
+		join(&t.KeyFile)
+		join(&c.Endpoints[i].MCP.BearerTokenFile)
+	}
+	for i := range c.Files {
+		for j := range c.Files[i].Paths {
+			join(&c.Files[i].Paths[j])
+		}
+		for j := range c.Files[i].KeyPaths {
+			join(&c.Files[i].KeyPaths[j])
 		}
 	}
 }
@@ -223,9 +278,12 @@ func (c *Config) targetNames() map[string]bool {
 
 // String renders a redacted summary, safe to log.
 func (e *Endpoint) String() string {
-	target := e.URL
-	if target == "" {
-		target = e.Address
+	if e.URL == "" {
+		return fmt.Sprintf("%s (%s)", e.Name, strings.TrimSpace(e.Address))
 	}
-	return fmt.Sprintf("%s (%s)", e.Name, strings.TrimSpace(target))
+	u, err := url.Parse(e.URL)
+	if err != nil {
+		return fmt.Sprintf("%s (invalid URL)", e.Name)
+	}
+	return fmt.Sprintf("%s (%s)", e.Name, u.Redacted())
 }

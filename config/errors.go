@@ -1,11 +1,8 @@
 package config
 
 import (
-	"errors"
 	"fmt"
-	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -17,6 +14,8 @@ type Error struct {
 	Line  int
 	Field string // dotted path such as endpoints[2].tls_config.ca_file
 	Msg   string
+
+	cause error // for errors.Is, when the problem came from the system
 }
 
 func (e *Error) Error() string {
@@ -33,6 +32,9 @@ func (e *Error) Error() string {
 	return strings.Join(append(parts, e.Msg), ": ")
 }
 
+// Unwrap returns the system error behind the problem, if there is one.
+func (e *Error) Unwrap() error { return e.cause }
+
 // Errors is every problem found in one file, in file order.
 type Errors []*Error
 
@@ -42,6 +44,15 @@ func (es Errors) Error() string {
 		msgs[i] = e.Error()
 	}
 	return strings.Join(msgs, "\n")
+}
+
+// Unwrap lets errors.Is and errors.As see each problem.
+func (es Errors) Unwrap() []error {
+	out := make([]error, len(es))
+	for i, e := range es {
+		out[i] = e
+	}
+	return out
 }
 
 // path addresses a node: string elements are mapping keys, ints are sequence indices.
@@ -65,8 +76,9 @@ func (p path) String() string {
 
 // problem is a validation error before it is located in the file.
 type problem struct {
-	at  path
-	msg string
+	at    path
+	msg   string
+	cause error
 }
 
 type problems []problem
@@ -75,11 +87,16 @@ func (ps *problems) add(at path, format string, args ...any) {
 	*ps = append(*ps, problem{at: at, msg: fmt.Sprintf(format, args...)})
 }
 
+// addErr records err as the message and keeps it as the cause.
+func (ps *problems) addErr(at path, err error) {
+	*ps = append(*ps, problem{at: at, msg: err.Error(), cause: err})
+}
+
 // resolve locates each problem in the YAML tree.
 func (ps problems) resolve(file string, root *yaml.Node) Errors {
 	out := make(Errors, 0, len(ps))
 	for _, p := range ps {
-		out = append(out, &Error{File: file, Line: lineOf(root, p.at), Field: p.at.String(), Msg: p.msg})
+		out = append(out, &Error{File: file, Line: lineOf(root, p.at), Field: p.at.String(), Msg: p.msg, cause: p.cause})
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Line < out[j].Line })
 	return out
@@ -88,22 +105,38 @@ func (ps problems) resolve(file string, root *yaml.Node) Errors {
 // lineOf follows p as far as the document goes and returns that node's line,
 // so a missing key is reported at the block that lacks it.
 func lineOf(root *yaml.Node, p path) int {
+	n, _ := follow(root, p)
+	return n.Line
+}
+
+// isSet reports whether the document gives p a value, so that an explicit
+// zero can be told from an absent key.
+func isSet(root *yaml.Node, p path) bool {
+	n, ok := follow(root, p)
+	return ok && n.ShortTag() != "!!null"
+}
+
+// follow walks p from the document's top node as far as it exists. It
+// returns the last node reached and whether that is the end of p.
+func follow(root *yaml.Node, p path) (*yaml.Node, bool) {
 	n := root
 	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
 		n = n.Content[0]
 	}
-	line := n.Line
 	for _, el := range p {
 		next := child(n, el)
 		if next == nil {
-			break
+			return n, false
 		}
-		n, line = next, next.Line
+		n = next
 	}
-	return line
+	return n, true
 }
 
 func child(n *yaml.Node, el any) *yaml.Node {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
 	switch v := el.(type) {
 	case string:
 		if n.Kind != yaml.MappingNode {
@@ -111,13 +144,7 @@ func child(n *yaml.Node, el any) *yaml.Node {
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			if n.Content[i].Value == v {
-				// The key's line: the value of a block may start lines later.
-				if n.Content[i+1].Kind == yaml.ScalarNode {
-					return n.Content[i+1]
-				}
-				keyed := *n.Content[i+1]
-				keyed.Line = n.Content[i].Line
-				return &keyed
+				return keyed(n.Content[i], n.Content[i+1])
 			}
 		}
 	case int:
@@ -128,118 +155,13 @@ func child(n *yaml.Node, el any) *yaml.Node {
 	return nil
 }
 
-func syntaxError(file string, err error) error {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	line := 0
-	if m := lineRe.FindStringSubmatch(msg); m != nil {
-		line, _ = strconv.Atoi(m[1])
-		msg = strings.TrimPrefix(msg[len(m[0]):], " ")
+// keyed returns the value, placed on its key's line when it is a block:
+// a list or mapping value starts on the line after its key.
+func keyed(key, value *yaml.Node) *yaml.Node {
+	if value.Kind == yaml.ScalarNode {
+		return value
 	}
-	return Errors{{File: file, Line: line, Msg: "invalid YAML: " + msg}}
-}
-
-var (
-	lineRe     = regexp.MustCompile(`^line (\d+):`)
-	unknownRe  = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
-	valueRe    = regexp.MustCompile("`([^`]*)`")
-	goTypeRe   = regexp.MustCompile(`into (\S+)$`)
-	friendlyGo = map[string]string{"int": "a whole number", "bool": "true or false", "string": "a string", "[]string": "a list of strings"}
-)
-
-// decodeError turns yaml.v3's type errors into located, field-named errors.
-func decodeError(file string, root *yaml.Node, err error) error {
-	var te *yaml.TypeError
-	if !errors.As(err, &te) {
-		return syntaxError(file, err)
-	}
-	idx := indexKeys(root)
-	out := make(Errors, 0, len(te.Errors))
-	for _, raw := range te.Errors {
-		m := lineRe.FindStringSubmatch(raw)
-		if m == nil {
-			out = append(out, &Error{File: file, Msg: raw})
-			continue
-		}
-		line, _ := strconv.Atoi(m[1])
-		msg := strings.TrimSpace(raw[len(m[0]):])
-		field := idx.at(line, msg)
-		if u := unknownRe.FindStringSubmatch(msg); u != nil {
-			msg = "unknown field; check its spelling and indentation"
-		} else if g := goTypeRe.FindStringSubmatch(msg); g != nil && valueRe.MatchString(msg) {
-			want := friendlyGo[g[1]]
-			if want == "" {
-				want = "a " + strings.TrimPrefix(g[1], "config.")
-			}
-			msg = fmt.Sprintf("%s is not %s", valueRe.FindString(msg), want)
-			msg = strings.ReplaceAll(msg, "`", `"`)
-		}
-		out = append(out, &Error{File: file, Line: line, Field: field, Msg: msg})
-	}
-	return out
-}
-
-type keyAt struct {
-	p     path
-	key   string
-	value string
-}
-
-type keyIndex map[int][]keyAt
-
-func indexKeys(root *yaml.Node) keyIndex {
-	idx := keyIndex{}
-	var walk func(n *yaml.Node, p path)
-	walk = func(n *yaml.Node, p path) {
-		switch n.Kind {
-		case yaml.DocumentNode:
-			for _, c := range n.Content {
-				walk(c, p)
-			}
-		case yaml.MappingNode:
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				k, v := n.Content[i], n.Content[i+1]
-				kp := append(append(path{}, p...), k.Value)
-				idx[k.Line] = append(idx[k.Line], keyAt{p: kp, key: k.Value, value: v.Value})
-				walk(v, kp)
-			}
-		case yaml.SequenceNode:
-			for i, c := range n.Content {
-				ip := append(append(path{}, p...), i)
-				if c.Kind == yaml.ScalarNode {
-					idx[c.Line] = append(idx[c.Line], keyAt{p: ip, value: c.Value})
-				}
-				walk(c, ip)
-			}
-		}
-	}
-	walk(root, nil)
-	return idx
-}
-
-// at picks the field an error on this line is about.
-func (idx keyIndex) at(line int, msg string) string {
-	cands := idx[line]
-	if len(cands) == 0 {
-		return ""
-	}
-	if u := unknownRe.FindStringSubmatch(msg); u != nil {
-		for _, c := range cands {
-			if c.key == u[1] {
-				return c.p.String()
-			}
-		}
-	}
-	if v := valueRe.FindStringSubmatch(msg); v != nil {
-		for _, c := range cands {
-			if c.value == v[1] {
-				return c.p.String()
-			}
-		}
-	}
-	for _, c := range cands {
-		if strings.Contains(msg, fmt.Sprintf("%q", c.value)) {
-			return c.p.String()
-		}
-	}
-	return cands[0].p.String()
+	v := *value
+	v.Line = key.Line
+	return &v
 }

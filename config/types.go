@@ -2,7 +2,7 @@ package config
 
 import (
 	"crypto/tls"
-	"fmt"
+	"strings"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -14,9 +14,15 @@ type Duration time.Duration
 
 // UnmarshalYAML parses a Prometheus duration string.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return typeError(n, "must be a duration like 30s, 5m, 1h or 90d, not %s", kindOf(n))
+	}
+	if strings.HasPrefix(n.Value, "-") {
+		return typeError(n, "cannot be negative (got %s)", quote(n.Value))
+	}
 	v, err := model.ParseDuration(n.Value)
-	if err != nil || n.Kind != yaml.ScalarNode {
-		return typeError(n, "cannot parse %q as a duration (write it like 30s, 5m, 1h or 90d)", n.Value)
+	if err != nil {
+		return typeError(n, "cannot parse %s as a duration (write it like 30s, 5m, 1h or 90d)", quote(n.Value))
 	}
 	*d = Duration(v)
 	return nil
@@ -42,7 +48,7 @@ var tlsVersions = map[string]uint16{
 func (v *TLSVersion) UnmarshalYAML(n *yaml.Node) error {
 	x, ok := tlsVersions[n.Value]
 	if !ok || n.Kind != yaml.ScalarNode {
-		return typeError(n, "unknown TLS version %q (use TLS10, TLS11, TLS12 or TLS13)", n.Value)
+		return typeError(n, "must be TLS10, TLS11, TLS12 or TLS13, not %s", kindOf(n))
 	}
 	*v = TLSVersion(x)
 	return nil
@@ -56,9 +62,4 @@ func (v TLSVersion) MarshalYAML() (any, error) {
 		}
 	}
 	return nil, nil
-}
-
-// typeError is collected by yaml.v3 with the others, so one pass reports them all.
-func typeError(n *yaml.Node, format string, args ...any) error {
-	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %s", n.Line, fmt.Sprintf(format, args...))}}
 }

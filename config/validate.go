@@ -1,16 +1,20 @@
 package config
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/bmatcuk/doublestar/v4"
 )
@@ -64,7 +68,7 @@ func (e *Endpoint) validate(at path, ps *problems) {
 	}
 	switch {
 	case e.URL == "" && e.Address == "":
-		ps.add(append(at, "url"), "one of url or address is required")
+		ps.add(at, "needs a url or an address")
 	case e.URL != "" && e.Address != "":
 		ps.add(append(at, "address"), "set url or address, not both")
 	case e.URL != "":
@@ -86,8 +90,10 @@ func (e *Endpoint) validate(at path, ps *problems) {
 func validateURL(raw string, at path, ps *problems) {
 	u, err := url.Parse(raw)
 	switch {
+	case !strings.Contains(raw, "://"):
+		ps.add(at, "must be an https:// URL such as https://mcp.example.com/mcp")
 	case err != nil:
-		ps.add(at, "is not a valid URL: %v", err.(*url.Error).Err)
+		ps.add(at, "is not a valid URL: %s", urlProblem(raw, err))
 	case u.Scheme != "https":
 		ps.add(at, "must be an https:// URL, got scheme %q", u.Scheme)
 	case u.Hostname() == "":
@@ -99,11 +105,26 @@ func validateURL(raw string, at path, ps *problems) {
 	}
 }
 
+// urlProblem explains why a URL does not parse. url.Parse quotes the bad
+// part, which in a URL with user info can be part of the password.
+func urlProblem(raw string, err error) string {
+	var ue *url.Error
+	if strings.Contains(raw, "@") || !errors.As(err, &ue) {
+		return "check its user info, host and port"
+	}
+	return strings.TrimPrefix(ue.Err.Error(), "net/url: ")
+}
+
 func validateAddress(addr string, at path, ps *problems) {
 	host, port, err := net.SplitHostPort(addr)
+	var ae *net.AddrError
 	switch {
+	case strings.Contains(addr, "://"):
+		ps.add(at, "must be host:port without a scheme; use url for an https:// URL")
+	case errors.As(err, &ae):
+		ps.add(at, "must be host:port: %s", ae.Err)
 	case err != nil:
-		ps.add(at, "must be host:port: %v", err.(*net.AddrError).Err)
+		ps.add(at, "must be host:port")
 	case host == "":
 		ps.add(at, "has no host")
 	default:
@@ -120,7 +141,7 @@ func validatePort(port string, at path, ps *problems) {
 func (t *TLSConfig) validate(at path, ps *problems) {
 	if t.CAFile != "" {
 		if _, err := LoadCAFile(t.CAFile); err != nil {
-			ps.add(append(at, "ca_file"), "%v", err)
+			ps.addErr(append(at, "ca_file"), err)
 		}
 	}
 	switch {
@@ -137,17 +158,20 @@ func (t *TLSConfig) validate(at path, ps *problems) {
 }
 
 func validateKeyPair(certFile, keyFile string, at path, ps *problems) {
-	if _, err := os.ReadFile(certFile); err != nil {
-		ps.add(append(at, "cert_file"), "cannot read: %v", unwrapPath(err))
-		return
+	certPEM, certErr := readConfigFile(certFile)
+	if certErr != nil {
+		ps.addErr(append(at, "cert_file"), certErr)
 	}
-	if _, err := os.ReadFile(keyFile); err != nil {
-		ps.add(append(at, "key_file"), "cannot read: %v", unwrapPath(err))
+	keyPEM, keyErr := readConfigFile(keyFile)
+	if keyErr != nil {
+		ps.addErr(append(at, "key_file"), keyErr)
+	}
+	if certErr != nil || keyErr != nil {
 		return
 	}
 	// tls's errors name the problem, never the key bytes.
-	if _, err := tls.LoadX509KeyPair(certFile, keyFile); err != nil {
-		ps.add(append(at, "cert_file"), "cannot use with key_file: %v", err)
+	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
+		ps.add(append(at, "cert_file"), "cannot be used with key_file: %s", strings.TrimPrefix(err.Error(), "tls: "))
 	}
 }
 
@@ -161,8 +185,13 @@ func (e *Endpoint) validateMCP(at path, ps *problems) {
 		ps.add(append(at, "transport"), "MCP needs a url endpoint; address endpoints only do TLS")
 	}
 	if f := e.MCP.BearerTokenFile; f != "" {
-		if _, err := os.Stat(f); err != nil {
-			ps.add(append(at, "bearer_token_file"), "cannot read: %v", unwrapPath(err))
+		// The token is read only to check it is there; it goes nowhere.
+		token, err := readConfigFile(f)
+		switch {
+		case err != nil:
+			ps.addErr(append(at, "bearer_token_file"), err)
+		case len(bytes.TrimSpace(token)) == 0:
+			ps.add(append(at, "bearer_token_file"), "%s is empty", f)
 		}
 	}
 }
@@ -174,24 +203,65 @@ func (f *FileGroup) validate(at path, ps *problems) {
 	if len(f.Paths) == 0 {
 		ps.add(append(at, "paths"), "needs at least one path or glob")
 	}
-	for i, p := range f.Paths {
-		if !doublestar.ValidatePattern(p) {
-			ps.add(append(at, "paths", i), "%q is not a valid glob", p)
-		}
-	}
-	for i, p := range f.KeyPaths {
-		if !doublestar.ValidatePattern(p) {
-			ps.add(append(at, "key_paths", i), "%q is not a valid glob", p)
-		}
-	}
+	validateGlobs(f.Paths, append(at, "paths"), ps)
+	validateGlobs(f.KeyPaths, append(at, "key_paths"), ps)
 	ps.positive(append(at, "interval"), f.Interval)
+}
+
+func validateGlobs(globs []string, at path, ps *problems) {
+	for i, p := range globs {
+		switch {
+		case p == "":
+			ps.add(append(at, i), "is empty")
+		case !doublestar.ValidatePattern(p):
+			ps.add(append(at, i), "%q is not a valid glob", p)
+		}
+	}
+}
+
+// maxConfigFileSize bounds what validation reads, so a path that names a
+// device or a huge file cannot stall a load or a reload.
+const maxConfigFileSize = 4 << 20
+
+// readConfigFile reads a file the config names.
+func readConfigFile(file string) ([]byte, error) {
+	data, err := readRegular(file)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s: %w", file, unwrapPath(err))
+	}
+	return data, nil
+}
+
+// readRegular refuses what is not a regular file: opening a FIFO would
+// block until a writer comes.
+func readRegular(file string) ([]byte, error) {
+	fi, err := os.Stat(file)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case fi.IsDir():
+		return nil, errors.New("is a directory")
+	case !fi.Mode().IsRegular():
+		return nil, errors.New("not a regular file")
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigFileSize+1))
+	if err == nil && len(data) > maxConfigFileSize {
+		err = fmt.Errorf("larger than %d MiB", maxConfigFileSize>>20)
+	}
+	return data, err
 }
 
 // LoadCAFile reads a PEM bundle of trusted roots.
 func LoadCAFile(file string) (*x509.CertPool, error) {
-	data, err := os.ReadFile(file)
+	data, err := readConfigFile(file)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read: %v", unwrapPath(err))
+		return nil, err
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(data) {

@@ -7,6 +7,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
 	"strings"
@@ -24,8 +25,8 @@ func CertInfoOf(c *x509.Certificate, role string) CertInfo {
 	keyType, keyBits := keyOf(c)
 	return CertInfo{
 		Role:               role,
-		SubjectCN:          c.Subject.CommonName,
-		IssuerCN:           c.Issuer.CommonName,
+		SubjectCN:          displayName(c.Subject),
+		IssuerCN:           displayName(c.Issuer),
 		Serial:             serialOf(c),
 		NotBefore:          c.NotBefore,
 		NotAfter:           c.NotAfter,
@@ -36,6 +37,15 @@ func CertInfoOf(c *x509.Certificate, role string) CertInfo {
 		KeyBits:            keyBits,
 		SignatureAlgorithm: c.SignatureAlgorithm.String(),
 	}
+}
+
+// displayName is the CN, or the whole DN when there is none: several trust
+// store roots have only O and OU, and would all read as "" otherwise.
+func displayName(n pkix.Name) string {
+	if n.CommonName != "" {
+		return n.CommonName
+	}
+	return n.String()
 }
 
 // RoleOf names the role of the certificate at index in a chain as a server

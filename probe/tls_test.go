@@ -274,6 +274,15 @@ func TestProbe(t *testing.T) {
 			reason: ReasonCertificateExpired, success: true,
 		},
 		{
+			name: "CERTIFICATE_EXPIRED: leaf expired before its reissued intermediate began",
+			endpoint: func(t *testing.T, p *pki) config.Endpoint {
+				reissued := p.root.Issue(testpki.Options{CN: "Test Intermediate", IsCA: true, Key: p.inter.Key})
+				leaf := p.inter.Issue(testpki.Options{NotBefore: now.Add(-48 * time.Hour), NotAfter: now.Add(-24 * time.Hour)})
+				return endpoint(serve(t, leaf.TLS(reissued), nil), trustRoot)
+			},
+			reason: ReasonCertificateExpired, success: true,
+		},
+		{
 			name: "CERTIFICATE_NOT_YET_VALID",
 			endpoint: func(t *testing.T, p *pki) config.Endpoint {
 				leaf := p.inter.Issue(testpki.Options{NotBefore: now.Add(24 * time.Hour), NotAfter: now.Add(48 * time.Hour)})

@@ -34,7 +34,11 @@ func (t *Target) verify(sent []*x509.Certificate, now time.Time) verification {
 	}
 	chains, err := sent[0].Verify(opts)
 	if err != nil {
-		return t.verifyAgain(sent[0], opts, now, err, validMoment(sent, now))
+		at, ok := validMoment(sent, now)
+		if !ok {
+			return outOfDate(sent, now, err)
+		}
+		return t.verifyAgain(sent[0], opts, now, err, at)
 	}
 	if err := sent[0].VerifyHostname(t.serverName); err != nil {
 		return verification{chain: chains[0], reason: ReasonHostnameMismatch, detail: err.Error()}
@@ -55,19 +59,32 @@ func (t *Target) verifyAgain(leaf *x509.Certificate, opts x509.VerifyOptions, no
 		return verification{reason: ReasonVerifyFailed, detail: err2.Error()}
 	}
 	// The root from the pool may be the one out of date, so look at the whole chain.
-	v := verification{chain: chains[0], reason: ReasonVerifyFailed, detail: err.Error()}
-	if c := firstOutOfDate(chains[0], now, true); c != nil {
-		v.reason, v.detail = ReasonCertificateExpired, fmt.Sprintf("certificate %q expired at %s", c.Subject.CommonName, c.NotAfter.UTC().Format(time.RFC3339))
-	} else if c := firstOutOfDate(chains[0], now, false); c != nil {
-		v.reason, v.detail = ReasonCertificateNotYetValid, fmt.Sprintf("certificate %q is not valid before %s", c.Subject.CommonName, c.NotBefore.UTC().Format(time.RFC3339))
-	}
+	v := outOfDate(chains[0], now, err)
+	v.chain = chains[0]
 	return v
 }
 
+// outOfDate names the first certificate out of its validity window at now.
+// It is also the verdict when no moment exists at which every sent
+// certificate is valid (a leaf that expired before its reissued
+// intermediate began): trust cannot be checked then, and the dates alone
+// already need fixing.
+func outOfDate(chain []*x509.Certificate, now time.Time, err error) verification {
+	if c := firstOutOfDate(chain, now, true); c != nil {
+		return verification{reason: ReasonCertificateExpired,
+			detail: fmt.Sprintf("certificate %q expired at %s", c.Subject.CommonName, c.NotAfter.UTC().Format(time.RFC3339))}
+	}
+	if c := firstOutOfDate(chain, now, false); c != nil {
+		return verification{reason: ReasonCertificateNotYetValid,
+			detail: fmt.Sprintf("certificate %q is not valid before %s", c.Subject.CommonName, c.NotBefore.UTC().Format(time.RFC3339))}
+	}
+	return verification{reason: ReasonVerifyFailed, detail: err.Error()}
+}
+
 // validMoment is now moved into the window where every certificate is
-// valid, or as close to it as the certificates allow.
-func validMoment(certs []*x509.Certificate, now time.Time) time.Time {
-	at := now
+// valid; ok is false when the windows do not overlap.
+func validMoment(certs []*x509.Certificate, now time.Time) (at time.Time, ok bool) {
+	at = now
 	for _, c := range certs {
 		if at.After(c.NotAfter) {
 			at = c.NotAfter
@@ -78,7 +95,12 @@ func validMoment(certs []*x509.Certificate, now time.Time) time.Time {
 			at = c.NotBefore
 		}
 	}
-	return at
+	for _, c := range certs {
+		if at.Before(c.NotBefore) || at.After(c.NotAfter) {
+			return at, false
+		}
+	}
+	return at, true
 }
 
 // firstOutOfDate finds the first certificate expired at now (expired) or not

@@ -1,5 +1,6 @@
-// Package tooltest finds the external programs (promtool, amtool, …) that
-// some tests drive, and decides whether a missing one skips or fails a test.
+// Package tooltest finds the external programs (promtool, prometheus,
+// alertmanager, nginx, testssl, openssl) that some tests drive, and decides
+// whether a missing one skips the test or fails it.
 package tooltest
 
 import (
@@ -12,31 +13,59 @@ import (
 	"testing"
 )
 
-// RequireEnv set to 1 turns a missing tool into a failure.
+// RequireEnv set to 1 turns a missing tool into a failure; scripts/test.sh
+// sets it so that the documented test command never skips silently.
 const RequireEnv = "MCPCERT_REQUIRE_TOOLS"
 
-// Require returns the absolute path of the named tool, looked up in PATH and
-// then in <repo root>/.tools/bin, where scripts/test.sh installs it. A missing
-// tool fails the test under CI=true or MCPCERT_REQUIRE_TOOLS=1 and skips it
-// otherwise.
+// sbinDirs hold Debian's nginx, which a non-root PATH usually lacks.
+var sbinDirs = []string{"/usr/local/sbin", "/usr/sbin", "/sbin"}
+
+// Require returns the absolute path of the named tool. The pinned builds in
+// <repo root>/.tools/bin win over PATH, so an older promtool installed on
+// the system does not shadow the version the tests were written for. When
+// the tool is missing the test fails under CI=true or MCPCERT_REQUIRE_TOOLS=1
+// and is skipped otherwise.
 func Require(t testing.TB, name string) string {
 	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		abs, err := filepath.Abs(p)
-		if err != nil {
-			t.Fatalf("resolving %s: %v", p, err)
-		}
-		return abs
-	}
-	p := filepath.Join(RepoRoot(t), ".tools", "bin", name)
-	if _, err := exec.LookPath(p); err == nil {
-		return p
+	return require(t, name, filepath.Join(RepoRoot(t), ".tools", "bin"))
+}
+
+func require(t testing.TB, name, toolsDir string) string {
+	t.Helper()
+	path, err := find(name, toolsDir)
+	if err == nil {
+		return path
 	}
 	if mustHave() {
-		t.Fatalf("%s is required but not in PATH or %s; run scripts/test.sh to install %s", name, filepath.Dir(p), name)
+		t.Fatalf("%s is required: %v; run scripts/test.sh to install %s", name, err, name)
+	} else {
+		t.Skipf("%s not found: %v; run scripts/test.sh to install %s", name, err, name)
 	}
-	t.Skipf("%s not found; run scripts/test.sh to install %s", name, name)
 	return ""
+}
+
+// find looks in toolsDir, then PATH, then the sbin directories.
+func find(name, toolsDir string) (string, error) {
+	if p, err := lookIn(toolsDir, name); err == nil {
+		return p, nil
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return filepath.Abs(p)
+	}
+	for _, dir := range sbinDirs {
+		if p, err := lookIn(dir, name); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("not in %s, PATH or %v", toolsDir, sbinDirs)
+}
+
+func lookIn(dir, name string) (string, error) {
+	p, err := exec.LookPath(filepath.Join(dir, name))
+	if err != nil {
+		return "", err
+	}
+	return filepath.Abs(p)
 }
 
 func mustHave() bool {
@@ -47,25 +76,33 @@ func mustHave() bool {
 	return err == nil && ci
 }
 
-// RepoRoot returns the directory holding go.mod, walking up from the working
-// directory (the package directory under go test).
+// RepoRoot returns the directory holding go.mod, walking up from the test's
+// working directory (its package directory under go test).
 func RepoRoot(t testing.TB) string {
 	t.Helper()
 	dir, err := os.Getwd()
 	if err != nil {
 		t.Fatalf("getting working directory: %v", err)
 	}
+	root, err := findRoot(dir)
+	if err != nil {
+		t.Fatalf("finding repo root: %v", err)
+	}
+	return root
+}
+
+func findRoot(dir string) (string, error) {
 	for {
 		_, err := os.Stat(filepath.Join(dir, "go.mod"))
 		if err == nil {
-			return dir
+			return dir, nil
 		}
 		if !errors.Is(err, os.ErrNotExist) {
-			t.Fatalf("finding repo root: %v", fmt.Errorf("checking %s: %w", dir, err))
+			return "", fmt.Errorf("checking %s: %w", dir, err)
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			t.Fatalf("finding repo root: no go.mod above the working directory")
+			return "", errors.New("no go.mod in any parent directory")
 		}
 		dir = parent
 	}

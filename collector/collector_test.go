@@ -1,0 +1,166 @@
+package collector
+
+import (
+	"context"
+	"crypto/tls"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/mcpcert/mcp_cert_exporter/config"
+	"github.com/mcpcert/mcp_cert_exporter/internal/metricstest"
+	"github.com/mcpcert/mcp_cert_exporter/internal/testpki"
+)
+
+func startCollector(t *testing.T, yml string) *Collector {
+	t.Helper()
+	cfg, err := config.Parse([]byte(yml), "test.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := New(slog.New(slog.DiscardHandler))
+	if err := c.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return c
+}
+
+func scrape(t *testing.T, c *Collector) metricstest.Families {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	var b strings.Builder
+	for _, f := range fams {
+		if _, err := expfmtWrite(&b, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return metricstest.Parse(t, b.String())
+}
+
+// One broken endpoint and one broken file never hide the others.
+func TestBrokenTargetsDoNotHideOthers(t *testing.T) {
+	ca := testpki.NewCA("Root")
+	good := testpki.Serve(t, &tls.Config{Certificates: []tls.Certificate{ca.Leaf("good").TLS()}})
+	dir := t.TempDir()
+	caFile := testpki.WriteFile(t, dir, "ca.pem", ca.PEM())
+	testpki.WriteFile(t, dir, "certs/ok.pem", ca.Leaf("file-ok").PEM())
+	testpki.WriteFile(t, dir, "certs/broken.pem", []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"))
+	c := startCollector(t, `
+interval: 1h
+endpoints:
+  - {name: good, address: "`+good+`", tls_config: {ca_file: "`+caFile+`", server_name: localhost}}
+  - {name: refused, address: "127.0.0.1:1", timeout: 2s}
+files:
+  - {name: certs, paths: ["`+dir+`/certs/*.pem", "`+dir+`/missing/*.pem"]}
+`)
+	var f metricstest.Families
+	eventually(t, "all three targets refreshed", func() bool {
+		f = scrape(t, c)
+		return len(f.Samples("ssl_probe_last_run_timestamp_seconds", nil)) == 3
+	})
+	if v := f.One(t, "ssl_certificate_verified", map[string]string{"target": "good"}); v != 1 {
+		t.Errorf("good verified = %v", v)
+	}
+	f.One(t, "ssl_probe_error_info", map[string]string{"target": "refused", "reason": "CONNECTION_REFUSED"})
+	f.One(t, "ssl_certificate_expiry_seconds", map[string]string{"target": "certs", "subject_cn": "file-ok", "source": "file"})
+	f.One(t, "ssl_file_error_info", map[string]string{"target": "certs", "reason": "PARSE_ERROR", "path": filepath.Join(dir, "certs/broken.pem")})
+	f.One(t, "ssl_file_error_info", map[string]string{"target": "certs", "reason": "NO_MATCH"})
+	f.Absent(t, "ssl_certificate_verified", map[string]string{"target": "refused"})
+	if v := f.One(t, "mcp_cert_exporter_targets", map[string]string{"kind": "endpoint"}); v != 2 {
+		t.Errorf("endpoint targets = %v", v)
+	}
+}
+
+// The countdown is computed at scrape time from the cached NotAfter.
+func TestExpiryCountsDownBetweenScrapes(t *testing.T) {
+	dir := t.TempDir()
+	ca := testpki.NewCA("Root")
+	testpki.WriteFile(t, dir, "a.pem", ca.PEM())
+	c := startCollector(t, "interval: 1h\nfiles:\n  - {name: f, paths: [\""+dir+"/a.pem\"]}\n")
+	var first float64
+	eventually(t, "file read", func() bool {
+		s := scrape(t, c).Samples("ssl_certificate_expiry_seconds", nil)
+		if len(s) == 1 {
+			first = s[0].Value
+		}
+		return len(s) == 1
+	})
+	time.Sleep(20 * time.Millisecond)
+	second := scrape(t, c).One(t, "ssl_certificate_expiry_seconds", nil)
+	if !(second < first) {
+		t.Fatalf("expiry did not count down between scrapes: %v then %v", first, second)
+	}
+	want := time.Until(ca.Cert.NotAfter).Seconds()
+	if d := second - want; d > 1 || d < -1 {
+		t.Fatalf("expiry %v, want about %v", second, want)
+	}
+}
+
+// Apply keeps cached results for unchanged targets and drops removed ones.
+func TestApplyKeepsUnchangedResults(t *testing.T) {
+	dir := t.TempDir()
+	ca := testpki.NewCA("Root")
+	testpki.WriteFile(t, dir, "a.pem", ca.PEM())
+	yml := "interval: 1h\nfiles:\n  - {name: f, paths: [\"" + dir + "/a.pem\"]}\n"
+	c := startCollector(t, yml)
+	var run float64
+	eventually(t, "first read", func() bool {
+		s := scrape(t, c).Samples("ssl_probe_last_run_timestamp_seconds", map[string]string{"target": "f"})
+		if len(s) == 1 {
+			run = s[0].Value
+		}
+		return len(s) == 1
+	})
+	cfg, err := config.Parse([]byte(yml+"  - {name: g, paths: [\""+dir+"/a.pem\"]}\n"), "test.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	f := scrape(t, c)
+	if v := f.One(t, "ssl_probe_last_run_timestamp_seconds", map[string]string{"target": "f"}); v != run {
+		t.Errorf("unchanged target was refreshed or lost its result: %v -> %v", run, v)
+	}
+	eventually(t, "new target read at once", func() bool {
+		return len(scrape(t, c).Samples("ssl_probe_last_run_timestamp_seconds", map[string]string{"target": "g"})) == 1
+	})
+	cfg, _ = config.Parse([]byte("interval: 1h\n"), "test.yml")
+	if err := c.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	scrape(t, c).Absent(t, "ssl_probe_last_run_timestamp_seconds", nil)
+}
+
+// Metrics from a real collector pass client_golang's own lint.
+func TestMetricsLint(t *testing.T) {
+	dir := t.TempDir()
+	testpki.WriteFile(t, dir, "a.pem", testpki.NewCA("Root").PEM())
+	c := startCollector(t, "interval: 1h\nendpoints:\n  - {name: r, address: \"127.0.0.1:1\"}\nfiles:\n  - {name: f, paths: [\""+dir+"/a.pem\"]}\n")
+	eventually(t, "both refreshed", func() bool {
+		return len(scrape(t, c).Samples("ssl_probe_last_run_timestamp_seconds", nil)) == 2
+	})
+	problems, err := testutil.CollectAndLint(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(problems) > 0 {
+		t.Fatalf("lint problems: %v", problems)
+	}
+	_ = os.Remove(dir)
+}

@@ -1,0 +1,73 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+// FuzzParse holds Parse to its contract on any input: no panic; either a
+// usable config or Errors whose every entry names the file, says something a
+// YAML user can read and points inside the file. The seeds are in
+// testdata/fuzz/FuzzParse.
+func FuzzParse(f *testing.F) {
+	// Relative paths in the seeds resolve against testdata, where the fixtures are.
+	const file = "testdata/fuzz.yml"
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := Parse(data, file)
+		if err != nil {
+			checkErrors(t, err, file, maxLines(data))
+			return
+		}
+		checkUsable(t, cfg)
+	})
+}
+
+// maxLines bounds the lines YAML sees in data: it breaks lines at \r and
+// \n (a \r\n counts twice here) and at NEL, LS and PS.
+func maxLines(data []byte) int {
+	n := 1
+	for _, b := range []string{"\n", "\r", "\u0085", "\u2028", "\u2029"} {
+		n += bytes.Count(data, []byte(b))
+	}
+	return n
+}
+
+func checkErrors(t *testing.T, err error, file string, lines int) {
+	var errs Errors
+	if !errors.As(err, &errs) || len(errs) == 0 {
+		t.Fatalf("error %q is %T, want a non-empty Errors", err, err)
+	}
+	for _, e := range errs {
+		if e.File != file {
+			t.Errorf("%q names file %q, want %q", e, e.File, file)
+		}
+		if e.Line < 0 || e.Line > lines {
+			t.Errorf("%q points at line %d of %d", e, e.Line, lines)
+		}
+	}
+	checkReadable(t, errs)
+}
+
+// checkUsable asserts what the collector relies on in a config Parse accepted.
+func checkUsable(t *testing.T, cfg *Config) {
+	if cfg.Interval <= 0 || cfg.Timeout <= 0 || cfg.PostureInterval <= 0 || cfg.Concurrency < 1 {
+		t.Errorf("accepted unusable globals: %+v", cfg)
+	}
+	names := map[string]bool{}
+	for _, e := range cfg.Endpoints {
+		if e.Name == "" || names[e.Name] || e.Interval <= 0 || e.Timeout <= 0 || (e.URL == "") == (e.Address == "") {
+			t.Errorf("accepted unusable endpoint %+v", e)
+		}
+		if e.HostPort() == "" || e.ServerName() == "" {
+			t.Errorf("accepted endpoint %+v with no host", e)
+		}
+		names[e.Name] = true
+	}
+	for _, g := range cfg.Files {
+		if g.Name == "" || names[g.Name] || g.Interval <= 0 || len(g.Paths) == 0 {
+			t.Errorf("accepted unusable file group %+v", g)
+		}
+		names[g.Name] = true
+	}
+}
