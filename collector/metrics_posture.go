@@ -2,7 +2,6 @@ package collector
 
 import (
 	"crypto/tls"
-	"slices"
 	"strconv"
 	"time"
 
@@ -150,20 +149,27 @@ func renderFilePosture(ch chan<- prometheus.Metric, pol config.Policy, g config.
 	}
 }
 
-// renderFindings reports each finding once per role and serial: two
-// certificates of one bundle may share both (old roots numbered 0 or 1), and
-// a repeated series would fail the whole scrape.
+// renderFindings labels each certificate's serial as renderCerts does, so
+// findings join its other series; certificates that would still share role
+// and serial (old roots numbered 0, with different names) get a fingerprint
+// suffix, as a repeated series would fail the whole scrape.
 func renderFindings(ch chan<- prometheus.Metric, pol config.Policy, target, source, path string, certs []probe.CertInfo) {
-	type series struct{ role, serial string }
-	done := map[series][]probe.Finding{}
+	seen := make(map[string]bool, len(certs))
+	owner := make(map[string]string, len(certs)) // role and serial label → fingerprint
 	for i := range certs {
 		c := &certs[i]
-		k := series{c.Role, c.Serial}
+		serial := c.Serial
+		if len(certs) > 1 {
+			serial = distinctSerial(seen, c)
+		}
+		key := c.Role + "\x00" + serial
+		if fp, taken := owner[key]; !taken {
+			owner[key] = c.FingerprintSHA256
+		} else if fp != c.FingerprintSHA256 {
+			serial += "-" + c.FingerprintSHA256[:12]
+		}
 		for _, f := range probe.CertFindings(c, pol) {
-			if !slices.Contains(done[k], f) {
-				done[k] = append(done[k], f)
-				gauge(ch, certFinding, 1, target, source, path, c.Role, c.Serial, string(f))
-			}
+			gauge(ch, certFinding, 1, target, source, path, c.Role, serial, string(f))
 		}
 	}
 }

@@ -3,8 +3,10 @@ package collector
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"log/slog"
+	"math/big"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -266,4 +268,30 @@ func TestPostureJobsFollowTheConfig(t *testing.T) {
 	if _, ok := c.sched.byKey["posture/"+c.endpoints[0].id]; ok {
 		t.Fatal("posture: false still scheduled")
 	}
+}
+
+func TestFileFindings(t *testing.T) {
+	dir := t.TempDir()
+	serialZero := func(c *x509.Certificate) { c.SerialNumber = big.NewInt(0) }
+	rootA := testpki.SelfSigned(testpki.Options{CN: "Old Root A", IsCA: true, RSABits: 1024, Template: serialZero})
+	rootB := testpki.SelfSigned(testpki.Options{CN: "Old Root B", IsCA: true, RSABits: 1024, Template: serialZero})
+	self := testpki.SelfSigned(testpki.Options{NotAfter: time.Now().Add(30 * 24 * time.Hour)})
+	clean := testpki.NewCA("Clean CA").Issue(testpki.Options{NotAfter: time.Now().Add(30 * 24 * time.Hour)})
+	bundle := testpki.WriteFile(t, dir, "roots.pem", testpki.Bundle(rootA, rootB))
+	selfFile := testpki.WriteFile(t, dir, "self.pem", self.PEM())
+	testpki.WriteFile(t, dir, "clean.pem", clean.PEM())
+
+	c := New(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	apply(t, c, &config.Config{Files: []config.FileGroup{{Name: "disk", Paths: []string{dir + "/*.pem"}}}})
+	refreshAll(t, c)
+	f := gather(t, c)
+	weak := f.Samples("ssl_certificate_finding_info", map[string]string{"target": "disk", "path": bundle, "finding": "WEAK_KEY"})
+	if len(weak) != 2 || weak[0].Labels["serial"] == weak[1].Labels["serial"] {
+		t.Errorf("two weak roots with serial 0: %v", weak)
+	}
+	f.One(t, "ssl_certificate_finding_info", map[string]string{"source": "file", "path": selfFile, "role": "leaf", "finding": "SELF_SIGNED"})
+	if n := len(f.Samples("ssl_certificate_finding_info", nil)); n != 3 {
+		t.Errorf("%d findings, want 3 (two weak roots, one self-signed leaf)", n)
+	}
+	f.One(t, "ssl_policy_violation_info", map[string]string{"target": "disk", "rule": "allow_self_signed"})
 }
