@@ -31,7 +31,7 @@ type Collector struct {
 	cfg       *config.Config
 	endpoints []*endpointJob
 	files     []*fileJob
-	postures  map[string]*postureJob // by endpoint job id
+	postures  *postureSet
 }
 
 // New makes a collector with no targets; Apply gives it some.
@@ -55,18 +55,15 @@ func (c *Collector) Apply(cfg *config.Config) error {
 		return err
 	}
 	files := c.fileJobs(cfg)
-	postures := c.postureJobs(cfg, endpoints)
+	postures := c.postureJobs(cfg, endpoints, files)
 	c.mu.Lock()
 	c.cfg, c.endpoints, c.files, c.postures = cfg, endpoints, files, postures
 	c.mu.Unlock()
-	jobs := make([]job, 0, len(endpoints)+len(files)+len(postures))
+	jobs := postures.jobs()
 	for _, j := range endpoints {
 		jobs = append(jobs, j)
 	}
 	for _, j := range files {
-		jobs = append(jobs, j)
-	}
-	for _, j := range postures {
 		jobs = append(jobs, j)
 	}
 	c.sched.set(jobs, cfg.Concurrency)

@@ -49,7 +49,14 @@ var (
 		"1 for each policy rule (a key under policy:) the target breaches. Rules and remedies are in the README.",
 		[]string{"target", "rule"}, nil)
 	postureLastRun = prometheus.NewDesc("ssl_posture_last_run_timestamp_seconds",
-		"When the last posture scan of this endpoint started, as a Unix timestamp.", []string{"target"}, nil)
+		"When the last posture scan of this target (an endpoint's scan, a file group's key check) started, as a Unix timestamp.",
+		[]string{"target"}, nil)
+	keyMatches = prometheus.NewDesc("ssl_private_key_matches_certificate",
+		"1 if the private key file belongs to a certificate it is paired with (same name, directory or group), 0 if not; "+
+			"absent when the key could not be read."+postureNote, []string{"target", "path"}, nil)
+	keyInsecure = prometheus.NewDesc("ssl_private_key_insecure_permissions",
+		"1 if the private key file is readable by its group or by others, or is not a regular file."+postureNote,
+		[]string{"target", "path"}, nil)
 	postureUnknown = prometheus.NewDesc("ssl_posture_check_unknown_info",
 		"1 for each posture check the last scan could not run, with the reason; its metric is then absent, never passed."+postureNote,
 		[]string{"target", "check", "reason"}, nil)
@@ -72,7 +79,7 @@ func (c *Collector) collectPosture(ch chan<- prometheus.Metric, now time.Time) {
 			continue
 		}
 		var scan *probe.PostureResult
-		if pj := postures[j.id]; pj != nil {
+		if pj := postures.endpoints[j.id]; pj != nil {
 			scan = pj.last.Load()
 		}
 		renderEndpointPosture(ch, cfg.Policy, ep, last, scan)
@@ -83,6 +90,11 @@ func (c *Collector) collectPosture(ch chan<- prometheus.Metric, now time.Time) {
 	for _, j := range files {
 		if res := j.last.Load(); res != nil {
 			renderFilePosture(ch, cfg.Policy, j.group, res)
+		}
+		if kj := postures.files[j.id]; kj != nil {
+			if res := kj.last.Load(); res != nil {
+				renderKeys(ch, j.group.Name, res)
+			}
 		}
 	}
 }
@@ -115,8 +127,30 @@ func renderScan(ch chan<- prometheus.Metric, ep config.Endpoint, s *probe.Postur
 	if s.HSTS != nil {
 		gauge(ch, hstsMaxAge, float64(s.HSTS.MaxAge), name)
 	}
-	for _, u := range s.Unknown {
-		gauge(ch, postureUnknown, 1, name, u.Check, string(u.Reason))
+	renderUnknown(ch, name, s.Unknown)
+}
+
+func renderKeys(ch chan<- prometheus.Metric, name string, r *probe.KeyResult) {
+	gauge(ch, postureLastRun, unix(r.Time), name)
+	for _, k := range r.Keys {
+		gauge(ch, keyInsecure, boolValue(k.InsecurePermissions), name, k.Path)
+		if k.Matches != nil {
+			gauge(ch, keyMatches, boolValue(*k.Matches), name, k.Path)
+		}
+	}
+	renderUnknown(ch, name, r.Unknown)
+}
+
+// renderUnknown reports each check once: a glob repeated in key_paths
+// fails twice, and a repeated series would fail the whole scrape.
+func renderUnknown(ch chan<- prometheus.Metric, name string, us []probe.UnknownCheck) {
+	done := make(map[probe.UnknownCheck]bool, len(us))
+	for _, u := range us {
+		k := probe.UnknownCheck{Check: u.Check, Reason: u.Reason}
+		if !done[k] {
+			done[k] = true
+			gauge(ch, postureUnknown, 1, name, u.Check, string(u.Reason))
+		}
 	}
 }
 

@@ -4,18 +4,15 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"io"
 	"log/slog"
 	"math/big"
 	"net/http"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/mcpcert/mcp_cert_exporter/config"
-	"github.com/mcpcert/mcp_cert_exporter/internal/metricstest"
 	"github.com/mcpcert/mcp_cert_exporter/internal/testpki"
 	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
@@ -69,24 +66,9 @@ func refreshAll(t *testing.T, c *Collector) {
 	for _, j := range files {
 		j.run(ctx)
 	}
-	for _, j := range postures {
+	for _, j := range postures.jobs() {
 		j.run(ctx)
 	}
-}
-
-func gather(t *testing.T, c *Collector) metricstest.Families {
-	t.Helper()
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(c)
-	fams, err := reg.Gather()
-	if err != nil {
-		t.Fatalf("gathering: %v", err)
-	}
-	out := metricstest.Families{}
-	for _, f := range fams {
-		out[f.GetName()] = f
-	}
-	return out
 }
 
 func apply(t *testing.T, c *Collector, cfg *config.Config) {
@@ -121,10 +103,10 @@ func TestPostureMetrics(t *testing.T) {
 	quiet.Posture, quiet.PinSHA256 = &off, caPinned.PinSHA256
 	hsts := config.Endpoint{Name: "hsts", URL: serveHSTS(t, w), TLSConfig: config.TLSConfig{CAFile: w.caFile}}
 
-	c := New(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	c := New(slog.New(slog.DiscardHandler))
 	apply(t, c, &config.Config{Endpoints: []config.Endpoint{legacy, mtls, optional, pinned, caPinned, quiet, hsts}})
 	refreshAll(t, c)
-	f := gather(t, c)
+	f := scrape(t, c)
 
 	target := func(name string, kv ...string) map[string]string {
 		m := map[string]string{"target": name}
@@ -213,10 +195,10 @@ func TestLeafChangeIsRecorded(t *testing.T) {
 	first := w.leaf.TLS()
 	current.Store(&first)
 	addr := testpki.Serve(t, &tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return current.Load(), nil }})
-	c := New(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	c := New(slog.New(slog.DiscardHandler))
 	apply(t, c, &config.Config{Endpoints: []config.Endpoint{w.endpoint("rotating", addr)}})
 	ep := c.endpoints[0]
-	lastChange := func() float64 { return gather(t, c).One(t, "ssl_certificate_last_change_timestamp_seconds", nil) }
+	lastChange := func() float64 { return scrape(t, c).One(t, "ssl_certificate_last_change_timestamp_seconds", nil) }
 
 	ep.run(context.Background())
 	if got := lastChange(); got != unix(w.leaf.Cert.NotBefore) {
@@ -244,10 +226,10 @@ func TestLeafChangeIsRecorded(t *testing.T) {
 func TestPostureJobsFollowTheConfig(t *testing.T) {
 	w := newPostureWorld(t)
 	ep := w.endpoint("a", w.serve(t, nil))
-	c := New(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	c := New(slog.New(slog.DiscardHandler))
 	apply(t, c, &config.Config{Endpoints: []config.Endpoint{ep}, PostureInterval: config.Duration(2 * time.Hour)})
 	refreshAll(t, c)
-	pj := c.postures[c.endpoints[0].id]
+	pj := c.postures.endpoints[c.endpoints[0].id]
 	if pj == nil || pj.key() != "posture/"+c.endpoints[0].id || pj.interval() != 2*time.Hour {
 		t.Fatalf("posture job %+v", pj)
 	}
@@ -256,13 +238,13 @@ func TestPostureJobsFollowTheConfig(t *testing.T) {
 		t.Fatal("no posture result")
 	}
 	apply(t, c, &config.Config{Endpoints: []config.Endpoint{ep}})
-	if got := c.postures[c.endpoints[0].id]; got.last.Load() != scanned || got.interval() != time.Hour {
+	if got := c.postures.endpoints[c.endpoints[0].id]; got.last.Load() != scanned || got.interval() != time.Hour {
 		t.Fatal("an unchanged endpoint lost its posture result, or the default interval is not 1h")
 	}
 	off := false
 	ep.Posture = &off
 	apply(t, c, &config.Config{Endpoints: []config.Endpoint{ep}})
-	if len(c.postures) != 0 {
+	if len(c.postures.endpoints) != 0 {
 		t.Fatalf("posture: false still has a job")
 	}
 	if _, ok := c.sched.byKey["posture/"+c.endpoints[0].id]; ok {
@@ -281,10 +263,10 @@ func TestFileFindings(t *testing.T) {
 	selfFile := testpki.WriteFile(t, dir, "self.pem", self.PEM())
 	testpki.WriteFile(t, dir, "clean.pem", clean.PEM())
 
-	c := New(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	c := New(slog.New(slog.DiscardHandler))
 	apply(t, c, &config.Config{Files: []config.FileGroup{{Name: "disk", Paths: []string{dir + "/*.pem"}}}})
 	refreshAll(t, c)
-	f := gather(t, c)
+	f := scrape(t, c)
 	weak := f.Samples("ssl_certificate_finding_info", map[string]string{"target": "disk", "path": bundle, "finding": "WEAK_KEY"})
 	if len(weak) != 2 || weak[0].Labels["serial"] == weak[1].Labels["serial"] {
 		t.Errorf("two weak roots with serial 0: %v", weak)
@@ -294,4 +276,37 @@ func TestFileFindings(t *testing.T) {
 		t.Errorf("%d findings, want 3 (two weak roots, one self-signed leaf)", n)
 	}
 	f.One(t, "ssl_policy_violation_info", map[string]string{"target": "disk", "rule": "allow_self_signed"})
+}
+
+func TestKeyMetrics(t *testing.T) {
+	dir := t.TempDir()
+	ca := testpki.NewCA("Key CA")
+	leaf, stranger := ca.Leaf("mcp"), ca.Leaf("stranger")
+	testpki.WriteFile(t, dir, "good/tls.crt", leaf.PEM())
+	good := testpki.WriteFile(t, dir, "good/tls.key", leaf.KeyPEM())
+	testpki.WriteFile(t, dir, "bad/tls.crt", leaf.PEM())
+	bad := testpki.WriteFile(t, dir, "bad/tls.key", stranger.KeyPEM())
+	if err := os.Chmod(bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := New(slog.New(slog.DiscardHandler))
+	apply(t, c, &config.Config{Files: []config.FileGroup{{Name: "tls", Paths: []string{dir + "/*/tls.crt"}}}})
+	// The key check may run before the group's first read: it reads the certificates itself.
+	for _, j := range c.postures.files {
+		j.run(context.Background())
+	}
+	f := scrape(t, c)
+	for _, x := range []struct {
+		path            string
+		match, insecure float64
+	}{{good, 1, 0}, {bad, 0, 1}} {
+		labels := map[string]string{"target": "tls", "path": x.path}
+		if got := f.One(t, "ssl_private_key_matches_certificate", labels); got != x.match {
+			t.Errorf("%s matches = %v, want %v", x.path, got, x.match)
+		}
+		if got := f.One(t, "ssl_private_key_insecure_permissions", labels); got != x.insecure {
+			t.Errorf("%s insecure = %v, want %v", x.path, got, x.insecure)
+		}
+	}
+	f.Absent(t, "ssl_posture_check_unknown_info", nil)
 }
