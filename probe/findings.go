@@ -38,27 +38,43 @@ var Findings = []Finding{
 	FindingChainOrder, FindingIncompleteChain, FindingMustStapleMissing,
 }
 
-var findingRemedies = map[Finding]string{
-	FindingWeakKey: "The key is too small to resist factoring or discrete-log attacks (RSA under 2048 bits, EC under 256 " +
-		"bits, or DSA). Generate a new ECDSA P-256 or RSA 2048+ key and reissue the certificate.",
-	FindingWeakSignature: "The certificate is signed with SHA-1 or MD5, for which collisions are practical; clients refuse it. " +
-		"Reissue it; every current CA signs with SHA-256 or better.",
-	FindingNoSAN: "The leaf has no subjectAltName. Clients ignore the CN and match names only against SANs (RFC 6125), so " +
-		"verification fails. Reissue it with the DNS names and IPs clients use.",
-	FindingValidityTooLong: "The leaf is valid for longer than the CA/Browser Forum allowed on its issue date (or than " +
-		"policy.max_validity). Clients (Apple, Chrome) reject such certificates; reissue it for a shorter period and automate renewal.",
-	FindingSelfSigned: "The leaf is signed by its own key, so no client can verify it without trusting it one by one. Use a " +
-		"certificate from a public CA or your internal CA (ACME, cert-manager, step-ca).",
-	FindingChainOrder: "The server sends its chain out of order (or with extra certificates): each certificate should be " +
-		"followed by the one that issued it. Rebuild the chain file as leaf, intermediate(s), in that order.",
-	FindingIncompleteChain: "The chain only verifies with an intermediate the server did not send; clients without it cached " +
-		"fail. Serve the full chain (nginx: ssl_certificate fullchain.pem; Go: all certificates in tls.Certificate).",
-	FindingMustStapleMissing: "The certificate demands OCSP stapling (TLS feature extension, Must-Staple) but the server " +
-		"sent no OCSP response, so strict clients refuse it. Enable stapling (nginx: ssl_stapling on) or drop Must-Staple.",
+var findingDocs = map[Finding]struct{ when, remedy string }{
+	FindingWeakKey: {"an RSA key under 2048 bits, an EC key under 256 bits, or DSA; any role",
+		"The key is too small to resist factoring or discrete-log attacks. Generate a new ECDSA P-256 or RSA 2048+ key " +
+			"and reissue the certificate."},
+	FindingWeakSignature: {"signed with MD2, MD5 or SHA-1; not checked on roots, whose self-signature nobody verifies",
+		"Collisions are practical for these hashes and clients refuse them. Reissue the certificate; every current CA " +
+			"signs with SHA-256 or better."},
+	FindingNoSAN: {"a leaf without any subjectAltName",
+		"Clients ignore the CN and match names only against SANs (RFC 6125), so verification fails. Reissue it with the " +
+			"DNS names and IPs clients use."},
+	FindingValidityTooLong: {"a leaf valid (NotBefore through NotAfter, inclusive) longer than the CA/Browser Forum allowed " +
+		"on its issue date, or than policy.max_validity when set",
+		"Clients (Apple, Chrome) reject such certificates. Reissue it for a shorter period and automate renewal (ACME, " +
+			"cert-manager)."},
+	FindingSelfSigned: {"a leaf issued by its own name and key, unless policy.allow_self_signed",
+		"No client can verify it without trusting it one by one. Use a certificate from a public CA or your internal CA " +
+			"(ACME, cert-manager, step-ca)."},
+	FindingChainOrder: {"on an endpoint's leaf: a certificate the server sent is not issued by the one after it " +
+		"(wrong order, a duplicate or an unrelated extra)",
+		"Each certificate should be followed by the one that issued it. Rebuild the chain file as leaf, then " +
+			"intermediates in order; leave out unrelated certificates."},
+	FindingIncompleteChain: {"on an endpoint's leaf: the chain verifies only through a CA certificate the server did not " +
+		"send and that is not a root (it came from ca_file), or nothing verifies and the top certificate sent names its " +
+		"issuer's URL (AIA) without sending the issuer",
+		"Clients that do not have the intermediate cached fail. Serve the full chain (nginx: ssl_certificate " +
+			"fullchain.pem; Go: every certificate in tls.Certificate)."},
+	FindingMustStapleMissing: {"on an endpoint's leaf: the certificate has the TLS feature extension with status_request " +
+		"(OCSP Must-Staple) and the server stapled nothing",
+		"Strict clients refuse the connection. Enable stapling (nginx: ssl_stapling on; ssl_stapling_verify on) or " +
+			"reissue without Must-Staple."},
 }
 
+// When says when the finding is reported.
+func (f Finding) When() string { return findingDocs[f].when }
+
 // Remedy is a short, actionable fix for the finding.
-func (f Finding) Remedy() string { return findingRemedies[f] }
+func (f Finding) Remedy() string { return findingDocs[f].remedy }
 
 // Key size floors below which a key is weak.
 const (

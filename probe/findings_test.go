@@ -300,8 +300,8 @@ func TestValidityIsInclusive(t *testing.T) {
 
 func TestFindingsHaveRemedies(t *testing.T) {
 	for _, f := range Findings {
-		if f.Remedy() == "" {
-			t.Errorf("%s has no remedy", f)
+		if f.Remedy() == "" || f.When() == "" {
+			t.Errorf("%s lacks its documentation", f)
 		}
 	}
 	for _, r := range Rules {
@@ -309,7 +309,7 @@ func TestFindingsHaveRemedies(t *testing.T) {
 			t.Errorf("rule %s lacks its documentation", r)
 		}
 	}
-	if len(findingRemedies) != len(Findings) || len(ruleDocs) != len(Rules) {
+	if len(findingDocs) != len(Findings) || len(ruleDocs) != len(Rules) {
 		t.Error("a finding or rule is documented but not listed")
 	}
 }
