@@ -310,3 +310,26 @@ func TestKeyMetrics(t *testing.T) {
 	}
 	f.Absent(t, "ssl_posture_check_unknown_info", nil)
 }
+
+// TestPostureRunsAlongsideProbes runs the scheduler for real: the first
+// posture scan starts with the first probe on the same Target, while scrapes
+// read both results; -race watches.
+func TestPostureRunsAlongsideProbes(t *testing.T) {
+	w := newPostureWorld(t)
+	addr := w.serve(t, func(c *tls.Config) {
+		c.ClientAuth, c.ClientCAs = tls.RequireAndVerifyClientCert, testpki.Pool(w.clientCA)
+	})
+	c := startCollector(t, "interval: 1h\nendpoints:\n  - name: mtls\n    address: "+addr+
+		"\n    tls_config: {ca_file: "+w.caFile+", cert_file: "+w.client[0]+", key_file: "+w.client[1]+"}\n")
+	eventually(t, "probe and posture scan both reported", func() bool {
+		f := scrape(t, c)
+		return len(f.Samples("ssl_probe_success", nil)) == 1 && len(f.Samples("ssl_client_cert_required", nil)) == 1
+	})
+	f := scrape(t, c)
+	if v := f.One(t, "ssl_client_cert_required", map[string]string{"target": "mtls"}); v != 1 {
+		t.Errorf("ssl_client_cert_required = %v", v)
+	}
+	if v := f.One(t, "ssl_probe_success", map[string]string{"target": "mtls"}); v != 1 {
+		t.Errorf("the probe with our client certificate failed alongside the scan: %v", v)
+	}
+}
