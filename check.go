@@ -24,6 +24,7 @@ type checkCommand struct {
 	timeout  time.Duration
 	minVer   string
 	noVerify bool
+	mcp      config.MCPConfig
 	posture  bool
 }
 
@@ -36,7 +37,10 @@ func addCheckCommand(app *kingpin.Application) *checkCommand {
 	c.cmd.Flag("key-file", "Private key of the client certificate.").StringVar(&c.tls.KeyFile)
 	c.cmd.Flag("server-name", "SNI and verification name (default: the target's host).").StringVar(&c.tls.ServerName)
 	c.cmd.Flag("insecure-skip-verify", "Report verification problems without failing.").BoolVar(&c.noVerify)
-	c.cmd.Flag("timeout", "Deadline for the whole probe.").Default("10s").DurationVar(&c.timeout)
+	c.cmd.Flag("timeout", "Deadline for the whole probe, TLS and MCP together.").Default("10s").DurationVar(&c.timeout)
+	c.cmd.Flag("mcp-transport", "MCP transport after TLS for https:// URLs: auto, streamable, sse or none.").
+		Default(config.TransportAuto).StringVar(&c.mcp.Transport)
+	c.cmd.Flag("bearer-token-file", "File holding a bearer token for the MCP server.").StringVar(&c.mcp.BearerTokenFile)
 	c.cmd.Flag("posture", "Also run the posture scan: versions, ciphers, mTLS, HSTS, findings; --no-posture skips its extra handshakes.").
 		Default("true").BoolVar(&c.posture)
 	return c
@@ -44,6 +48,9 @@ func addCheckCommand(app *kingpin.Application) *checkCommand {
 
 func (c *checkCommand) endpoint() config.Endpoint {
 	ep := config.Endpoint{Name: c.target, TLSConfig: c.tls, Timeout: config.Duration(c.timeout)}
+	if strings.Contains(c.target, "://") {
+		ep.MCP = c.mcp // address endpoints only do TLS
+	}
 	ep.TLSConfig.InsecureSkipVerify = c.noVerify
 	switch {
 	case strings.HasPrefix(c.target, "https://"):
@@ -75,7 +82,7 @@ func (c *checkCommand) run(w io.Writer) int {
 	if c.posture {
 		runPosture(w, cfg, target, res)
 	}
-	if res.Success && (res.Verified || res.InsecureSkipVerify) {
+	if res.Success && (res.Verified || res.InsecureSkipVerify) && mcpHealthy(res.MCP, c.mcp.BearerTokenFile) {
 		return 0
 	}
 	return 1
@@ -98,6 +105,7 @@ func writeReport(w io.Writer, ep *config.Endpoint, r *probe.TLSResult, now time.
 		writeCert(w, i, &c, now)
 	}
 	writeVerdict(w, r)
+	writeMCP(w, r.MCP)
 }
 
 func writeCert(w io.Writer, i int, c *probe.CertInfo, now time.Time) {

@@ -17,13 +17,19 @@ var update = flag.Bool("update", false, "rewrite generated README sections")
 func reasonsTable() string {
 	var b strings.Builder
 	b.WriteString("\n| reason | kind | remedy |\n|---|---|---|\n")
+	row := func(reason, kind, remedy string) {
+		b.WriteString("| `" + reason + "` | " + kind + " | " + remedy + " |\n")
+	}
 	for _, group := range []struct {
 		kind    string
 		reasons []probe.Reason
 	}{{"endpoint", probe.EndpointReasons}, {"file", probe.FileReasons}} {
 		for _, r := range group.reasons {
-			b.WriteString("| `" + string(r) + "` | " + group.kind + " | " + r.Remedy() + " |\n")
+			row(string(r), group.kind, r.Remedy())
 		}
+	}
+	for _, r := range probe.MCPReasons {
+		row(string(r), "mcp", r.Remedy())
 	}
 	return b.String()
 }

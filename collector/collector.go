@@ -151,9 +151,13 @@ func (j *endpointJob) run(ctx context.Context) {
 	if ctx.Err() != nil && res.Reason == probe.ReasonTimeout {
 		return // shutting down: not the target's fault
 	}
-	j.self.observe("endpoint", start, res.Reason == probe.ReasonNone)
+	mcpOK := res.MCP == nil || res.MCP.Up
+	j.self.observe("endpoint", start, res.Reason == probe.ReasonNone && mcpOK)
 	if res.Reason != probe.ReasonNone {
 		j.logger.Debug("probe failed", "target", j.name(), "reason", res.Reason, "detail", res.Detail)
+	}
+	if !mcpOK {
+		j.logger.Debug("MCP handshake failed", "target", j.name(), "reason", res.MCP.Reason, "detail", res.MCP.Detail)
 	}
 	j.change.observe(res)
 	j.last.Store(res)

@@ -76,6 +76,7 @@ func renderEndpoint(ch chan<- prometheus.Metric, ep config.Endpoint, r *probe.TL
 	for phase, d := range map[string]time.Duration{"dns": r.Phases.DNS, "connect": r.Phases.Connect, "handshake": r.Phases.Handshake} {
 		gauge(ch, probeDuration, d.Seconds(), name, phase)
 	}
+	renderMCP(ch, name, r.MCP)
 	if !r.Success && len(r.Certificates) == 0 {
 		return
 	}

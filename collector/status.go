@@ -24,10 +24,12 @@ type TargetStatus struct {
 	Cipher   string       `json:"cipher,omitempty"`
 	Verified *bool        `json:"verified,omitempty"`
 	Certs    []CertStatus `json:"certificates"`
+	MCP      *MCPStatus   `json:"mcp,omitempty"`
 }
 
 // Problem is a failure with what to do about it.
 type Problem struct {
+	Layer  string `json:"layer,omitempty"` // mcp for the MCP handshake; empty for TLS and files
 	Path   string `json:"path,omitempty"`
 	Reason string `json:"reason"`
 	Detail string `json:"detail,omitempty"`
@@ -82,6 +84,7 @@ func fillEndpointStatus(s *TargetStatus, r *probe.TLSResult, now time.Time) {
 		s.Verified = &v
 	}
 	s.Certs = certStatuses(s.Certs, "", r.Certificates, now)
+	fillMCPStatus(s, r.MCP)
 }
 
 func fillFileStatus(s *TargetStatus, r *probe.FileResult, now time.Time) {
@@ -145,17 +148,19 @@ func (c *Collector) StatusHandler() http.Handler {
 	})
 }
 
-var statusPage = template.Must(template.New("status").Parse(`<!DOCTYPE html>
+var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{"deref": func(b *bool) bool { return *b }}).Parse(`<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>mcp_cert_exporter status</title>
 <style>body{font-family:sans-serif;margin:1em 2em}table{border-collapse:collapse;width:100%}
 td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
 .ok{color:#1a7f37}.bad{color:#cf222e;font-weight:bold}.remedy{color:#555;font-size:90%}</style></head>
 <body><h1>mcp_cert_exporter: targets</h1><p><a href="?format=json">JSON</a></p>
-<table><tr><th>Target</th><th>Kind</th><th>Status</th><th>TLS</th><th>Certificates</th><th>Last refresh</th></tr>
+<table><tr><th>Target</th><th>Kind</th><th>Status</th><th>TLS</th><th>MCP</th><th>Certificates</th><th>Last refresh</th></tr>
 {{range .}}<tr><td><b>{{.Name}}</b><br>{{.Target}}</td><td>{{.Kind}}</td><td>
-{{if .Pending}}pending first refresh{{else if .Problems}}{{range .Problems}}<div class="bad">{{.Reason}}{{if .Path}} ({{.Path}}){{end}}</div>
+{{if .Pending}}pending first refresh{{else if .Problems}}{{range .Problems}}<div class="bad">{{if .Layer}}MCP {{end}}{{.Reason}}{{if .Path}} ({{.Path}}){{end}}</div>
 <div>{{.Detail}}</div><div class="remedy">{{.Remedy}}</div>{{end}}{{else}}<span class="ok">OK</span>{{end}}</td>
 <td>{{.Version}}<br>{{.Cipher}}{{if .Verified}}<br>verified: {{.Verified}}{{end}}</td>
+<td>{{with .MCP}}{{if .Up}}<span class="ok">up</span> {{.Transport}} {{.ProtocolVersion}}<br>{{.ServerName}} {{.ServerVersion}}{{else}}<span class="bad">down</span>{{end}}
+{{if .Connections}}<br>{{.Duration}}, {{.Connections}} TLS connection(s){{end}}{{with .Detail}}<div>{{.}}</div>{{end}}{{if .AuthMetadataValid}}<br>OAuth discovery well-formed: {{deref .AuthMetadataValid}}<div class="remedy">{{.AuthDetail}}</div>{{end}}{{end}}</td>
 <td>{{range .Certs}}<div>{{.Role}}: {{.Subject}} (issuer {{.Issuer}}) {{.ExpiresIn}}{{if .Path}} [{{.Path}}]{{end}}</div>{{end}}</td>
 <td>{{if .LastRun}}{{.LastRun.Format "2006-01-02 15:04:05Z07:00"}}{{end}}</td></tr>
 {{end}}</table></body></html>

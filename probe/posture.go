@@ -189,7 +189,7 @@ func (s *scan) clientCert(ctx context.Context) {
 		s.res.Unknown = append(s.res.Unknown, UnknownCheck{Check: check, Reason: ReasonHandshakeFailure, Detail: err.Error()})
 		return
 	}
-	res := bare.Probe(ctx)
+	res := bare.bareVerdict(ctx)
 	switch {
 	case res.Reason == ReasonClientCertRequired:
 		s.res.ClientCertRequired = ptr(true)
@@ -217,6 +217,18 @@ func (t *Target) withoutClientCert() (*Target, error) {
 	return bare, nil
 }
 
+// bareVerdict is Probe's handshake and wait for the verdict, without the
+// MCP exchange that Probe adds for url endpoints: only the TLS answer counts.
+func (t *Target) bareVerdict(ctx context.Context) *TLSResult {
+	ctx, cancel := context.WithTimeout(ctx, t.timeout)
+	defer cancel()
+	conn, res := t.handshakeVerdict(ctx, nil)
+	if conn != nil {
+		_ = conn.Close() // the verdict is in res; a failed close_notify adds nothing
+	}
+	return res
+}
+
 func ptr[T any](v T) *T { return &v }
 
 type outcome int
@@ -238,14 +250,14 @@ func (s *scan) try(ctx context.Context, v uint16, suites []uint16) (*TLSResult, 
 	if conn != nil {
 		_ = conn.Close() // the verdict is in res; a failed close_notify adds nothing
 	}
-	return res, classify(res, v)
+	return res, versionOutcome(res, v)
 }
 
-// classify: the server accepted v when it answered with v, even if the
+// versionOutcome: the server accepted v when it answered with v, even if the
 // handshake broke later (a refused client certificate). It refused v when it
 // answered with an alert, another version, or by closing. Anything else
 // (no connection, a timeout, not TLS) leaves it unknown.
-func classify(res *TLSResult, v uint16) outcome {
+func versionOutcome(res *TLSResult, v uint16) outcome {
 	if res.Version == v {
 		return outcomeAccepted
 	}

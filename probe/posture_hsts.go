@@ -24,9 +24,6 @@ type HSTSResult struct {
 // reasonHTTPError: the TLS handshake worked but HTTP did not.
 const reasonHTTPError Reason = "HTTP_ERROR"
 
-// maxHeaderBytes bounds what is read of the response: only headers are used.
-const maxHeaderBytes = 64 << 10
-
 // hsts sends one GET to the endpoint's URL over the target's own TLS
 // settings, reads the response headers and closes the body unread. GET with
 // Accept: text/event-stream is the one GET the MCP specification defines (a
@@ -59,10 +56,9 @@ func (t *Target) fetchHSTS(ctx context.Context) (*HSTSResult, *hstsError) {
 	failed := &hstsError{reason: reasonHTTPError}
 	client := &http.Client{
 		Transport: &http.Transport{
+			Proxy: nil, // only the configured target, never a proxy from the environment
 			DialTLSContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-				cfg := t.TLSConfig()
-				cfg.NextProtos = []string{"http/1.1"}
-				conn, res := t.Handshake(ctx, cfg)
+				conn, res := t.Handshake(ctx, t.mcpTLSConfig())
 				if conn == nil {
 					failed.reason = res.Reason
 					return nil, fmt.Errorf("%s: %s", res.Reason, res.Detail)
@@ -72,7 +68,7 @@ func (t *Target) fetchHSTS(ctx context.Context) (*HSTSResult, *hstsError) {
 			DisableKeepAlives:      true,
 			MaxResponseHeaderBytes: maxHeaderBytes,
 		},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		CheckRedirect: noRedirects,
 	}
 	defer client.CloseIdleConnections()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.Endpoint.URL, nil)

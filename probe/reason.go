@@ -72,3 +72,41 @@ var EndpointReasons = []Reason{
 
 // FileReasons lists every file reason, in documentation order.
 var FileReasons = []Reason{ReasonGlobEmpty, ReasonUnreadable, ReasonNoCertificate, ReasonParseError, ReasonTooLarge}
+
+// MCPReason is why the MCP handshake after TLS did not complete. It is a type
+// of its own because TIMEOUT means something else here than for TLS, and has
+// its own remedy.
+type MCPReason string
+
+// MCP failure reasons.
+const (
+	MCPReasonNone    MCPReason = ""
+	MCPAuthRequired  MCPReason = "AUTH_REQUIRED"
+	MCPNotMCP        MCPReason = "NOT_MCP"
+	MCPHTTPError     MCPReason = "HTTP_ERROR"
+	MCPProtocolError MCPReason = "PROTOCOL_ERROR"
+	MCPTimeout       MCPReason = "TIMEOUT"
+	MCPTLSFailed     MCPReason = "TLS_FAILED"
+)
+
+var mcpRemedies = map[MCPReason]string{
+	MCPAuthRequired: "The server answered 401 or 403: it is up but wants a token. Without mcp.bearer_token_file this is expected " +
+		"for a protected server; with it, check that the file holds a valid, unexpired token. When mcp_auth_metadata_valid is 0, " +
+		"fix the server's OAuth discovery (WWW-Authenticate resource_metadata and /.well-known/oauth-protected-resource), or no client can log in.",
+	MCPNotMCP: "HTTP answered, but not MCP: 404 or 405 on every transport tried, or a page that is not JSON-RPC. Check the URL's " +
+		"path (/mcp, /sse), that the proxy routes it to the MCP server, and mcp.transport.",
+	MCPHTTPError: "The server or a proxy answered an HTTP error (5xx, 429, 400, a redirect) or broke the connection. Check the MCP " +
+		"server's and the proxy's logs; redirects are not followed, so configure the final URL.",
+	MCPProtocolError: "The server spoke JSON-RPC badly: a malformed or oversized message, an error to initialize, or a protocol " +
+		"version this exporter does not speak. Check the server's MCP SDK version and its logs.",
+	MCPTimeout: "The MCP handshake did not finish within the endpoint's timeout, which covers TLS and MCP together. Check that " +
+		"the proxy does not buffer event streams (nginx: proxy_buffering off) and the server's load, or raise timeout.",
+	MCPTLSFailed: "MCP was not spoken because TLS failed or did not verify (see ssl_probe_error_info), or a further connection " +
+		"the MCP traffic opened met a certificate that does not verify (the detail names it). Fix TLS first.",
+}
+
+// Remedy is a short, actionable fix for the reason.
+func (r MCPReason) Remedy() string { return mcpRemedies[r] }
+
+// MCPReasons lists every MCP reason, in documentation order.
+var MCPReasons = []MCPReason{MCPAuthRequired, MCPNotMCP, MCPHTTPError, MCPProtocolError, MCPTimeout, MCPTLSFailed}

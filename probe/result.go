@@ -66,6 +66,10 @@ type TLSResult struct {
 
 	// ClientCertRequested is true when the server sent a CertificateRequest.
 	ClientCertRequested bool
+
+	// MCP is the handshake spoken after TLS; nil for address endpoints and
+	// for transport none.
+	MCP *MCPResult
 }
 
 // FileResult is the outcome of reading one file group.

@@ -22,6 +22,7 @@ type Target struct {
 
 	roots      *x509.CertPool // nil: the system pool, which crypto/x509 loads once
 	clientCert *certLoader    // nil: no client certificate configured
+	mcp        *mcpTarget     // nil: no MCP after TLS (address endpoints, transport none)
 	serverName string
 	host       string
 	ip         netip.Addr // the host when it is an IP literal, which skips DNS
@@ -89,6 +90,9 @@ func NewTarget(ep config.Endpoint) (*Target, error) {
 	if tc.CertFile != "" {
 		t.clientCert = newCertLoader(tc.CertFile, tc.KeyFile)
 	}
+	if t.mcp, err = newMCPTarget(ep); err != nil {
+		return nil, fmt.Errorf("endpoint %s: %w", ep.Name, err)
+	}
 	return t, nil
 }
 
@@ -104,23 +108,36 @@ func (t *Target) TLSConfig() *tls.Config {
 	}
 }
 
-// Probe resolves, connects, handshakes and verifies once, within ctx's
-// deadline and the endpoint's timeout, and closes the connection.
+// Probe resolves, connects, handshakes and verifies once, then speaks MCP
+// over the same connection for url endpoints, all within ctx's deadline and
+// the endpoint's timeout, and closes every connection it opened.
 func (t *Target) Probe(ctx context.Context) *TLSResult {
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
-	conn, hs, res := t.handshake(ctx, nil)
-	if conn == nil {
-		return res
+	var cfg *tls.Config
+	if t.mcp != nil {
+		cfg = t.mcpTLSConfig()
 	}
-	if res.ClientCertRequested && res.Version == tls.VersionTLS13 {
+	conn, res := t.handshakeVerdict(ctx, cfg)
+	if t.mcp != nil {
+		res.MCP = t.speakMCP(ctx, conn, res)
+	} else if conn != nil {
+		// The result is decided; a failed close_notify says nothing about the target.
+		_ = conn.Close()
+	}
+	return res
+}
+
+// handshakeVerdict handshakes and, when a TLS 1.3 server asked for a client
+// certificate, waits for its verdict on ours (or on our lack of one).
+func (t *Target) handshakeVerdict(ctx context.Context, cfg *tls.Config) (*tls.Conn, *TLSResult) {
+	conn, hs, res := t.handshake(ctx, cfg)
+	if conn != nil && res.ClientCertRequested && res.Version == tls.VersionTLS13 {
 		if err := hs.clientCertVerdict(ctx); err != nil {
 			res.Success, res.Reason, res.Detail = false, ReasonClientCertRequired, "after the TLS 1.3 handshake: "+err.Error()
 		}
 	}
-	// The result is decided; a failed close_notify says nothing about the target.
-	_ = conn.Close()
-	return res
+	return conn, res
 }
 
 // Handshake is Probe for callers that go on to use the connection (MCP over

@@ -1,0 +1,44 @@
+package collector
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mcpcert/mcp_cert_exporter/probe"
+)
+
+var (
+	mcpUp = prometheus.NewDesc("mcp_up",
+		"1 if the MCP handshake after TLS completed (initialize or server/discover answered)."+cachedNote, []string{"target"}, nil)
+	mcpServerInfo = prometheus.NewDesc("mcp_server_info",
+		"Always 1; labels describe the MCP server as its handshake answered: transport (streamable or sse), the negotiated "+
+			"protocol version and the server's name and version."+cachedNote,
+		[]string{"target", "transport", "protocol_version", "server_name", "server_version"}, nil)
+	mcpDuration = prometheus.NewDesc("mcp_handshake_duration_seconds",
+		"Time of the MCP exchange after TLS, closing the session included."+cachedNote, []string{"target"}, nil)
+	mcpError = prometheus.NewDesc("mcp_error_info",
+		"1 for the reason the last MCP handshake failed; absent when it completed. Reasons and remedies are in the README."+cachedNote,
+		[]string{"target", "reason"}, nil)
+	mcpAuthMetadataValid = prometheus.NewDesc("mcp_auth_metadata_valid",
+		"Only for servers that answered 401: 1 if their OAuth discovery (WWW-Authenticate resource_metadata and RFC 9728 "+
+			"protected-resource metadata with authorization_servers) is well-formed."+cachedNote, []string{"target"}, nil)
+)
+
+// renderMCP renders the MCP result of an endpoint probe; nil renders nothing.
+func renderMCP(ch chan<- prometheus.Metric, target string, m *probe.MCPResult) {
+	if m == nil {
+		return
+	}
+	gauge(ch, mcpUp, boolValue(m.Up), target)
+	if m.Up {
+		gauge(ch, mcpServerInfo, 1, target, m.Transport, m.ProtocolVersion, m.ServerName, m.ServerVersion)
+	}
+	if m.Connections > 0 { // MCP was spoken
+		gauge(ch, mcpDuration, m.Duration.Seconds(), target)
+	}
+	if m.Reason != probe.MCPReasonNone {
+		gauge(ch, mcpError, 1, target, string(m.Reason))
+	}
+	if m.AuthMetadataValid != nil {
+		gauge(ch, mcpAuthMetadataValid, boolValue(*m.AuthMetadataValid), target)
+	}
+}
