@@ -25,6 +25,7 @@ type checkCommand struct {
 	minVer   string
 	noVerify bool
 	mcp      config.MCPConfig
+	posture  bool
 }
 
 func addCheckCommand(app *kingpin.Application) *checkCommand {
@@ -40,6 +41,8 @@ func addCheckCommand(app *kingpin.Application) *checkCommand {
 	c.cmd.Flag("mcp-transport", "MCP transport after TLS for https:// URLs: auto, streamable, sse or none.").
 		Default(config.TransportAuto).StringVar(&c.mcp.Transport)
 	c.cmd.Flag("bearer-token-file", "File holding a bearer token for the MCP server.").StringVar(&c.mcp.BearerTokenFile)
+	c.cmd.Flag("posture", "Also run the posture scan: versions, ciphers, mTLS, HSTS, findings; --no-posture skips its extra handshakes.").
+		Default("true").BoolVar(&c.posture)
 	return c
 }
 
@@ -76,6 +79,9 @@ func (c *checkCommand) run(w io.Writer) int {
 	}
 	res := target.Probe(context.Background())
 	writeReport(w, &cfg.Endpoints[0], res, time.Now())
+	if c.posture {
+		runPosture(w, cfg, target, res)
+	}
 	if res.Success && (res.Verified || res.InsecureSkipVerify) && mcpHealthy(res.MCP, c.mcp.BearerTokenFile) {
 		return 0
 	}

@@ -35,16 +35,22 @@ func reasonsTable() string {
 }
 
 func TestReadmeReasonsInSync(t *testing.T) {
+	checkReadmeSection(t, "reasons", reasonsTable(), "failure reasons differ from probe/reason.go", "TestReadmeReasonsInSync")
+}
+
+// checkReadmeSection compares the README between <!-- name:begin … --> and
+// <!-- name:end --> with want, or rewrites it under -update.
+func checkReadmeSection(t *testing.T, name, want, differ, test string) {
+	t.Helper()
 	data, err := os.ReadFile("README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	re := regexp.MustCompile(`(?s)(<!-- reasons:begin[^>]*-->)(.*?)(<!-- reasons:end -->)`)
+	re := regexp.MustCompile(`(?s)(<!-- ` + name + `:begin[^>]*-->)(.*?)(<!-- ` + name + `:end -->)`)
 	m := re.FindSubmatch(data)
 	if m == nil {
-		t.Fatal("README.md lacks the reasons:begin/end markers")
+		t.Fatalf("README.md lacks the %s:begin/end markers", name)
 	}
-	want := reasonsTable()
 	if *update {
 		out := re.ReplaceAll(data, []byte("${1}"+strings.ReplaceAll(want, "$", "$$")+"${3}"))
 		if err := os.WriteFile("README.md", out, 0o644); err != nil {
@@ -53,7 +59,7 @@ func TestReadmeReasonsInSync(t *testing.T) {
 		return
 	}
 	if string(m[2]) != want {
-		t.Fatal("README.md's failure reasons differ from probe/reason.go; run: go test -run TestReadmeReasonsInSync -update .")
+		t.Fatalf("README.md's %s; run: go test -run %s -update .", differ, test)
 	}
 }
 

@@ -31,6 +31,7 @@ type Collector struct {
 	cfg       *config.Config
 	endpoints []*endpointJob
 	files     []*fileJob
+	postures  *postureSet
 }
 
 // New makes a collector with no targets; Apply gives it some.
@@ -54,10 +55,11 @@ func (c *Collector) Apply(cfg *config.Config) error {
 		return err
 	}
 	files := c.fileJobs(cfg)
+	postures := c.postureJobs(cfg, endpoints, files)
 	c.mu.Lock()
-	c.cfg, c.endpoints, c.files = cfg, endpoints, files
+	c.cfg, c.endpoints, c.files, c.postures = cfg, endpoints, files, postures
 	c.mu.Unlock()
-	jobs := make([]job, 0, len(endpoints)+len(files))
+	jobs := postures.jobs()
 	for _, j := range endpoints {
 		jobs = append(jobs, j)
 	}
@@ -88,7 +90,7 @@ func (c *Collector) endpointJobs(cfg *config.Config) ([]*endpointJob, error) {
 		if err != nil {
 			return nil, fmt.Errorf("endpoint %s: %w", ep.Name, err)
 		}
-		j := &endpointJob{id: identity("endpoint", ep), target: target, self: c.self, logger: c.logger}
+		j := &endpointJob{id: identity("endpoint", ep), target: target, self: c.self, logger: c.logger, change: changesFor(old, ep.Name)}
 		if prev, ok := old[j.id]; ok {
 			j.last = prev.last // same definition: the cached result still holds
 		} else {
@@ -134,6 +136,7 @@ type endpointJob struct {
 	id     string
 	target *probe.Target
 	last   *atomic.Pointer[probe.TLSResult]
+	change *leafChanges
 	self   *selfMetrics
 	logger *slog.Logger
 }
@@ -156,6 +159,7 @@ func (j *endpointJob) run(ctx context.Context) {
 	if !mcpOK {
 		j.logger.Debug("MCP handshake failed", "target", j.name(), "reason", res.MCP.Reason, "detail", res.MCP.Detail)
 	}
+	j.change.observe(res)
 	j.last.Store(res)
 }
 
@@ -204,5 +208,6 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			renderFiles(ch, j.group, res, now)
 		}
 	}
+	c.collectPosture(ch, now)
 	c.self.collect(ch, len(endpoints), len(files))
 }

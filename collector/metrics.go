@@ -146,7 +146,7 @@ func newSelfMetrics() *selfMetrics {
 	return &selfMetrics{
 		refreshDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "mcp_cert_exporter_refresh_duration_seconds",
-			Help:    "Wall time of each refresh: one endpoint probe or one file group read.",
+			Help:    "Wall time of each refresh: one endpoint probe, one file group read or one posture scan.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"kind"}),
 		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -242,6 +242,7 @@ func fileCertInfos(certs []*x509.Certificate) []CertInfo {
 	seen := map[string]bool{}
 	for _, c := range certs {
 		ci := CertInfoOf(c, fileRole(c))
+		ci.Findings = certFindings(c, ci.Role)
 		if !seen[ci.FingerprintSHA256] {
 			seen[ci.FingerprintSHA256] = true
 			out = append(out, ci)

@@ -27,6 +27,11 @@ type CertInfo struct {
 	KeyType            string // RSA, ECDSA, Ed25519
 	KeyBits            int
 	SignatureAlgorithm string
+
+	// Findings are the quality problems of the certificate itself and, on
+	// an endpoint's leaf, of the chain it came in; CertFindings adds those
+	// that depend on the policy.
+	Findings []Finding
 }
 
 // Phases is the time spent in each step of an endpoint probe.
@@ -57,6 +62,7 @@ type TLSResult struct {
 
 	Phases       Phases
 	Certificates []CertInfo // leaf first, then intermediates as sent, then the verified root
+	OCSP         *OCSPInfo  // the stapled OCSP response; nil when no certificate arrived
 
 	// ClientCertRequested is true when the server sent a CertificateRequest.
 	ClientCertRequested bool

@@ -118,12 +118,7 @@ func (t *Target) Probe(ctx context.Context) *TLSResult {
 	if t.mcp != nil {
 		cfg = t.mcpTLSConfig()
 	}
-	conn, hs, res := t.handshake(ctx, cfg)
-	if conn != nil && res.ClientCertRequested && res.Version == tls.VersionTLS13 {
-		if err := hs.clientCertVerdict(ctx); err != nil {
-			res.Success, res.Reason, res.Detail = false, ReasonClientCertRequired, "after the TLS 1.3 handshake: "+err.Error()
-		}
-	}
+	conn, res := t.handshakeVerdict(ctx, cfg)
 	if t.mcp != nil {
 		res.MCP = t.speakMCP(ctx, conn, res)
 	} else if conn != nil {
@@ -131,6 +126,18 @@ func (t *Target) Probe(ctx context.Context) *TLSResult {
 		_ = conn.Close()
 	}
 	return res
+}
+
+// handshakeVerdict handshakes and, when a TLS 1.3 server asked for a client
+// certificate, waits for its verdict on ours (or on our lack of one).
+func (t *Target) handshakeVerdict(ctx context.Context, cfg *tls.Config) (*tls.Conn, *TLSResult) {
+	conn, hs, res := t.handshake(ctx, cfg)
+	if conn != nil && res.ClientCertRequested && res.Version == tls.VersionTLS13 {
+		if err := hs.clientCertVerdict(ctx); err != nil {
+			res.Success, res.Reason, res.Detail = false, ReasonClientCertRequired, "after the TLS 1.3 handshake: "+err.Error()
+		}
+	}
+	return conn, res
 }
 
 // Handshake is Probe for callers that go on to use the connection (MCP over
@@ -254,6 +261,7 @@ type handshakeState struct {
 	peer          []*x509.Certificate
 	version       uint16
 	suite         uint16
+	staple        []byte // the OCSP response stapled to the server's certificate
 	certRequested bool
 	awaitTicket   bool // reading for the server's verdict on our certificate
 }
@@ -279,7 +287,7 @@ func (hs *handshakeState) install(cfg *tls.Config) *tls.Config {
 // arrive, so they are reported even when the handshake fails later (a TLS 1.2
 // server refusing our client certificate).
 func (hs *handshakeState) verifyConnection(cs tls.ConnectionState) error {
-	hs.peer, hs.version, hs.suite = cs.PeerCertificates, cs.Version, cs.CipherSuite
+	hs.peer, hs.version, hs.suite, hs.staple = cs.PeerCertificates, cs.Version, cs.CipherSuite, cs.OCSPResponse
 	return nil
 }
 
@@ -344,4 +352,5 @@ func (hs *handshakeState) report(res *TLSResult) {
 	res.Verified = v.reason == ReasonNone
 	res.Reason, res.Detail = v.reason, v.detail
 	res.Certificates = chainInfo(hs.peer, v.chain)
+	assess(res, hs.peer, v.chain, hs.staple)
 }

@@ -65,11 +65,8 @@ func TestContractNamesNotYetRendered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	contract := metricset.Contract()
-	if len(contract) == 0 {
-		t.Fatal("contract_metrics.txt lists no names")
-	}
-	for _, name := range contract {
+	// The list may be empty: once issues 3 and 4 landed, every promise was kept.
+	for _, name := range metricset.Contract() {
 		if where, ok := rendered[name]; ok {
 			t.Errorf("%s is now rendered (%s): delete it from internal/metricset/contract_metrics.txt", name, where)
 		}

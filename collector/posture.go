@@ -1,0 +1,176 @@
+package collector
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mcpcert/mcp_cert_exporter/config"
+	"github.com/mcpcert/mcp_cert_exporter/probe"
+)
+
+// posture is what the posture jobs share: a key that is their target's job
+// id with a posture/ prefix, so that the job and its cached result live
+// exactly as long as the target's definition; posture_interval; and how a
+// finished run is counted, logged and stored.
+type posture[R any] struct {
+	id     string
+	every  time.Duration
+	last   *atomic.Pointer[R]
+	self   *selfMetrics
+	logger *slog.Logger
+}
+
+func (p *posture[R]) key() string             { return p.id }
+func (p *posture[R]) interval() time.Duration { return p.every }
+
+// newPosture keeps the result of the job with the same target, if any.
+func newPosture[R any](c *Collector, cfg *config.Config, targetID string, prev *posture[R]) posture[R] {
+	p := posture[R]{id: "posture/" + targetID, every: cfg.PostureInterval.D(), self: c.self, logger: c.logger, last: new(atomic.Pointer[R])}
+	if prev != nil {
+		p.last = prev.last
+	}
+	return p
+}
+
+// finish stores a run's result unless the exporter is stopping, when a half
+// run is not the target's state.
+func (p *posture[R]) finish(ctx context.Context, start time.Time, target string, res *R, unknown []probe.UnknownCheck) {
+	if ctx.Err() != nil {
+		return
+	}
+	p.self.observe("posture", start, len(unknown) == 0)
+	for _, u := range unknown {
+		p.logger.Debug("posture check unknown", "target", target, "check", u.Check, "reason", u.Reason, "detail", u.Detail)
+	}
+	p.last.Store(res)
+}
+
+// postureJob scans one endpoint, sharing the endpoint job's target.
+type postureJob struct {
+	posture[probe.PostureResult]
+	endpoint *endpointJob
+	opts     probe.PostureOptions
+}
+
+func (j *postureJob) run(ctx context.Context) {
+	start := time.Now()
+	res := j.endpoint.target.Posture(ctx, j.opts)
+	j.finish(ctx, start, j.endpoint.name(), res, res.Unknown)
+}
+
+// keyJob checks the private keys of a file group against the certificates
+// of the group's last read.
+type keyJob struct {
+	posture[probe.KeyResult]
+	file *fileJob
+}
+
+func (j *keyJob) run(ctx context.Context) {
+	start := time.Now()
+	files := j.file.last.Load()
+	if files == nil {
+		// Both start at once; do not wait an interval for the group's first read.
+		files = probe.NewFileReader().Read(ctx, j.file.group)
+	}
+	res := probe.CheckKeys(ctx, j.file.group, files)
+	j.finish(ctx, start, j.file.group.Name, res, res.Unknown)
+}
+
+// postureSet is the posture jobs of a config, by the id of the endpoint or
+// file job they belong to.
+type postureSet struct {
+	endpoints map[string]*postureJob
+	files     map[string]*keyJob
+}
+
+// jobs lists them for the scheduler, with room for the probes and reads.
+func (s *postureSet) jobs() []job {
+	out := make([]job, 0, 2*(len(s.endpoints)+len(s.files)))
+	for _, j := range s.endpoints {
+		out = append(out, j)
+	}
+	for _, j := range s.files {
+		out = append(out, j)
+	}
+	return out
+}
+
+// postureJobs makes a posture job for each endpoint with posture enabled and
+// a key check for each file group.
+func (c *Collector) postureJobs(cfg *config.Config, endpoints []*endpointJob, files []*fileJob) *postureSet {
+	c.mu.RLock()
+	old := c.postures
+	c.mu.RUnlock()
+	if old == nil {
+		old = &postureSet{}
+	}
+	set := &postureSet{endpoints: make(map[string]*postureJob, len(endpoints)), files: make(map[string]*keyJob, len(files))}
+	for _, ej := range endpoints {
+		ep := ej.target.Endpoint
+		if !ep.PostureEnabled() {
+			continue
+		}
+		var prev *posture[probe.PostureResult]
+		if j, ok := old.endpoints[ej.id]; ok {
+			prev = &j.posture
+		}
+		set.endpoints[ej.id] = &postureJob{posture: newPosture(c, cfg, ej.id, prev), endpoint: ej,
+			opts: probe.PostureOptions{ClientCert: ep.TLSConfig.CertFile != "" || cfg.Policy.RequireClientCert}}
+	}
+	for _, fj := range files {
+		var prev *posture[probe.KeyResult]
+		if j, ok := old.files[fj.id]; ok {
+			prev = &j.posture
+		}
+		set.files[fj.id] = &keyJob{posture: newPosture(c, cfg, fj.id, prev), file: fj}
+	}
+	return set
+}
+
+// leafChanges remembers an endpoint's leaf fingerprint and when it last
+// changed. Before any change is seen, the change time is the leaf's
+// NotBefore: it cannot have been deployed earlier, and an exporter restart
+// is not a change.
+type leafChanges struct {
+	mu          sync.Mutex
+	fingerprint string
+	changed     time.Time
+}
+
+// observe notes the leaf of a probe; a probe that saw no certificate says
+// nothing about it.
+func (l *leafChanges) observe(r *probe.TLSResult) {
+	if len(r.Certificates) == 0 || r.Certificates[0].Role != probe.RoleLeaf {
+		return
+	}
+	leaf := &r.Certificates[0]
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.fingerprint == "":
+		l.fingerprint, l.changed = leaf.FingerprintSHA256, leaf.NotBefore
+	case l.fingerprint != leaf.FingerprintSHA256:
+		l.fingerprint, l.changed = leaf.FingerprintSHA256, r.Time
+	}
+}
+
+// last is the time of the last change, false before any leaf was seen.
+func (l *leafChanges) last() (time.Time, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.changed, l.fingerprint != ""
+}
+
+// changesFor carries an endpoint's change history over a reload by name, the
+// target label: a changed address or setting is still the same target.
+func changesFor(old map[string]*endpointJob, name string) *leafChanges {
+	for _, j := range old {
+		if j.name() == name {
+			return j.change
+		}
+	}
+	return new(leafChanges)
+}

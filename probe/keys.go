@@ -1,0 +1,303 @@
+package probe
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mcpcert/mcp_cert_exporter/config"
+)
+
+// KeyResult is the outcome of checking the private keys of a file group.
+type KeyResult struct {
+	Time    time.Time
+	Keys    []KeyState
+	Unknown []UnknownCheck // keys that could not be found, read or paired
+}
+
+// KeyState is one private key file. Nothing of the key itself is kept.
+type KeyState struct {
+	Path string
+	// InsecurePermissions: readable by group or others, or not a regular
+	// file (a symlink to a regular file is fine: Kubernetes mounts use them).
+	InsecurePermissions bool
+	Mode                fs.FileMode
+	// Matches is whether the key belongs to a certificate of Paired; nil
+	// when the key could not be read or there is no certificate to pair.
+	Matches *bool
+	Paired  []string // the certificate files the key was compared with
+}
+
+// Reasons a key could not be checked, for the reason label of
+// ssl_posture_check_unknown_info.
+const (
+	reasonKeyEncrypted Reason = "KEY_ENCRYPTED"
+	reasonNotAKey      Reason = "NOT_A_KEY"
+	reasonNoPair       Reason = "NO_CERTIFICATE_TO_PAIR"
+)
+
+// maxKeySize bounds what is read of a key file; an RSA 16384 key is 13 KB.
+const maxKeySize = 64 << 10
+
+// keyNames are the key files looked for next to the certificates when the
+// group has no key_paths: foo.key and tls.key, cfssl's foo-key.pem, and
+// certbot's privkey.pem (privkey3.pem in archive/).
+var keyNames = []string{"*.key", "*-key.pem", "*_key.pem", "key.pem", "privkey*.pem"}
+
+// CheckKeys finds the group's private keys (key_paths, or the usual names
+// next to its certificates, or a key in a certificate file itself), pairs
+// each with certificates of files (the group's last read), and checks its
+// permissions. Key bytes are cleared after use and never appear in a
+// result or an error.
+func CheckKeys(ctx context.Context, g config.FileGroup, files *FileResult) *KeyResult {
+	res := &KeyResult{Time: time.Now()}
+	paths := keyPaths(ctx, g, files, res)
+	for _, p := range paths {
+		if ctx.Err() != nil {
+			return res
+		}
+		if st, ok := checkKey(p, files, res); ok {
+			res.Keys = append(res.Keys, st)
+		}
+	}
+	return res
+}
+
+// keyPaths lists the key files of the group, recording globs that match
+// nothing and directories that cannot be listed.
+func keyPaths(ctx context.Context, g config.FileGroup, files *FileResult, res *KeyResult) []string {
+	var paths []string
+	if len(g.KeyPaths) > 0 {
+		for _, pattern := range g.KeyPaths {
+			found, failed := expand(ctx, pattern)
+			paths = append(paths, found...)
+			for _, f := range failed {
+				res.Unknown = append(res.Unknown, UnknownCheck{Check: "private_key:" + f.Path, Reason: f.Reason, Detail: f.Detail})
+			}
+		}
+	} else {
+		paths = keysNextTo(files, res)
+	}
+	for _, f := range files.Files {
+		if len(f.Certificates) > 0 && holdsKey(f.Path) {
+			paths = append(paths, f.Path) // a combined PEM: key and certificate in one file
+		}
+	}
+	slices.Sort(paths)
+	return slices.Compact(paths)
+}
+
+func keysNextTo(files *FileResult, res *KeyResult) []string {
+	var paths []string
+	dirs := map[string]bool{}
+	for _, f := range files.Files {
+		dir := filepath.Dir(f.Path)
+		if len(f.Certificates) == 0 || dirs[dir] {
+			continue
+		}
+		dirs[dir] = true
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			res.Unknown = append(res.Unknown, UnknownCheck{Check: "private_key:" + dir, Reason: ReasonUnreadable,
+				Detail: fmt.Sprintf("listing %s: %v", dir, err)})
+			continue
+		}
+		for _, e := range entries {
+			if slices.ContainsFunc(keyNames, func(pat string) bool { ok, _ := filepath.Match(pat, e.Name()); return ok }) {
+				paths = append(paths, filepath.Join(dir, e.Name()))
+			}
+		}
+	}
+	return paths
+}
+
+// holdsKey looks for a private key block in a certificate file.
+func holdsKey(path string) bool {
+	data, err := readSmall(path)
+	defer clear(data)
+	return err == nil && bytes.Contains(data, []byte("PRIVATE KEY-----"))
+}
+
+// checkKey stats, reads and pairs one key file; ok is false when the file
+// is gone (recorded as unknown).
+func checkKey(path string, files *FileResult, res *KeyResult) (KeyState, bool) {
+	check := "private_key:" + path
+	info, err := os.Stat(path)
+	if err != nil {
+		res.Unknown = append(res.Unknown, UnknownCheck{Check: check, Reason: ReasonUnreadable, Detail: statError(path, err).Error()})
+		return KeyState{}, false
+	}
+	st := KeyState{Path: path, Mode: info.Mode(), InsecurePermissions: !info.Mode().IsRegular() || info.Mode().Perm()&0o044 != 0}
+	if !info.Mode().IsRegular() {
+		res.Unknown = append(res.Unknown, UnknownCheck{Check: check, Reason: ReasonUnreadable, Detail: notRegular(path, info).Error()})
+		return st, true
+	}
+	spki, reason, err := keySPKI(path)
+	if err != nil {
+		res.Unknown = append(res.Unknown, UnknownCheck{Check: check, Reason: reason, Detail: err.Error()})
+		return st, true
+	}
+	candidates := pairFor(path, files)
+	for _, f := range candidates {
+		st.Paired = append(st.Paired, f.Path)
+	}
+	if len(candidates) == 0 {
+		res.Unknown = append(res.Unknown, UnknownCheck{Check: check, Reason: reasonNoPair, Detail: "no certificate of the group to compare the key with"})
+		return st, true
+	}
+	match := slices.ContainsFunc(candidates, func(f FileState) bool {
+		return slices.ContainsFunc(f.Certificates, func(c CertInfo) bool { return c.SPKISHA256 == spki })
+	})
+	st.Matches = &match
+	return st, true
+}
+
+// keySPKI reads a key file and returns the digest of its public key, as
+// CertInfo.SPKISHA256 holds it. Errors describe the file, never its bytes.
+func keySPKI(path string) (string, Reason, error) {
+	data, err := readSmall(path)
+	defer clear(data)
+	if err != nil {
+		return "", ReasonUnreadable, err
+	}
+	key, reason, err := parseKey(data)
+	if err != nil {
+		return "", reason, fmt.Errorf("%s: %w", path, err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(key.Public())
+	if err != nil {
+		return "", reasonNotAKey, fmt.Errorf("%s: unsupported key type %T", path, key.Public())
+	}
+	sum := sha256.Sum256(der)
+	return base64.StdEncoding.EncodeToString(sum[:]), ReasonNone, nil
+}
+
+type privateKey interface{ Public() crypto.PublicKey }
+
+var (
+	errEncrypted = errors.New("the key is encrypted; its certificate cannot be checked without the passphrase")
+	errNotAKey   = errors.New("no PKCS#8, PKCS#1 or SEC 1 private key in PEM or DER form")
+)
+
+// parseKey takes the first private key block of PEM data, or DER data, and
+// clears every decoded block.
+func parseKey(data []byte) (privateKey, Reason, error) {
+	if !bytes.Contains(data, []byte("-----BEGIN ")) {
+		return parseKeyDER(data)
+	}
+	for rest := data; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			return nil, reasonNotAKey, errNotAKey
+		}
+		if !strings.HasSuffix(b.Type, "PRIVATE KEY") {
+			clear(b.Bytes)
+			continue
+		}
+		defer clear(b.Bytes)
+		if b.Type == "ENCRYPTED PRIVATE KEY" || strings.Contains(b.Headers["Proc-Type"], "ENCRYPTED") {
+			return nil, reasonKeyEncrypted, errEncrypted
+		}
+		return parseKeyDER(b.Bytes)
+	}
+}
+
+func parseKeyDER(der []byte) (privateKey, Reason, error) {
+	if k, err := x509.ParsePKCS8PrivateKey(der); err == nil {
+		return asPrivateKey(k)
+	}
+	if k, err := x509.ParsePKCS1PrivateKey(der); err == nil {
+		return k, ReasonNone, nil
+	}
+	if k, err := x509.ParseECPrivateKey(der); err == nil {
+		return k, ReasonNone, nil
+	}
+	return nil, reasonNotAKey, errNotAKey
+}
+
+func asPrivateKey(k any) (privateKey, Reason, error) {
+	if pk, ok := k.(privateKey); ok {
+		return pk, ReasonNone, nil
+	}
+	return nil, reasonNotAKey, fmt.Errorf("unsupported key type %T", k)
+}
+
+// readSmall reads a file that should be small, without blocking on a FIFO.
+func readSmall(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	case !info.Mode().IsRegular():
+		return nil, notRegular(path, info)
+	case info.Size() > maxKeySize:
+		return nil, fmt.Errorf("%s is %d bytes, more than a key file can be", path, info.Size())
+	}
+	data, err := readLimited(f, info.Size())
+	if err != nil {
+		clear(data)
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return data, nil
+}
+
+// pairFor picks the certificate files a key belongs with, the first
+// non-empty of: the file itself (a combined PEM); the same name stem in the
+// same directory, then anywhere in the group (tls.key and tls.crt,
+// server-key.pem and server-cert.pem, certbot's privkey3.pem and
+// fullchain3.pem); the same directory; every certificate file of the group.
+func pairFor(key string, files *FileResult) []FileState {
+	var withCerts []FileState
+	for _, f := range files.Files {
+		if len(f.Certificates) > 0 {
+			withCerts = append(withCerts, f)
+		}
+	}
+	dir, ks := filepath.Dir(key), stem(key, keyStemRe)
+	for _, same := range []func(FileState) bool{
+		func(f FileState) bool { return f.Path == key },
+		func(f FileState) bool { return filepath.Dir(f.Path) == dir && stem(f.Path, certStemRe) == ks },
+		func(f FileState) bool { return stem(f.Path, certStemRe) == ks },
+		func(f FileState) bool { return filepath.Dir(f.Path) == dir },
+	} {
+		if picked := slices.DeleteFunc(slices.Clone(withCerts), func(f FileState) bool { return !same(f) }); len(picked) > 0 {
+			return picked
+		}
+	}
+	return withCerts
+}
+
+// Name stems: the file name without its extension and without a key or
+// certificate word, keeping a certbot generation number.
+var (
+	keyStemRe  = regexp.MustCompile(`(?i)^(.*?)[-_.]?(?:priv)?key(\d*)$`)
+	certStemRe = regexp.MustCompile(`(?i)^(.*?)[-_.]?(?:cert|crt|fullchain|chain|bundle)(\d*)$`)
+)
+
+func stem(path string, re *regexp.Regexp) string {
+	name := filepath.Base(path)
+	name = strings.TrimSuffix(name, filepath.Ext(name))
+	if m := re.FindStringSubmatch(name); m != nil {
+		return m[1] + m[2]
+	}
+	return name
+}

@@ -1,0 +1,71 @@
+package probe
+
+import (
+	"crypto/x509"
+	"fmt"
+	"slices"
+	"time"
+
+	"golang.org/x/crypto/ocsp"
+)
+
+// OCSP statuses, the status label of ssl_ocsp_status_info. good, revoked and
+// unknown are what a response whose signature checked out says; the others
+// say why a stapled response could not be believed.
+const (
+	OCSPGood       = "good"
+	OCSPRevoked    = "revoked"
+	OCSPUnknown    = "unknown"
+	OCSPInvalid    = "invalid"    // malformed, not for this certificate, badly signed, or out of date
+	OCSPUnverified = "unverified" // the leaf's issuer is not at hand to check the signature
+)
+
+// OCSPInfo is what the server stapled. Status is empty when nothing was
+// stapled: absent means absent, never good.
+type OCSPInfo struct {
+	Stapled    bool
+	Status     string
+	ThisUpdate time.Time // zero unless the signature checked out
+	NextUpdate time.Time // zero unless the signature checked out, or when the responder sets none
+	RevokedAt  time.Time
+	Detail     string // why the response is invalid or unverified
+}
+
+// ocspOf checks a stapled response against the leaf and its issuer at now.
+func ocspOf(staple []byte, leaf, issuer *x509.Certificate, now time.Time) *OCSPInfo {
+	info := &OCSPInfo{Stapled: len(staple) > 0}
+	switch {
+	case !info.Stapled:
+		return info
+	case issuer == nil:
+		info.Status, info.Detail = OCSPUnverified, "the server did not send the leaf's issuer and the chain does not verify, so the signature cannot be checked"
+		return info
+	}
+	resp, err := ocsp.ParseResponseForCert(staple, leaf, issuer)
+	if err != nil {
+		info.Status, info.Detail = OCSPInvalid, fmt.Sprintf("stapled OCSP response: %v", err)
+		return info
+	}
+	// The library checks a delegated responder's certificate was issued by
+	// the issuer, but not that it may sign OCSP responses (RFC 6960 4.2.2.2).
+	if rc := resp.Certificate; rc != nil && !slices.Contains(rc.ExtKeyUsage, x509.ExtKeyUsageOCSPSigning) {
+		info.Status, info.Detail = OCSPInvalid, "stapled OCSP response: the responder certificate lacks the OCSP signing extended key usage"
+		return info
+	}
+	info.ThisUpdate, info.NextUpdate = resp.ThisUpdate, resp.NextUpdate
+	switch {
+	case now.Before(resp.ThisUpdate):
+		info.Status, info.Detail = OCSPInvalid, "stapled OCSP response: not valid before "+stamp(resp.ThisUpdate)
+	case !resp.NextUpdate.IsZero() && now.After(resp.NextUpdate):
+		info.Status, info.Detail = OCSPInvalid, "stapled OCSP response: out of date since "+stamp(resp.NextUpdate)
+	case resp.Status == ocsp.Good:
+		info.Status = OCSPGood
+	case resp.Status == ocsp.Revoked:
+		info.Status, info.RevokedAt = OCSPRevoked, resp.RevokedAt
+	default:
+		info.Status = OCSPUnknown
+	}
+	return info
+}
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
