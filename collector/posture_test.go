@@ -71,7 +71,7 @@ func refreshAll(t *testing.T, c *Collector) {
 	}
 }
 
-func apply(t *testing.T, c *Collector, cfg *config.Config) {
+func applyConfig(t *testing.T, c *Collector, cfg *config.Config) {
 	t.Helper()
 	if err := cfg.Finish(); err != nil {
 		t.Fatal(err)
@@ -104,7 +104,7 @@ func TestPostureMetrics(t *testing.T) {
 	hsts := config.Endpoint{Name: "hsts", URL: serveHSTS(t, w), TLSConfig: config.TLSConfig{CAFile: w.caFile}}
 
 	c := New(slog.New(slog.DiscardHandler))
-	apply(t, c, &config.Config{Endpoints: []config.Endpoint{legacy, mtls, optional, pinned, caPinned, quiet, hsts}})
+	applyConfig(t, c, &config.Config{Endpoints: []config.Endpoint{legacy, mtls, optional, pinned, caPinned, quiet, hsts}})
 	refreshAll(t, c)
 	f := scrape(t, c)
 
@@ -196,7 +196,7 @@ func TestLeafChangeIsRecorded(t *testing.T) {
 	current.Store(&first)
 	addr := testpki.Serve(t, &tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return current.Load(), nil }})
 	c := New(slog.New(slog.DiscardHandler))
-	apply(t, c, &config.Config{Endpoints: []config.Endpoint{w.endpoint("rotating", addr)}})
+	applyConfig(t, c, &config.Config{Endpoints: []config.Endpoint{w.endpoint("rotating", addr)}})
 	ep := c.endpoints[0]
 	lastChange := func() float64 { return scrape(t, c).One(t, "ssl_certificate_last_change_timestamp_seconds", nil) }
 
@@ -217,7 +217,7 @@ func TestLeafChangeIsRecorded(t *testing.T) {
 	// A reload that changes the endpoint keeps its history: same target.
 	changed := w.endpoint("rotating", addr)
 	changed.Timeout = config.Duration(3 * time.Second)
-	apply(t, c, &config.Config{Endpoints: []config.Endpoint{changed}})
+	applyConfig(t, c, &config.Config{Endpoints: []config.Endpoint{changed}})
 	if c.endpoints[0] == ep || c.endpoints[0].change != ep.change {
 		t.Fatal("the reloaded endpoint lost its change history")
 	}
@@ -227,7 +227,7 @@ func TestPostureJobsFollowTheConfig(t *testing.T) {
 	w := newPostureWorld(t)
 	ep := w.endpoint("a", w.serve(t, nil))
 	c := New(slog.New(slog.DiscardHandler))
-	apply(t, c, &config.Config{Endpoints: []config.Endpoint{ep}, PostureInterval: config.Duration(2 * time.Hour)})
+	applyConfig(t, c, &config.Config{Endpoints: []config.Endpoint{ep}, PostureInterval: config.Duration(2 * time.Hour)})
 	refreshAll(t, c)
 	pj := c.postures.endpoints[c.endpoints[0].id]
 	if pj == nil || pj.key() != "posture/"+c.endpoints[0].id || pj.interval() != 2*time.Hour {
@@ -237,13 +237,13 @@ func TestPostureJobsFollowTheConfig(t *testing.T) {
 	if scanned == nil {
 		t.Fatal("no posture result")
 	}
-	apply(t, c, &config.Config{Endpoints: []config.Endpoint{ep}})
+	applyConfig(t, c, &config.Config{Endpoints: []config.Endpoint{ep}})
 	if got := c.postures.endpoints[c.endpoints[0].id]; got.last.Load() != scanned || got.interval() != time.Hour {
 		t.Fatal("an unchanged endpoint lost its posture result, or the default interval is not 1h")
 	}
 	off := false
 	ep.Posture = &off
-	apply(t, c, &config.Config{Endpoints: []config.Endpoint{ep}})
+	applyConfig(t, c, &config.Config{Endpoints: []config.Endpoint{ep}})
 	if len(c.postures.endpoints) != 0 {
 		t.Fatalf("posture: false still has a job")
 	}
@@ -264,7 +264,7 @@ func TestFileFindings(t *testing.T) {
 	testpki.WriteFile(t, dir, "clean.pem", clean.PEM())
 
 	c := New(slog.New(slog.DiscardHandler))
-	apply(t, c, &config.Config{Files: []config.FileGroup{{Name: "disk", Paths: []string{dir + "/*.pem"}}}})
+	applyConfig(t, c, &config.Config{Files: []config.FileGroup{{Name: "disk", Paths: []string{dir + "/*.pem"}}}})
 	refreshAll(t, c)
 	f := scrape(t, c)
 	weak := f.Samples("ssl_certificate_finding_info", map[string]string{"target": "disk", "path": bundle, "finding": "WEAK_KEY"})
@@ -290,7 +290,7 @@ func TestKeyMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := New(slog.New(slog.DiscardHandler))
-	apply(t, c, &config.Config{Files: []config.FileGroup{{Name: "tls", Paths: []string{dir + "/*/tls.crt"}}}})
+	applyConfig(t, c, &config.Config{Files: []config.FileGroup{{Name: "tls", Paths: []string{dir + "/*/tls.crt"}}}})
 	// The key check may run before the group's first read: it reads the certificates itself.
 	for _, j := range c.postures.files {
 		j.run(context.Background())
