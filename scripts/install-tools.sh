@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# Installs every external tool the tests need, so a fresh machine with only Go
+# can run scripts/test.sh. Safe to run again: finished work is skipped.
+#
+#   Go builds (into ./.tools/bin): promtool, prometheus, alertmanager, amtool
+#   Debian packages (apt-get):      nginx, testssl.sh, openssl
+set -Eeuo pipefail
+trap 'printf "install-tools: error: %s failed (exit %d)\n" "$BASH_COMMAND" "$?" >&2' ERR
+
+# Pinned versions. Prometheus 3.x publishes its Go module as v0.3MM.P for
+# release 3.MM.P, so v0.316.0 is Prometheus 3.16.0.
+PROMETHEUS_MODULE_VERSION=v0.316.0
+# Upstream's build tags that leave out the cloud service discoveries (AWS,
+# Azure, GCE, Consul, ...): a cold build takes about 3 minutes instead of
+# about 10, and half the disk. Static, file, HTTP, Kubernetes and DNS
+# discovery stay; add enable_<name>_sd (e.g. enable_consul_sd) if a config
+# checked by the tests ever needs another one.
+PROMETHEUS_BUILD_TAGS=remove_all_sd,enable_dns_sd
+ALERTMANAGER_VERSION=v0.35.0
+APT_PACKAGES=(nginx testssl.sh openssl)
+
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TOOLS_BIN=$REPO_ROOT/.tools/bin
+STAMP_DIR=$TOOLS_BIN/.stamps
+
+log() { printf 'install-tools: %s\n' "$*"; }
+die() { printf 'install-tools: error: %s\n' "$*" >&2; exit 1; }
+
+# prometheus_release turns v0.316.0 into 3.16.0 for the binaries' --version.
+prometheus_release() {
+	local v=${1#v0.} minor patch
+	minor=${v%%.*}
+	patch=${v#*.}
+	printf '%d.%d.%s' $((10#$minor / 100)) $((10#$minor % 100)) "$patch"
+}
+
+# version_ldflags sets what `--version` prints; go install leaves it empty.
+version_ldflags() {
+	local v=github.com/prometheus/common/version
+	printf -- '-s -w -X %s.Version=%s -X %s.Revision=%s -X %s.Branch=HEAD -X %s.BuildUser=install-tools' \
+		"$v" "$1" "$v" "$2" "$v" "$v"
+}
+
+# go_tools_current succeeds when every named binary exists and its stamp
+# records exactly this recipe.
+go_tools_current() {
+	local recipe=$1 name
+	shift
+	for name in "$@"; do
+		[[ -x $TOOLS_BIN/$name && -f $STAMP_DIR/$name ]] || return 1
+		[[ $(<"$STAMP_DIR/$name") == "$recipe" ]] || return 1
+	done
+}
+
+# ensure_built runs BUILDER NAME... unless every NAME is already built from
+# RECIPE, then stamps each NAME with RECIPE.
+# Usage: ensure_built RECIPE BUILDER NAME...
+ensure_built() {
+	local recipe=$1 builder=$2 name start
+	shift 2
+	if go_tools_current "$recipe" "$@"; then
+		log "$* already built from ${recipe%% *}: skipped"
+		return
+	fi
+	log "building $* (the first build downloads and compiles many modules)"
+	start=$SECONDS
+	"$builder" "$@"
+	for name in "$@"; do
+		printf '%s' "$recipe" >"$STAMP_DIR/$name"
+	done
+	log "built $* in $((SECONDS - start))s"
+}
+
+# build_prometheus installs promtool and prometheus with one `go install`, so
+# their shared dependencies compile once. Without the builtinassets tag the
+# web UI is not embedded (its pages answer 500); the HTTP API, which is all
+# the tests use, works.
+build_prometheus() {
+	local pkgs=() name
+	for name in "$@"; do
+		pkgs+=("github.com/prometheus/prometheus/cmd/$name@$PROMETHEUS_MODULE_VERSION")
+	done
+	GOBIN=$TOOLS_BIN CGO_ENABLED=0 go install -trimpath -tags="$PROMETHEUS_BUILD_TAGS" \
+		-ldflags="$PROMETHEUS_LDFLAGS" "${pkgs[@]}"
+}
+
+# build_alertmanager builds from a copy of the module because its ui package
+# embeds app/dist, which is made by an npm build and is not in the module zip,
+# so `go install ...@version` fails. A placeholder page stands in for the UI;
+# the API, which is all the tests use, is untouched.
+build_alertmanager() {
+	local module=github.com/prometheus/alertmanager dir name pkgs=()
+	local src=$WORK/alertmanager
+	# Outside any module, so our go.mod and go.sum stay untouched.
+	dir=$(cd "$WORK" && go mod download -json "$module@$ALERTMANAGER_VERSION" |
+		sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+	[[ -n $dir ]] || die "go mod download $module@$ALERTMANAGER_VERSION gave no directory"
+	cp -R "$dir" "$src"
+	chmod -R u+w "$src"
+	for name in elm mantine; do
+		mkdir -p "$src/ui/app/dist/$name"
+		printf '<!doctype html><title>Alertmanager</title><p>UI not built; the API is at /api/v2/.\n' \
+			>"$src/ui/app/dist/$name/index.html"
+	done
+	for name in "$@"; do
+		pkgs+=("./cmd/$name")
+	done
+	(cd "$src" && CGO_ENABLED=0 go build -trimpath -ldflags="$ALERTMANAGER_LDFLAGS" -o "$TOOLS_BIN/" "${pkgs[@]}")
+}
+
+# recipe names everything that decides what a build produces.
+# Usage: recipe MODULE VERSION TAGS LDFLAGS
+recipe() {
+	printf '%s@%s %s CGO_ENABLED=0 -trimpath -tags=%s -ldflags=%s' "$1" "$2" "$(go env GOVERSION)" "$3" "$4"
+}
+
+apt_missing() {
+	local pkg status
+	for pkg in "$@"; do
+		status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+		[[ $status == "install ok installed" ]] || printf '%s\n' "$pkg"
+	done
+}
+
+# as_root runs a command as root, through sudo when we are not root.
+as_root() {
+	if [[ $EUID -eq 0 ]]; then
+		"$@"
+	elif command -v sudo >/dev/null 2>&1; then
+		sudo "$@"
+	else
+		die "need root to run '$*' and sudo is not available; as root run: apt-get update && apt-get install -y ${APT_PACKAGES[*]}"
+	fi
+}
+
+install_apt_packages() {
+	local missing start
+	command -v dpkg-query >/dev/null 2>&1 ||
+		die "dpkg-query not found: install ${APT_PACKAGES[*]} with your package manager"
+	mapfile -t missing < <(apt_missing "${APT_PACKAGES[@]}")
+	if ((${#missing[@]} == 0)); then
+		log "apt packages ${APT_PACKAGES[*]} already installed: skipped"
+		return
+	fi
+	log "installing apt packages: ${missing[*]}"
+	start=$SECONDS
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq ||
+		die "apt-get update failed"
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" ||
+		die "apt-get install ${missing[*]} failed"
+	log "installed ${missing[*]} in $((SECONDS - start))s"
+}
+
+# Tests start their own nginx with their own config; a packaged daemon on :80
+# does not get in their way, but say so rather than leave it unnoticed.
+note_nginx_daemon() {
+	local pid
+	[[ -r /run/nginx.pid ]] || return 0
+	pid=$(</run/nginx.pid)
+	if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+		log "note: the packaged nginx service is running (pid $pid, port 80); tests do not use it"
+	fi
+}
+
+print_versions() {
+	log "installed tools:"
+	"$TOOLS_BIN/promtool" --version 2>&1 | sed -n 1p
+	"$TOOLS_BIN/prometheus" --version 2>&1 | sed -n 1p
+	"$TOOLS_BIN/alertmanager" --version 2>&1 | sed -n 1p
+	"$TOOLS_BIN/amtool" --version 2>&1 | sed -n 1p
+	PATH=$PATH:/usr/sbin:/sbin nginx -v 2>&1
+	# `testssl --version` spends ~8s probing openssl, so ask dpkg instead.
+	command -v testssl >/dev/null || die "testssl not found in PATH after installing testssl.sh"
+	printf 'testssl (Debian testssl.sh %s)\n' "$(dpkg-query -W -f='${Version}' testssl.sh)"
+	openssl version
+}
+
+main() {
+	command -v go >/dev/null 2>&1 || die "go not found in PATH"
+	mkdir -p "$STAMP_DIR"
+	WORK=$(mktemp -d)
+	trap 'rm -rf "$WORK"' EXIT
+	PROMETHEUS_LDFLAGS=$(version_ldflags "$(prometheus_release "$PROMETHEUS_MODULE_VERSION")" "$PROMETHEUS_MODULE_VERSION")
+	ALERTMANAGER_LDFLAGS=$(version_ldflags "${ALERTMANAGER_VERSION#v}" "$ALERTMANAGER_VERSION")
+	ensure_built "$(recipe github.com/prometheus/prometheus "$PROMETHEUS_MODULE_VERSION" \
+		"$PROMETHEUS_BUILD_TAGS" "$PROMETHEUS_LDFLAGS")" \
+		build_prometheus promtool prometheus
+	ensure_built "$(recipe github.com/prometheus/alertmanager "$ALERTMANAGER_VERSION" "" "$ALERTMANAGER_LDFLAGS")" \
+		build_alertmanager alertmanager amtool
+	install_apt_packages
+	note_nginx_daemon
+	print_versions
+}
+
+main "$@"
