@@ -42,9 +42,13 @@ go test -race -count=1 ./...
 
 step "fuzz (${FUZZ_TIME} per target)"
 pkgs=$(go list "${FUZZ_PKGS[@]}")
+fuzzed=0
 for pkg in $pkgs; do
 	targets=$(fuzz_targets "$pkg")
 	for target in $targets; do
+		echo "--- $target ($pkg)"
 		go test -run='^$' -fuzz="^${target}\$" -fuzztime="$FUZZ_TIME" "$pkg"
+		fuzzed=$((fuzzed + 1))
 	done
 done
+echo "fuzz: $fuzzed targets run"
