@@ -38,13 +38,48 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// exporter is the real binary running as a child process.
-type exporter struct {
-	t    *testing.T
+// process is a child process, killed when the test ends; its output is
+// logged if the test failed.
+type process struct {
 	cmd  *exec.Cmd
-	addr string
 	logs *strings.Builder
 	done chan error
+}
+
+func startProcess(t *testing.T, name string, args ...string) *process {
+	t.Helper()
+	p := &process{cmd: exec.Command(name, args...), logs: &strings.Builder{}, done: make(chan error, 1)}
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", name, err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("%s logs:\n%s", filepath.Base(name), p.logs.String())
+		}
+	})
+	return p
+}
+
+// exited reports whether the process ended, and how.
+func (p *process) exited() (bool, error) {
+	select {
+	case err := <-p.done:
+		p.done <- err // for cleanup
+		return true, err
+	default:
+		return false, nil
+	}
+}
+
+// exporter is the real binary running as a child process.
+type exporter struct {
+	*process
+	t    *testing.T
+	addr string
 }
 
 func freeAddr(t *testing.T) string {
@@ -58,20 +93,8 @@ func freeAddr(t *testing.T) string {
 
 func startExporter(t *testing.T, args ...string) *exporter {
 	t.Helper()
-	e := &exporter{t: t, addr: freeAddr(t), logs: &strings.Builder{}, done: make(chan error, 1)}
-	e.cmd = exec.Command(binary, append([]string{"--web.listen-address=" + e.addr, "--log.level=debug"}, args...)...)
-	e.cmd.Stdout, e.cmd.Stderr = e.logs, e.logs
-	if err := e.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { e.done <- e.cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = e.cmd.Process.Kill()
-		<-e.done
-		if t.Failed() {
-			t.Logf("exporter logs:\n%s", e.logs.String())
-		}
-	})
+	e := &exporter{t: t, addr: freeAddr(t)}
+	e.process = startProcess(t, binary, append([]string{"--web.listen-address=" + e.addr, "--log.level=debug"}, args...)...)
 	eventually(t, "exporter serves /-/healthy", func() bool {
 		resp, err := http.Get("http://" + e.addr + "/-/healthy")
 		if err != nil {
