@@ -1,16 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -42,13 +44,32 @@ func TestMain(m *testing.M) {
 // logged if the test failed.
 type process struct {
 	cmd  *exec.Cmd
-	logs *strings.Builder
+	logs *syncBuffer
 	done chan error
+}
+
+// syncBuffer holds a child's output, which the test reads while the child
+// writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func startProcess(t *testing.T, name string, args ...string) *process {
 	t.Helper()
-	p := &process{cmd: exec.Command(name, args...), logs: &strings.Builder{}, done: make(chan error, 1)}
+	p := &process{cmd: exec.Command(name, args...), logs: &syncBuffer{}, done: make(chan error, 1)}
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("starting %s: %v", name, err)
@@ -75,6 +96,29 @@ func (p *process) exited() (bool, error) {
 	}
 }
 
+// listening is the line exporter-toolkit logs, in the exporter as in
+// Prometheus and Alertmanager, with the address its listener got.
+var listening = regexp.MustCompile(`msg="Listening on" .*address=(\S+)`)
+
+// listenAddr waits for the process to log the address it listens on. The
+// tests start servers on port 0: a port chosen beforehand could be taken by
+// another process before the child binds it.
+func (p *process) listenAddr(t *testing.T) string {
+	t.Helper()
+	var addr string
+	eventually(t, filepath.Base(p.cmd.Path)+" listens", func() bool {
+		if done, err := p.exited(); done {
+			t.Fatalf("%s exited: %v", filepath.Base(p.cmd.Path), err)
+		}
+		m := listening.FindStringSubmatch(p.logs.String())
+		if m != nil {
+			addr = m[1]
+		}
+		return m != nil
+	})
+	return addr
+}
+
 // exporter is the real binary running as a child process.
 type exporter struct {
 	*process
@@ -82,19 +126,11 @@ type exporter struct {
 	addr string
 }
 
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func startExporter(t *testing.T, args ...string) *exporter {
 	t.Helper()
-	e := &exporter{t: t, addr: freeAddr(t)}
-	e.process = startProcess(t, binary, append([]string{"--web.listen-address=" + e.addr, "--log.level=debug"}, args...)...)
+	e := &exporter{t: t}
+	e.process = startProcess(t, binary, append([]string{"--web.listen-address=127.0.0.1:0", "--log.level=debug"}, args...)...)
+	e.addr = e.listenAddr(t)
 	eventually(t, "exporter serves /-/healthy", func() bool {
 		resp, err := http.Get("http://" + e.addr + "/-/healthy")
 		if err != nil {

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -122,7 +123,7 @@ func startStackTargets(t *testing.T) *stackTargets {
 		// Inside both expiry thresholds: warning and critical.
 		{"expiring", testpki.Serve(t, serve(inter.Issue(testpki.Options{CN: "expiring.test", NotBefore: now.Add(-87 * day), NotAfter: now.Add(3 * day)}))), "5s"},
 		{"expired", testpki.Serve(t, serve(inter.Issue(testpki.Options{CN: "expired.test", NotBefore: now.Add(-91 * day), NotAfter: now.Add(-day)}))), "5s"},
-		{"refused", freeAddr(t), "5s"},
+		{"refused", refusedAddr(t), "5s"},
 		// Its timeout outlasts the test: once the server stops answering,
 		// the probe hangs and the last result ages into staleness.
 		{"stalled", stallingServer(t, serve(inter.Leaf("stalled.test")), tg.stall), "10m"},
@@ -140,6 +141,26 @@ func startStackTargets(t *testing.T) *stackTargets {
 	tg.names = append(tg.names, "broken-files")
 	tg.config = writeConfig(t, filepath.Join(dir, "exporter.yml"), b.String())
 	return tg
+}
+
+// refusedAddr holds a port on 127.0.0.1 with a socket that is bound but never
+// listens: connections to it are refused, and no other process can take the
+// port while the test runs.
+func refusedAddr(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatalf("socket: %v", err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatalf("bind: %v", err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatalf("getsockname: %v", err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
 }
 
 // stallingServer completes TLS handshakes until stall is set; then it
@@ -179,6 +200,10 @@ type webhook struct {
 func startWebhook(t *testing.T) *webhook {
 	h := &webhook{got: map[string][]map[string]string{}}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			http.Error(w, "Alertmanager notifications only", http.StatusMethodNotAllowed)
+			return
+		}
 		var msg struct {
 			Alerts []struct {
 				Labels map[string]string `json:"labels"`
@@ -244,13 +269,13 @@ func startAlertmanager(t *testing.T, bin, hookURL string) *alertmanager {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	am := &alertmanager{addr: freeAddr(t)}
 	p := startProcess(t, bin,
 		"--config.file="+writeConfig(t, filepath.Join(dir, "alertmanager.yml"), string(out)),
 		"--storage.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+am.addr,
+		"--web.listen-address=127.0.0.1:0",
 		"--cluster.listen-address=", // no clustering, no other port
 	)
+	am := &alertmanager{addr: p.listenAddr(t)}
 	awaitReady(t, p, "http://"+am.addr+"/-/ready")
 	return am
 }
@@ -353,15 +378,16 @@ scrape_configs:
 func startPrometheus(t *testing.T, bin, job, exporterAddr string, am *alertmanager) *stackProm {
 	t.Helper()
 	dir := t.TempDir()
-	p := &stackProm{addr: freeAddr(t), config: filepath.Join(dir, "prometheus.yml"), job: job, amAddr: am.addr}
+	p := &stackProm{config: filepath.Join(dir, "prometheus.yml"), job: job, amAddr: am.addr}
 	p.rules = writeConfig(t, filepath.Join(dir, "rules.yml"), immediateRules(t))
 	p.configure(t, exporterAddr, false)
 	proc := startProcess(t, bin,
 		"--config.file="+p.config,
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+p.addr,
+		"--web.listen-address=127.0.0.1:0",
 		"--web.enable-lifecycle",
 	)
+	p.addr = proc.listenAddr(t)
 	awaitReady(t, proc, "http://"+p.addr+"/-/ready")
 	client, err := promapi.NewClient(promapi.Config{Address: "http://" + p.addr, Client: stackHTTP})
 	if err != nil {
