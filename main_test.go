@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -34,45 +36,99 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "building the exporter:", err)
 		os.Exit(1)
 	}
+	// The race runtime sleeps a second before exiting, during which a child
+	// that no longer waits for its goroutines would still look graceful.
+	os.Setenv("GORACE", os.Getenv("GORACE")+" atexit_sleep_ms=0")
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
 
-// exporter is the real binary running as a child process.
-type exporter struct {
-	t    *testing.T
+// process is a child process, killed when the test ends; its output is
+// logged if the test failed.
+type process struct {
 	cmd  *exec.Cmd
-	addr string
 	logs *syncBuffer
 	done chan error
 }
 
-// syncBuffer collects the child's output; tests read it while it runs.
+// syncBuffer holds a child's output, which the test reads while the child
+// writes.
 type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
+	mu  sync.Mutex
+	buf bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
 }
 
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+func startProcess(t *testing.T, name string, args ...string) *process {
+	t.Helper()
+	p := &process{cmd: exec.Command(name, args...), logs: &syncBuffer{}, done: make(chan error, 1)}
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", name, err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("%s logs:\n%s", filepath.Base(name), p.logs.String())
+		}
+	})
+	return p
+}
+
+// exited reports whether the process ended, and how.
+func (p *process) exited() (bool, error) {
+	select {
+	case err := <-p.done:
+		p.done <- err // for cleanup
+		return true, err
+	default:
+		return false, nil
+	}
+}
+
+// listening is the line exporter-toolkit logs, in the exporter as in
+// Prometheus and Alertmanager, with the address its listener got, in logfmt
+// or JSON.
+var listening = regexp.MustCompile(`"?msg"?[=:]"Listening on".*?"?address"?[=:]"?([^"\s,}]+)`)
+
+// listenAddr waits for the process to log the address it listens on. The
+// tests start servers on port 0: a port chosen beforehand could be taken by
+// another process before the child binds it.
+func (p *process) listenAddr(t *testing.T) string {
+	t.Helper()
+	var addr string
+	eventually(t, filepath.Base(p.cmd.Path)+" listens", func() bool {
+		if done, err := p.exited(); done {
+			t.Fatalf("%s exited: %v", filepath.Base(p.cmd.Path), err)
+		}
+		m := listening.FindStringSubmatch(p.logs.String())
+		if m != nil {
+			addr = m[1]
+		}
+		return m != nil
+	})
+	return addr
+}
+
+// exporter is the real binary running as a child process.
+type exporter struct {
+	*process
+	t    *testing.T
+	addr string
 }
 
 func startExporter(t *testing.T, args ...string) *exporter {
@@ -94,53 +150,20 @@ func startExporter(t *testing.T, args ...string) *exporter {
 // authentication.
 func launchExporter(t *testing.T, args ...string) *exporter {
 	t.Helper()
-	for attempt := 1; ; attempt++ {
-		e := spawnExporter(t, args...)
-		if !e.lostPort() || attempt == 5 {
-			return e
-		}
-	}
+	e := &exporter{t: t}
+	e.process = startProcess(t, binary, append([]string{"--web.listen-address=127.0.0.1:0", "--log.level=debug"}, args...)...)
+	e.addr = e.listenAddr(t)
+	return e
 }
 
-// lostPort waits until the exporter listens or exits, and reports whether it
-// exited because its port was taken: freeAddr's port is only free when
-// picked, and other tests' connections may take it as their source port.
-func (e *exporter) lostPort() bool {
-	exited := func() bool {
-		select {
-		case err := <-e.done:
-			e.done <- err
-			return true
-		default:
-			return false
-		}
-	}
-	eventually(e.t, "the exporter listens or exits", func() bool {
-		return exited() || strings.Contains(e.logs.String(), "Listening on")
-	})
-	return exited() && strings.Contains(e.logs.String(), "address already in use")
-}
-
-func spawnExporter(t *testing.T, args ...string) *exporter {
-	t.Helper()
-	e := &exporter{t: t, addr: freeAddr(t), logs: &syncBuffer{}, done: make(chan error, 1)}
-	e.cmd = exec.Command(binary, append([]string{"--web.listen-address=" + e.addr, "--log.level=debug"}, args...)...)
-	e.cmd.Stdout, e.cmd.Stderr = e.logs, e.logs
-	// The race runtime sleeps a second before exiting, during which a
-	// process that no longer waits for its goroutines still looks graceful.
-	e.cmd.Env = append(os.Environ(), "GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=0")
-	if err := e.cmd.Start(); err != nil {
+// freeAddr is a port free when picked, for peers that must not answer.
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { e.done <- e.cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = e.cmd.Process.Kill()
-		<-e.done
-		if t.Failed() {
-			t.Logf("exporter logs:\n%s", e.logs.String())
-		}
-	})
-	return e
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 func (e *exporter) get(path string) (int, string) {
