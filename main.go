@@ -111,9 +111,13 @@ func serve(f serveFlags) int {
 	go func() { coll.Run(ctx); close(done) }()
 
 	reloads := make(chan chan error)
-	srv := &http.Server{Handler: routes(f, reg, coll, reloads, logger), ReadHeaderTimeout: 10 * time.Second}
-	drained := make(chan struct{})
-	go handleSignals(srv, coll, f.configFile, reloads, drained, logger)
+	stopping, drained := make(chan struct{}), make(chan struct{})
+	srv := &http.Server{
+		Handler:           routes(f, reg, coll, reloads, stopping, logger),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute, // idle keep-alive scrapers must not hold connections forever
+	}
+	go handleSignals(srv, coll, f.configFile, reloads, stopping, drained, logger)
 
 	// On SIGTERM this returns as soon as Shutdown starts: probes are
 	// cancelled while in-flight scrapes, which read only the cache, finish.
@@ -130,8 +134,11 @@ func serve(f serveFlags) int {
 }
 
 // handleSignals reloads on SIGHUP and /-/reload, and stops on SIGTERM or
-// SIGINT; drained is closed once in-flight requests finished.
-func handleSignals(srv *http.Server, coll *collector.Collector, file string, reloads chan chan error, drained chan<- struct{}, logger *slog.Logger) {
+// SIGINT: stopping is closed first, so that a reload request arriving now is
+// refused instead of waiting out the grace period, and drained once
+// in-flight requests finished.
+func handleSignals(srv *http.Server, coll *collector.Collector, file string, reloads chan chan error,
+	stopping, drained chan<- struct{}, logger *slog.Logger) {
 	hup := make(chan os.Signal, 1)
 	term := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -144,6 +151,7 @@ func handleSignals(srv *http.Server, coll *collector.Collector, file string, rel
 			reply <- coll.Reload(file)
 		case s := <-term:
 			logger.Info("shutting down", "signal", s.String())
+			close(stopping)
 			ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 			if err := srv.Shutdown(ctx); err != nil {
 				logger.Warn("in-flight requests cut short", "err", err)
@@ -155,7 +163,8 @@ func handleSignals(srv *http.Server, coll *collector.Collector, file string, rel
 	}
 }
 
-func routes(f serveFlags, reg *prometheus.Registry, coll *collector.Collector, reloads chan chan error, logger *slog.Logger) http.Handler {
+func routes(f serveFlags, reg *prometheus.Registry, coll *collector.Collector, reloads chan chan error,
+	stopping <-chan struct{}, logger *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(f.telemetryPath, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError),
@@ -170,6 +179,9 @@ func routes(f serveFlags, reg *prometheus.Registry, coll *collector.Collector, r
 		reply := make(chan error, 1)
 		select {
 		case reloads <- reply:
+		case <-stopping:
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
 		case <-r.Context().Done():
 			return
 		}
