@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -26,17 +29,19 @@ import (
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
 
+	"github.com/mcpcert/mcp_cert_exporter/internal/mcptest"
 	"github.com/mcpcert/mcp_cert_exporter/internal/metricset"
 	"github.com/mcpcert/mcp_cert_exporter/internal/testpki"
 	"github.com/mcpcert/mcp_cert_exporter/internal/tooltest"
 	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
 
-// TestStack runs the monitoring stack of issue 5 for real: TLS servers on
-// 127.0.0.1, the exporter binary, Prometheus with the shipped alert rules and
-// Alertmanager with the shipped example routing. It checks what reaches
-// Alertmanager and its receivers, that every shipped rule evaluates, that
-// every dashboard query returns data, and that the exporter's absence pages.
+// TestStack runs the monitoring stack of issue 5 for real: TLS and MCP
+// servers and key files on 127.0.0.1, the exporter binary, Prometheus with
+// the shipped alert rules and Alertmanager with the shipped example
+// routing. It checks what reaches Alertmanager and its receivers, that every
+// shipped rule evaluates, that every dashboard query returns data, and that
+// the exporter's absence pages.
 func TestStack(t *testing.T) {
 	promBin := tooltest.Require(t, "prometheus")
 	amBin := tooltest.Require(t, "alertmanager")
@@ -44,7 +49,7 @@ func TestStack(t *testing.T) {
 
 	tg := startStackTargets(t)
 	exp := startExporter(t, "--config.file="+tg.config)
-	await(t, "every target refreshed once", func() error { return refreshed(exp, tg.names) })
+	await(t, "every target refreshed and scanned once", func() error { return refreshed(exp, tg) })
 	tg.stall.Store(true)
 
 	hook := startWebhook(t)
@@ -101,46 +106,159 @@ func exporterJob(t *testing.T) string {
 type stackTargets struct {
 	config     string       // the exporter's config file
 	names      []string     // every target in it
+	scanned    []string     // the targets with posture checks
+	healthy    []string     // the targets that must raise no alert
 	brokenPath string       // the unparseable certificate file
 	stall      *atomic.Bool // once set, the stalled server stops answering
+}
+
+// stackEndpoint is one endpoint of the exporter's config.
+type stackEndpoint struct {
+	name    string
+	at      string // its address: or url: line
+	timeout string
+	tls     string // tls_config keys besides ca_file and server_name
+	extra   string // further lines under the endpoint
+	healthy bool   // it must raise no alert
+	// noPosture turns its posture checks off.
+	noPosture bool
 }
 
 func startStackTargets(t *testing.T) *stackTargets {
 	t.Helper()
 	dir := t.TempDir()
-	now := time.Now()
-	day := 24 * time.Hour
-	// A realistic chain: the intermediate was issued long before the leaves,
-	// so only the leaves' own dates make them expire.
-	root := testpki.SelfSigned(testpki.Options{CN: "Stack Root", IsCA: true, NotBefore: now.Add(-730 * day), NotAfter: now.Add(3650 * day)})
-	inter := root.Issue(testpki.Options{CN: "Stack Intermediate", IsCA: true, NotBefore: now.Add(-365 * day), NotAfter: now.Add(1825 * day)})
-	serve := func(leaf *testpki.Cert) *tls.Config {
-		return &tls.Config{Certificates: []tls.Certificate{leaf.TLS(inter)}}
-	}
+	pki := newStackPKI()
 	tg := &stackTargets{stall: new(atomic.Bool)}
-	endpoints := []struct{ name, addr, timeout string }{
-		{"good", testpki.Serve(t, serve(inter.Leaf("good.test"))), "5s"},
+	good := pki.hardened(pki.leaf("good.test", 90*day))
+	// Mutual TLS as the guide asks where clients must authenticate; the
+	// exporter holds a client certificate for it.
+	good.ClientAuth, good.ClientCAs = tls.RequireAndVerifyClientCert, testpki.Pool(pki.root)
+	client := pki.root.Issue(testpki.Options{CN: "stack exporter", Client: true, NotBefore: pki.now.Add(-day), NotAfter: pki.now.Add(89 * day)})
+	clientTLS := fmt.Sprintf(", cert_file: %q, key_file: %q",
+		testpki.WriteFile(t, dir, "client/client.pem", client.PEM()), testpki.WriteFile(t, dir, "client/client-key.pem", client.KeyPEM()))
+	// Pinning the CA's key, not the leaf's, survives renewals.
+	pin := sha256.Sum256(pki.inter.Cert.RawSubjectPublicKeyInfo)
+	// The legacy server breaks the guide on purpose: TLS 1.0 and 1.1 with
+	// Go's default suites, which include ECDHE CBC, and a leaf valid for the
+	// 398 days the CA/Browser Forum allowed until 2026-03-15.
+	legacy := &tls.Config{Certificates: []tls.Certificate{pki.leaf("legacy.test", 398*day).TLS(pki.inter)},
+		MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS12}
+	endpoints := []stackEndpoint{
+		{name: "good", at: address(testpki.Serve(t, good)), timeout: "5s", tls: clientTLS,
+			extra: fmt.Sprintf("    pin_sha256: [%q]\n", base64.StdEncoding.EncodeToString(pin[:])), healthy: true},
+		{name: "mcp", at: mcpURL(t, pki.hardened(pki.leaf("mcp.test", 90*day))), timeout: "5s", healthy: true},
 		// Inside both expiry thresholds: warning and critical.
-		{"expiring", testpki.Serve(t, serve(inter.Issue(testpki.Options{CN: "expiring.test", NotBefore: now.Add(-87 * day), NotAfter: now.Add(3 * day)}))), "5s"},
-		{"expired", testpki.Serve(t, serve(inter.Issue(testpki.Options{CN: "expired.test", NotBefore: now.Add(-91 * day), NotAfter: now.Add(-day)}))), "5s"},
-		{"refused", refusedAddr(t), "5s"},
+		{name: "expiring", at: address(testpki.Serve(t, pki.hardened(pki.issue("expiring.test", -87*day, 3*day)))), timeout: "5s"},
+		{name: "expired", at: address(testpki.Serve(t, pki.hardened(pki.issue("expired.test", -91*day, -day)))), timeout: "5s"},
+		{name: "legacy", at: address(testpki.Serve(t, legacy)), timeout: "5s"},
+		{name: "not-mcp", at: notMCPURL(t, pki.hardened(pki.leaf("not-mcp.test", 90*day))), timeout: "5s"},
+		{name: "refused", at: address(refusedAddr(t)), timeout: "5s"},
 		// Its timeout outlasts the test: once the server stops answering,
-		// the probe hangs and the last result ages into staleness.
-		{"stalled", stallingServer(t, serve(inter.Leaf("stalled.test")), tg.stall), "10m"},
+		// the probe hangs and the last result ages into staleness. A posture
+		// scan would only hang as well.
+		{name: "stalled", at: address(stallingServer(t, pki.hardened(pki.leaf("stalled.test", 90*day)), tg.stall)), timeout: "10m",
+			noPosture: true},
 	}
-	caFile := testpki.WriteFile(t, dir, "ca.pem", root.PEM())
+	caFile := testpki.WriteFile(t, dir, "ca.pem", pki.root.PEM())
 	tg.brokenPath = testpki.WriteFile(t, dir, "broken.pem", []byte("-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n"))
+	// certbot's layout: the key next to the chain, readable by its owner only.
+	keysLeaf := pki.leaf("files.test", 90*day)
+	chainPath := testpki.WriteFile(t, dir, "server/fullchain.pem", testpki.Bundle(keysLeaf, pki.inter))
+	testpki.WriteFile(t, dir, "server/privkey.pem", keysLeaf.KeyPEM())
 	var b strings.Builder
-	b.WriteString("interval: 2s\nendpoints:\n")
+	// Posture scans run once at start-up; the interval only paces re-scans.
+	b.WriteString("interval: 2s\nposture_interval: 30s\nendpoints:\n")
 	for _, ep := range endpoints {
-		fmt.Fprintf(&b, "  - name: %s\n    address: %q\n    timeout: %s\n    tls_config: {ca_file: %q, server_name: localhost}\n",
-			ep.name, ep.addr, ep.timeout, caFile)
-		tg.names = append(tg.names, ep.name)
+		fmt.Fprintf(&b, "  - name: %s\n%s    timeout: %s\n    tls_config: {ca_file: %q, server_name: localhost%s}\n%s",
+			ep.name, ep.at, ep.timeout, caFile, ep.tls, ep.extra)
+		if ep.noPosture {
+			b.WriteString("    posture: false\n")
+		}
+		tg.add(ep.name, !ep.noPosture, ep.healthy)
 	}
-	fmt.Fprintf(&b, "files:\n  - name: broken-files\n    paths: [%q]\n", tg.brokenPath)
-	tg.names = append(tg.names, "broken-files")
+	fmt.Fprintf(&b, "files:\n  - name: broken-files\n    paths: [%q]\n  - name: server-keys\n    paths: [%q]\n", tg.brokenPath, chainPath)
+	tg.add("broken-files", true, false)
+	tg.add("server-keys", true, true)
 	tg.config = writeConfig(t, filepath.Join(dir, "exporter.yml"), b.String())
 	return tg
+}
+
+func (tg *stackTargets) add(name string, scanned, healthy bool) {
+	tg.names = append(tg.names, name)
+	if scanned {
+		tg.scanned = append(tg.scanned, name)
+	}
+	if healthy {
+		tg.healthy = append(tg.healthy, name)
+	}
+}
+
+func address(addr string) string { return fmt.Sprintf("    address: %q\n", addr) }
+
+const day = 24 * time.Hour
+
+// stackPKI is a realistic chain: the intermediate was issued long before
+// the leaves, so only the leaves' own dates make them expire.
+type stackPKI struct {
+	now         time.Time
+	root, inter *testpki.Cert
+}
+
+func newStackPKI() *stackPKI {
+	now := time.Now()
+	root := testpki.SelfSigned(testpki.Options{CN: "Stack Root", IsCA: true, NotBefore: now.Add(-730 * day), NotAfter: now.Add(3650 * day)})
+	inter := root.Issue(testpki.Options{CN: "Stack Intermediate", IsCA: true, NotBefore: now.Add(-365 * day), NotAfter: now.Add(1825 * day)})
+	return &stackPKI{now: now, root: root, inter: inter}
+}
+
+// issue signs a leaf valid from now+from to now+to.
+func (p *stackPKI) issue(cn string, from, to time.Duration) *testpki.Cert {
+	return p.inter.Issue(testpki.Options{CN: cn, NotBefore: p.now.Add(from), NotAfter: p.now.Add(to)})
+}
+
+// leaf signs a leaf valid for validity, issued a day ago.
+func (p *stackPKI) leaf(cn string, validity time.Duration) *testpki.Cert {
+	return p.issue(cn, -day, validity-day)
+}
+
+// hardened serves leaf and its intermediate as the hardening guide asks:
+// TLS 1.2 or newer, and in TLS 1.2 only ECDHE suites with AEAD ciphers
+// (Mozilla's intermediate profile). Go's defaults still accept ECDHE CBC.
+func (p *stackPKI) hardened(leaf *testpki.Cert) *tls.Config {
+	return &tls.Config{
+		Certificates: []tls.Certificate{leaf.TLS(p.inter)},
+		MinVersion:   tls.VersionTLS12,
+		CipherSuites: []uint16{
+			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+		},
+	}
+}
+
+// mcpURL serves a go-sdk MCP server over Streamable HTTP with cfg and
+// returns its url: line.
+func mcpURL(t *testing.T, cfg *tls.Config) string {
+	calls := &mcptest.Calls{}
+	base, mux := mcptest.ServeTLSConfig(t, cfg)
+	mux.Handle("/mcp", withHSTS(mcptest.Streamable(mcptest.NewServer("stack", calls), calls, nil)))
+	return fmt.Sprintf("    url: %q\n", base+"/mcp")
+}
+
+// notMCPURL serves an HTTPS site that does not speak MCP and returns the
+// url: line of an MCP endpoint on it, as after a wrong deployment.
+func notMCPURL(t *testing.T, cfg *tls.Config) string {
+	base, mux := mcptest.ServeTLSConfig(t, cfg)
+	mux.Handle("/", withHSTS(http.NotFoundHandler()))
+	return fmt.Sprintf("    url: %q\n", base+"/mcp")
+}
+
+// withHSTS sends the Strict-Transport-Security header the hardening guides
+// ask of every HTTPS response.
+func withHSTS(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Strict-Transport-Security", "max-age=31536000")
+		h.ServeHTTP(w, r)
+	})
 }
 
 // refusedAddr holds a port on 127.0.0.1 with a socket that is bound but never
@@ -179,11 +297,19 @@ func stallingServer(t *testing.T, cfg *tls.Config, stall *atomic.Bool) string {
 	})
 }
 
-func refreshed(e *exporter, names []string) error {
+// refreshed is nil once every target has a result and every scanned one a
+// posture result, so that Prometheus's first scrape holds them all and a
+// quiet target is quiet for having been checked.
+func refreshed(e *exporter, tg *stackTargets) error {
 	_, fams := e.metrics()
-	for _, n := range names {
-		if len(fams.Samples("ssl_probe_last_run_timestamp_seconds", map[string]string{"target": n})) == 0 {
-			return fmt.Errorf("no result for %s yet", n)
+	for metric, names := range map[string][]string{
+		"ssl_probe_last_run_timestamp_seconds":   tg.names,
+		"ssl_posture_last_run_timestamp_seconds": tg.scanned,
+	} {
+		for _, n := range names {
+			if len(fams.Samples(metric, map[string]string{"target": n})) == 0 {
+				return fmt.Errorf("no %s for %s yet", metric, n)
+			}
 		}
 	}
 	return nil
@@ -495,7 +621,24 @@ func checkStackAlerts(t *testing.T, am *alertmanager, hook *webhook, prom *stack
 		{labels: map[string]string{"alertname": "McpCertFileError", "severity": "warning", "target": "broken-files",
 			"reason": string(probe.ReasonParseError), "path": tg.brokenPath}},
 		{labels: map[string]string{"alertname": "McpCertProbeStale", "severity": "warning", "target": "stalled"}},
+		// TLS works, the MCP handshake does not.
+		{labels: map[string]string{"alertname": "McpCertMcpDown", "severity": "critical", "target": "not-mcp",
+			"reason": string(probe.MCPNotMCP)}},
 	}
+	// Each way the legacy server breaks the hardening guide.
+	legacy := func(alert string, more map[string]string) wantAlert {
+		l := map[string]string{"alertname": alert, "severity": "warning", "target": "legacy"}
+		maps.Copy(l, more)
+		return wantAlert{labels: l}
+	}
+	want = append(want,
+		legacy("McpCertLegacyTlsAccepted", map[string]string{"version": "TLS 1.0"}),
+		legacy("McpCertLegacyTlsAccepted", map[string]string{"version": "TLS 1.1"}),
+		legacy("McpCertInsecureCipherAccepted", nil),
+		legacy("McpCertPolicyViolation", map[string]string{"rule": string(probe.RuleMinVersion)}),
+		legacy("McpCertPolicyViolation", map[string]string{"rule": string(probe.RuleAllowInsecureCiphers)}),
+		legacy("McpCertCertificateFinding", map[string]string{"finding": string(probe.FindingValidityTooLong), "source": "endpoint", "role": "leaf"}),
+	)
 	for _, w := range want {
 		w.labels["job"], w.labels["instance"] = job, instance
 	}
@@ -509,14 +652,15 @@ func checkStackAlerts(t *testing.T, am *alertmanager, hook *webhook, prom *stack
 	})
 	for _, a := range alerts {
 		checkAnnotations(t, a)
-		if a.Labels["target"] == "good" {
-			t.Errorf("the good server raised %s: %v", a.Labels["alertname"], a.Labels)
+		if slices.Contains(tg.healthy, a.Labels["target"]) {
+			t.Errorf("the healthy target %s raised %s: %v", a.Labels["target"], a.Labels["alertname"], a.Labels)
 		} else if !slices.ContainsFunc(want, func(w wantAlert) bool { return hasLabels(a.Labels, w.labels) }) {
 			t.Errorf("unexpected alert in Alertmanager: %v", a.Labels)
 		}
 	}
-	if v, err := prom.query(`ALERTS{target="good"}`); err != nil || !empty(v) {
-		t.Errorf("Prometheus has alerts for the good server: %v %v", v, err)
+	healthy := fmt.Sprintf(`ALERTS{target=~%q}`, strings.Join(tg.healthy, "|"))
+	if v, err := prom.query(healthy); err != nil || !empty(v) {
+		t.Errorf("Prometheus has alerts for the healthy targets: %v %v", v, err)
 	}
 	// The shipped receivers' URL paths are named after the severity they
 	// take.
@@ -848,6 +992,9 @@ func pendingNames(expr string, contract []string) []string {
 // the exporter exports is no longer a promise.
 func checkContractNotExported(t *testing.T, p *stackProm, contract []string) {
 	t.Helper()
+	if len(contract) == 0 {
+		return // every promise kept: there is nothing to look for, and Prometheus refuses {__name__=~""}
+	}
 	v, err := p.query(fmt.Sprintf(`group by (__name__) ({__name__=~%q})`, strings.Join(contract, "|")))
 	if err != nil {
 		t.Fatal(err)
