@@ -40,7 +40,7 @@ var (
 		"When the endpoint's leaf fingerprint last changed between two probes, as a Unix timestamp; before any change is "+
 			"seen, the leaf's NotBefore.", []string{"target"}, nil)
 	pinMatch = prometheus.NewDesc("ssl_certificate_pin_match",
-		"1 if a public key of the served chain matches one of the endpoint's pin_sha256 values; present only when pins are "+
+		"1 if a public key of the served chain (or the verified root) matches one of the endpoint's pin_sha256 values; present only when pins are "+
 			"configured."+cachedNote, []string{"target"}, nil)
 	hstsMaxAge = prometheus.NewDesc("ssl_hsts_max_age_seconds",
 		"max-age of the Strict-Transport-Security header of a url endpoint; 0 when there is no valid header."+postureNote,
