@@ -17,8 +17,8 @@ import (
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/promslog"
 	promslogflag "github.com/prometheus/common/promslog/flag"
 	"github.com/prometheus/common/version"
@@ -102,8 +102,11 @@ func serve(f serveFlags) int {
 		logger.Error("cannot start without a valid configuration", "err", err)
 		return 1
 	}
+	// coll is not registered: its handler serves its cached metrics itself,
+	// merged with what this registry gathers.
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(coll, versioncollector.NewCollector(name))
+	reg.MustRegister(versioncollector.NewCollector(name), collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
@@ -150,9 +153,7 @@ func handleSignals(srv *http.Server, coll *collector.Collector, file string, rel
 
 func routes(f serveFlags, reg *prometheus.Registry, coll *collector.Collector, reloads chan chan error, logger *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle(f.telemetryPath, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError),
-	}))
+	mux.Handle(f.telemetryPath, coll.MetricsHandler(reg, logger))
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Healthy") })
 	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {

@@ -26,6 +26,7 @@ type Collector struct {
 	logger *slog.Logger
 	sched  *scheduler
 	self   *selfMetrics
+	live   *prometheus.Registry // what MetricsHandler renders at scrape time
 
 	mu        sync.RWMutex
 	cfg       *config.Config
@@ -35,15 +36,22 @@ type Collector struct {
 
 // New makes a collector with no targets; Apply gives it some.
 func New(logger *slog.Logger) *Collector {
-	return &Collector{
+	c := &Collector{
 		logger: logger,
 		sched:  newScheduler(config.DefaultConcurrency),
 		self:   newSelfMetrics(),
+		live:   prometheus.NewRegistry(),
 	}
+	c.live.MustRegister(liveMetrics{c})
+	return c
 }
 
 // Run refreshes targets until ctx ends, then waits for in-flight probes.
 func (c *Collector) Run(ctx context.Context) { c.sched.run(ctx) }
+
+// Refreshes counts the refreshes completed so far, of every kind: a cheap
+// progress signal for the load harness.
+func (c *Collector) Refreshes() uint64 { return c.self.done.Load() }
 
 // Apply switches to a new config. Targets that did not change keep their
 // results and schedule; new or changed ones are refreshed at once. On error
@@ -90,9 +98,9 @@ func (c *Collector) endpointJobs(cfg *config.Config) ([]*endpointJob, error) {
 		}
 		j := &endpointJob{id: identity("endpoint", ep), target: target, self: c.self, logger: c.logger}
 		if prev, ok := old[j.id]; ok {
-			j.last = prev.last // same definition: the cached result still holds
+			j.last, j.text = prev.last, prev.text // same definition: the cached result still holds
 		} else {
-			j.last = new(atomic.Pointer[probe.TLSResult])
+			j.last, j.text = new(atomic.Pointer[probe.TLSResult]), new(atomic.Pointer[exposition])
 		}
 		jobs = append(jobs, j)
 	}
@@ -110,9 +118,9 @@ func (c *Collector) fileJobs(cfg *config.Config) []*fileJob {
 	for _, g := range cfg.Files {
 		j := &fileJob{id: identity("file", g), group: g, self: c.self}
 		if prev, ok := old[j.id]; ok {
-			j.reader, j.last = prev.reader, prev.last
+			j.reader, j.last, j.text = prev.reader, prev.last, prev.text
 		} else {
-			j.reader, j.last = probe.NewFileReader(), new(atomic.Pointer[probe.FileResult])
+			j.reader, j.last, j.text = probe.NewFileReader(), new(atomic.Pointer[probe.FileResult]), new(atomic.Pointer[exposition])
 		}
 		jobs = append(jobs, j)
 	}
@@ -134,6 +142,7 @@ type endpointJob struct {
 	id     string
 	target *probe.Target
 	last   *atomic.Pointer[probe.TLSResult]
+	text   *atomic.Pointer[exposition]
 	self   *selfMetrics
 	logger *slog.Logger
 }
@@ -152,6 +161,15 @@ func (j *endpointJob) run(ctx context.Context) {
 	if res.Reason != probe.ReasonNone {
 		j.logger.Debug("probe failed", "target", j.name(), "reason", res.Reason, "detail", res.Detail)
 	}
+	j.store(res)
+}
+
+// store caches res and its metrics, rendered now as text so that scrapes
+// only copy them.
+func (j *endpointJob) store(res *probe.TLSResult) {
+	j.text.Store(renderText(func(ch chan<- prometheus.Metric) {
+		renderEndpoint(ch, j.target.Endpoint, res, time.Now())
+	}))
 	j.last.Store(res)
 }
 
@@ -160,6 +178,7 @@ type fileJob struct {
 	group  config.FileGroup
 	reader *probe.FileReader
 	last   *atomic.Pointer[probe.FileResult]
+	text   *atomic.Pointer[exposition]
 	self   *selfMetrics
 }
 
@@ -177,6 +196,11 @@ func (j *fileJob) run(ctx context.Context) {
 		ok = ok && f.Reason == probe.ReasonNone
 	}
 	j.self.observe("file", start, ok)
+	j.store(res)
+}
+
+func (j *fileJob) store(res *probe.FileResult) {
+	j.text.Store(renderText(func(ch chan<- prometheus.Metric) { renderFiles(ch, j.group, res, time.Now()) }))
 	j.last.Store(res)
 }
 
@@ -184,7 +208,10 @@ func (j *fileJob) run(ctx context.Context) {
 // is unchecked.
 func (c *Collector) Describe(chan<- *prometheus.Desc) {}
 
-// Collect renders the cache. It reads memory only.
+// Collect renders the cache. It reads memory only. It is the reference
+// rendering for registries and tests; MetricsHandler serves the same metrics
+// from the text each store kept, plus collectLive. Anything rendered here
+// from results that store does not keep as text belongs in collectLive.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	now := time.Now()
 	c.mu.RLock()
@@ -200,5 +227,45 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			renderFiles(ch, j.group, res, now)
 		}
 	}
-	c.self.collect(ch, len(endpoints), len(files))
+	c.collectLive(ch)
+}
+
+// collectLive renders the metrics computed at scrape time: the exporter's own.
+func (c *Collector) collectLive(ch chan<- prometheus.Metric) {
+	c.mu.RLock()
+	endpoints, files := len(c.endpoints), len(c.files)
+	c.mu.RUnlock()
+	c.self.collect(ch, endpoints, files)
+}
+
+// liveMetrics is collectLive as a prometheus.Collector, unchecked.
+type liveMetrics struct{ c *Collector }
+
+func (l liveMetrics) Describe(chan<- *prometheus.Desc)    {}
+func (l liveMetrics) Collect(ch chan<- prometheus.Metric) { l.c.collectLive(ch) }
+
+// expositions snapshots the cached text of every target that has a result.
+func (c *Collector) expositions() ([]*exposition, error) {
+	c.mu.RLock()
+	endpoints, files := c.endpoints, c.files
+	c.mu.RUnlock()
+	out := make([]*exposition, 0, len(endpoints)+len(files))
+	add := func(e *exposition) error {
+		if e == nil {
+			return nil
+		}
+		out = append(out, e)
+		return e.err
+	}
+	for _, j := range endpoints {
+		if err := add(j.text.Load()); err != nil {
+			return nil, err
+		}
+	}
+	for _, j := range files {
+		if err := add(j.text.Load()); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }

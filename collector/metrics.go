@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,6 +51,13 @@ var (
 	fileError = prometheus.NewDesc("ssl_file_error_info",
 		"1 for a certificate file (or glob) that could not be used, with the reason."+cachedNote, []string{"target", "path", "reason"}, nil)
 )
+
+// countdown is a gauge of the seconds left until deadline. Text cached for
+// scrapes recomputes its value at every scrape.
+type countdown struct {
+	prometheus.Metric
+	deadline time.Time
+}
 
 func gauge(ch chan<- prometheus.Metric, d *prometheus.Desc, v float64, labels ...string) {
 	ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
@@ -111,7 +119,7 @@ func renderCerts(ch chan<- prometheus.Metric, target, source, path string, certs
 			serial = distinctSerial(seen, c)
 		}
 		labels := []string{target, source, path, c.Role, c.SubjectCN, c.IssuerCN, serial}
-		gauge(ch, certExpiry, c.NotAfter.Sub(now).Seconds(), labels...)
+		ch <- countdown{prometheus.MustNewConstMetric(certExpiry, prometheus.GaugeValue, c.NotAfter.Sub(now).Seconds(), labels...), c.NotAfter}
 		gauge(ch, certNotAfter, unix(c.NotAfter), labels...)
 		gauge(ch, certNotBefore, unix(c.NotBefore), labels...)
 		gauge(ch, certInfo, 1, append(labels, c.FingerprintSHA256, strings.Join(c.SANs, ","), c.KeyType,
@@ -139,6 +147,7 @@ type selfMetrics struct {
 	reloadOK        prometheus.Gauge
 	reloadTime      prometheus.Gauge
 	targets         *prometheus.Desc
+	done            atomic.Uint64 // refreshes, for Collector.Refreshes
 }
 
 func newSelfMetrics() *selfMetrics {
@@ -172,6 +181,7 @@ func (s *selfMetrics) observe(kind string, start time.Time, ok bool) {
 		result = "failure"
 	}
 	s.refreshes.WithLabelValues(kind, result).Inc()
+	s.done.Add(1)
 }
 
 func (s *selfMetrics) collect(ch chan<- prometheus.Metric, endpoints, files int) {
