@@ -38,6 +38,7 @@ type serveFlags struct {
 	configFile    string
 	configCheck   bool
 	telemetryPath string
+	shard         collector.Shard
 	web           *web.FlagConfig
 	log           *promslog.Config
 }
@@ -63,6 +64,8 @@ func run(args []string) int {
 	app.Flag("config.file", "Configuration file.").Default("config.yml").StringVar(&f.configFile)
 	app.Flag("config.check", "Validate the configuration file, print any problems and exit.").BoolVar(&f.configCheck)
 	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&f.telemetryPath)
+	app.Flag("shard", "Refresh and export only this replica's share of the targets: i/n is replica i (0-based) of n, "+
+		"each target placed by a hash of its name.").Default("0/1").SetValue(&f.shard)
 	f.web = kingpinflag.AddFlags(app, ":9879")
 	promslogflag.AddFlags(app, f.log)
 	serveCmd := app.Command("serve", "Run the exporter (the default).").Default()
@@ -97,7 +100,7 @@ func checkConfig(file string) int {
 func serve(f serveFlags) int {
 	logger := promslog.New(f.log)
 	logger.Info("starting "+name, "version", version.Info(), "build_context", version.BuildContext())
-	coll := collector.New(logger)
+	coll := collector.New(logger, collector.WithShard(f.shard))
 	if err := coll.Reload(f.configFile); err != nil {
 		logger.Error("cannot start without a valid configuration", "err", err)
 		return 1

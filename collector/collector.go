@@ -27,6 +27,7 @@ type Collector struct {
 	sched  *scheduler
 	self   *selfMetrics
 	live   *prometheus.Registry // what MetricsHandler renders at scrape time
+	shard  Shard
 
 	mu        sync.RWMutex
 	cfg       *config.Config
@@ -35,7 +36,7 @@ type Collector struct {
 }
 
 // New makes a collector with no targets; Apply gives it some.
-func New(logger *slog.Logger) *Collector {
+func New(logger *slog.Logger, opts ...Option) *Collector {
 	c := &Collector{
 		logger: logger,
 		sched:  newScheduler(config.DefaultConcurrency),
@@ -43,6 +44,9 @@ func New(logger *slog.Logger) *Collector {
 		live:   prometheus.NewRegistry(),
 	}
 	c.live.MustRegister(liveMetrics{c})
+	for _, o := range opts {
+		o(c)
+	}
 	return c
 }
 
@@ -53,10 +57,12 @@ func (c *Collector) Run(ctx context.Context) { c.sched.run(ctx) }
 // progress signal for the load harness.
 func (c *Collector) Refreshes() uint64 { return c.self.done.Load() }
 
-// Apply switches to a new config. Targets that did not change keep their
+// Apply switches to a new config, keeping only the targets of the
+// collector's shard. Targets that did not change keep their
 // results and schedule; new or changed ones are refreshed at once. On error
 // nothing changes.
 func (c *Collector) Apply(cfg *config.Config) error {
+	cfg = c.shard.filter(cfg)
 	endpoints, err := c.endpointJobs(cfg)
 	if err != nil {
 		return err
@@ -157,11 +163,11 @@ func (j *endpointJob) run(ctx context.Context) {
 	if ctx.Err() != nil && res.Reason == probe.ReasonTimeout {
 		return // shutting down: not the target's fault
 	}
-	j.self.observe("endpoint", start, res.Reason == probe.ReasonNone)
 	if res.Reason != probe.ReasonNone {
 		j.logger.Debug("probe failed", "target", j.name(), "reason", res.Reason, "detail", res.Detail)
 	}
 	j.store(res)
+	j.self.observe("endpoint", start, res.Reason == probe.ReasonNone) // once the result is served
 }
 
 // store caches res and its metrics, rendered now as text so that scrapes
@@ -195,8 +201,8 @@ func (j *fileJob) run(ctx context.Context) {
 	for _, f := range res.Files {
 		ok = ok && f.Reason == probe.ReasonNone
 	}
-	j.self.observe("file", start, ok)
 	j.store(res)
+	j.self.observe("file", start, ok)
 }
 
 func (j *fileJob) store(res *probe.FileResult) {

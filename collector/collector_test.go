@@ -24,7 +24,12 @@ func startCollector(t *testing.T, yml string) *Collector {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := New(slog.New(slog.DiscardHandler))
+	return runCollector(t, cfg)
+}
+
+func runCollector(t *testing.T, cfg *config.Config, opts ...Option) *Collector {
+	t.Helper()
+	c := New(slog.New(slog.DiscardHandler), opts...)
 	if err := c.Apply(cfg); err != nil {
 		t.Fatal(err)
 	}
