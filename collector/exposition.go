@@ -3,15 +3,19 @@ package collector
 import (
 	"bytes"
 	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // Rendering every cached result into const metrics at each scrape, and
@@ -21,22 +25,52 @@ import (
 // text exposition lines grouped by metric family. A scrape then only copies
 // those lines and computes the countdowns.
 
-// exposition is one target's metrics as text exposition lines.
+// exposition is one target's metrics as text exposition lines, in one
+// array: cached results are many, so they hold few pointers.
 type exposition struct {
-	groups []textGroup
-	err    error // rendering failed: scrapes fail with it, as a registry's would
-}
-
-// textGroup is a target's samples of one family.
-type textGroup struct {
-	fam        *family
-	lines      []byte // samples whose value is fixed
+	text       []byte
+	groups     []textGroup
 	countdowns []countdownLine
+	err        error // rendering failed: scrapes fail with it, as a registry's would
 }
 
-// countdownLine is a sample whose value is the time left until deadline.
+// textGroup is a target's samples of one family: text[start:fixed] holds
+// those with a fixed value, countdowns[cd0:cd1] those counting down.
+type textGroup struct {
+	fam          *family
+	start, fixed uint32
+	cd0, cd1     uint32
+}
+
+// countdownLine is a sample whose value is the time left until deadline;
+// text[start:end] is the sample up to its value.
 type countdownLine struct {
-	prefix   []byte // the sample up to its value: name, labels and a space
+	start, end uint32
+	deadline   time.Time
+}
+
+// sample is a gauge as the render functions send it: cheap to make, written
+// as text by the cache directly, and a const metric for registries.
+type sample struct {
+	desc   *prometheus.Desc
+	value  float64
+	labels []string // in the Desc's order
+}
+
+func (s sample) Desc() *prometheus.Desc { return s.desc }
+
+func (s sample) Write(out *dto.Metric) error {
+	m, err := prometheus.NewConstMetric(s.desc, prometheus.GaugeValue, s.value, s.labels...)
+	if err != nil {
+		return err
+	}
+	return m.Write(out)
+}
+
+// countdown is a gauge of the seconds left until deadline. Text cached for
+// scrapes recomputes its value at every scrape.
+type countdown struct {
+	sample
 	deadline time.Time
 }
 
@@ -46,45 +80,107 @@ type family struct {
 	name   string
 	typ    dto.MetricType
 	header []byte
+	// For samples of legacy-valid names: the label names in text order
+	// (sorted), and the index of each one's value in the Desc's order.
+	direct bool
+	labels []string
+	order  []int
 }
 
 var families = struct {
 	sync.Mutex
-	byDesc map[*prometheus.Desc]*family
+	byDesc sync.Map // *prometheus.Desc -> *family
 	byName map[string]*family
-}{byDesc: map[*prometheus.Desc]*family{}, byName: map[string]*family{}}
+}{byName: map[string]*family{}}
 
 // familyOf returns the family of m's Desc, asking a registry once per Desc
-// for its name, HELP and type, since a Desc does not export them.
+// for its name, HELP, type and labels, since a Desc does not export them.
 func familyOf(m prometheus.Metric) (*family, error) {
+	if f, ok := families.byDesc.Load(m.Desc()); ok {
+		return f.(*family), nil
+	}
 	families.Lock()
 	defer families.Unlock()
 	d := m.Desc()
-	if f := families.byDesc[d]; f != nil {
-		return f, nil
+	if f, ok := families.byDesc.Load(d); ok {
+		return f.(*family), nil
 	}
-	reg := prometheus.NewRegistry()
-	if err := reg.Register(oneMetric{m}); err != nil {
+	f, err := describe(m)
+	if err != nil {
 		return nil, fmt.Errorf("describing %s: %w", d, err)
 	}
-	mfs, err := reg.Gather()
-	if err != nil || len(mfs) != 1 {
-		return nil, fmt.Errorf("describing %s: %v", d, err)
-	}
-	mf := mfs[0]
-	var text bytes.Buffer
-	if _, err := expfmt.MetricFamilyToText(&text, mf); err != nil {
-		return nil, fmt.Errorf("describing %s: %w", d, err)
-	}
-	f := &family{name: mf.GetName(), typ: mf.GetType(), header: headerOf(text.Bytes())}
 	if prev := families.byName[f.name]; prev != nil {
-		if !bytes.Equal(prev.header, f.header) {
+		if !bytes.Equal(prev.header, f.header) || !slices.Equal(prev.labels, f.labels) {
 			return nil, fmt.Errorf("metric %s is described twice, differently: %q and %q", f.name, prev.header, f.header)
 		}
 		f = prev
 	}
-	families.byName[f.name], families.byDesc[d] = f, f
+	families.byName[f.name] = f
+	families.byDesc.Store(d, f)
 	return f, nil
+}
+
+func describe(m prometheus.Metric) (*family, error) {
+	mf, err := gatherOne(m)
+	if err != nil {
+		return nil, err
+	}
+	var text bytes.Buffer
+	if _, err := expfmt.MetricFamilyToText(&text, mf); err != nil {
+		return nil, err
+	}
+	f := &family{name: mf.GetName(), typ: mf.GetType(), header: headerOf(text.Bytes())}
+	if s, ok := asSample(m); ok && f.typ == dto.MetricType_GAUGE && model.LegacyValidation.IsValidMetricName(f.name) {
+		f.direct, f.labels, f.order = labelOrder(s)
+	}
+	return f, nil
+}
+
+func gatherOne(m prometheus.Metric) (*dto.MetricFamily, error) {
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(oneMetric{m}); err != nil {
+		return nil, err
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		return nil, err
+	}
+	if len(mfs) != 1 {
+		return nil, fmt.Errorf("gathered %d families from one metric", len(mfs))
+	}
+	return mfs[0], nil
+}
+
+// labelOrder finds where each label's value goes by rendering the Desc
+// with each value set to its own index. Const labels, or names a text line
+// would have to quote, leave the family to expfmt.
+func labelOrder(s sample) (direct bool, labels []string, order []int) {
+	index := make([]string, len(s.labels))
+	for i := range index {
+		index[i] = strconv.Itoa(i)
+	}
+	var pb dto.Metric
+	if err := (sample{desc: s.desc, labels: index}).Write(&pb); err != nil || len(pb.Label) != len(index) {
+		return false, nil, nil
+	}
+	for _, lp := range pb.Label {
+		i, err := strconv.Atoi(lp.GetValue())
+		if err != nil || !model.LegacyValidation.IsValidLabelName(lp.GetName()) {
+			return false, nil, nil
+		}
+		labels, order = append(labels, lp.GetName()), append(order, i)
+	}
+	return true, labels, order
+}
+
+func asSample(m prometheus.Metric) (sample, bool) {
+	switch s := m.(type) {
+	case sample:
+		return s, true
+	case countdown:
+		return s.sample, true
+	}
+	return sample{}, false
 }
 
 // headerOf is the comment lines that open a family's text.
@@ -120,125 +216,170 @@ func renderText(render func(chan<- prometheus.Metric)) *exposition {
 	return e
 }
 
-// encodeText groups metrics by family and writes each group with expfmt,
-// so that escaping and number formats are exactly a registry's.
+// encodeText groups metrics by family, in the order the families first
+// appear, and writes each group: fixed values first, then countdowns.
 func encodeText(metrics []prometheus.Metric) (*exposition, error) {
-	var (
-		order  []*family
-		fixed  = map[*family][]*dto.Metric{}
-		counts = map[*family][]countdown{}
-	)
-	for _, m := range metrics {
+	fams := make([]*family, len(metrics))
+	var order []*family
+	for i, m := range metrics {
 		f, err := familyOf(m)
 		if err != nil {
 			return nil, err
 		}
-		if _, ok := fixed[f]; !ok {
+		if !slices.Contains(order, f) {
 			order = append(order, f)
-			fixed[f] = nil
 		}
-		if cd, ok := m.(countdown); ok {
-			counts[f] = append(counts[f], cd)
-			continue
-		}
-		pb := &dto.Metric{}
-		if err := m.Write(pb); err != nil {
-			return nil, fmt.Errorf("rendering %s: %w", f.name, err)
-		}
-		fixed[f] = append(fixed[f], pb)
+		fams[i] = f
 	}
-	var buf bytes.Buffer
-	e := &exposition{groups: make([]textGroup, 0, len(order))}
+	e := &exposition{groups: make([]textGroup, 0, len(order)), text: make([]byte, 0, 128*len(metrics))}
 	for _, f := range order {
-		g := textGroup{fam: f}
-		var err error
-		if g.lines, err = samplesText(&buf, f, fixed[f]...); err != nil {
-			return nil, err
-		}
-		for _, cd := range counts[f] {
-			line, err := countdownText(&buf, f, cd)
-			if err != nil {
-				return nil, err
+		g := textGroup{fam: f, start: uint32(len(e.text)), cd0: uint32(len(e.countdowns))}
+		for i, m := range metrics {
+			if _, ok := m.(countdown); !ok && fams[i] == f {
+				if err := e.appendSample(f, m); err != nil {
+					return nil, err
+				}
 			}
-			g.countdowns = append(g.countdowns, line)
 		}
+		g.fixed = uint32(len(e.text))
+		for i, m := range metrics {
+			if cd, ok := m.(countdown); ok && fams[i] == f {
+				if err := e.appendCountdown(f, cd); err != nil {
+					return nil, err
+				}
+			}
+		}
+		g.cd1 = uint32(len(e.countdowns))
 		e.groups = append(e.groups, g)
 	}
-	e.compact(buf.Len())
+	e.text = slices.Clip(e.text)
 	return e, nil
 }
 
-// samplesText appends the sample lines of ms to buf, without the family's
-// TYPE line, and returns them.
-func samplesText(buf *bytes.Buffer, f *family, ms ...*dto.Metric) ([]byte, error) {
-	if len(ms) == 0 {
-		return nil, nil
+func (e *exposition) appendSample(f *family, m prometheus.Metric) error {
+	if s, ok := asSample(m); ok && f.direct {
+		var err error
+		e.text, err = appendLine(e.text, f, s)
+		return err
 	}
-	start := buf.Len()
-	mf := &dto.MetricFamily{Name: &f.name, Type: &f.typ, Metric: ms}
-	if _, err := expfmt.MetricFamilyToText(buf, mf); err != nil {
-		return nil, fmt.Errorf("rendering %s: %w", f.name, err)
+	var pb dto.Metric
+	if err := m.Write(&pb); err != nil {
+		return fmt.Errorf("rendering %s: %w", f.name, err)
 	}
-	text := buf.Bytes()[start:]
-	return text[bytes.IndexByte(text, '\n')+1:], nil
+	var buf bytes.Buffer
+	mf := &dto.MetricFamily{Name: &f.name, Type: &f.typ, Metric: []*dto.Metric{&pb}}
+	if _, err := expfmt.MetricFamilyToText(&buf, mf); err != nil {
+		return fmt.Errorf("rendering %s: %w", f.name, err)
+	}
+	// Drop the TYPE line that opens the one-sample family.
+	text := buf.Bytes()
+	e.text = append(e.text, text[bytes.IndexByte(text, '\n')+1:]...)
+	return nil
 }
 
-func countdownText(buf *bytes.Buffer, f *family, cd countdown) (countdownLine, error) {
-	pb := &dto.Metric{}
-	if err := cd.Write(pb); err != nil {
-		return countdownLine{}, fmt.Errorf("rendering %s: %w", f.name, err)
+// appendCountdown keeps the sample without its value, which each scrape
+// computes.
+func (e *exposition) appendCountdown(f *family, cd countdown) error {
+	start := len(e.text)
+	if err := e.appendSample(f, cd); err != nil {
+		return err
 	}
-	line, err := samplesText(buf, f, pb)
-	if err != nil {
-		return countdownLine{}, err
-	}
-	return countdownLine{prefix: line[:bytes.LastIndexByte(line, ' ')+1], deadline: cd.deadline}, nil
+	line := e.text[start:]
+	end := start + bytes.LastIndexByte(line, ' ') + 1
+	e.text = e.text[:end]
+	e.countdowns = append(e.countdowns, countdownLine{start: uint32(start), end: uint32(end), deadline: cd.deadline})
+	return nil
 }
 
-// compact moves the text into one exactly sized array, so that thousands of
-// cached results do not each keep a growing buffer's spare capacity.
-func (e *exposition) compact(size int) {
-	text := make([]byte, 0, size)
-	move := func(b []byte) []byte {
-		if len(b) == 0 {
-			return nil
-		}
-		start := len(text)
-		text = append(text, b...)
-		return text[start:len(text):len(text)]
+var errLabelValue = errors.New("label value is not valid UTF-8")
+
+// appendLine writes a sample as expfmt does: name{label="value",...} value,
+// labels sorted by name, values escaped.
+func appendLine(b []byte, f *family, s sample) ([]byte, error) {
+	if len(s.labels) != len(f.order) {
+		return b, fmt.Errorf("rendering %s: %d label values for %d labels", f.name, len(s.labels), len(f.order))
 	}
-	for i := range e.groups {
-		g := &e.groups[i]
-		g.lines = move(g.lines)
-		for j := range g.countdowns {
-			g.countdowns[j].prefix = move(g.countdowns[j].prefix)
+	b = append(b, f.name...)
+	for i, name := range f.labels {
+		v := s.labels[f.order[i]]
+		if !utf8.ValidString(v) {
+			return b, fmt.Errorf("rendering %s: label %s: %w", f.name, name, errLabelValue)
+		}
+		sep := byte(',')
+		if i == 0 {
+			sep = '{'
+		}
+		b = append(b, sep)
+		b = append(b, name...)
+		b = append(b, '=', '"')
+		b = appendEscaped(b, v)
+		b = append(b, '"')
+	}
+	if len(f.labels) > 0 {
+		b = append(b, '}')
+	}
+	b = append(b, ' ')
+	return appendValue(b, s.value), nil
+}
+
+// appendEscaped escapes a label value: backslash, double quote and newline.
+func appendEscaped(b []byte, v string) []byte {
+	if !strings.ContainsAny(v, "\\\"\n") {
+		return append(b, v...)
+	}
+	for i := range len(v) {
+		switch c := v[i]; c {
+		case '\\', '"':
+			b = append(b, '\\', c)
+		case '\n':
+			b = append(b, '\\', 'n')
+		default:
+			b = append(b, c)
 		}
 	}
+	return b
+}
+
+// appendValue writes a value and ends the line, as expfmt writes floats
+// (which also writes negative zero as 0).
+func appendValue(b []byte, v float64) []byte {
+	if v == 0 {
+		v = 0
+	}
+	b = strconv.AppendFloat(b, v, 'g', -1, 64)
+	return append(b, '\n')
 }
 
 // writeTo appends the group's samples, counting down to now.
-func (g *textGroup) writeTo(buf *bytes.Buffer, now time.Time) {
-	buf.Write(g.lines)
-	var num [32]byte
-	for _, cd := range g.countdowns {
-		buf.Write(cd.prefix)
-		buf.Write(strconv.AppendFloat(num[:0], cd.deadline.Sub(now).Seconds(), 'g', -1, 64))
-		buf.WriteByte('\n')
+func (e *exposition) writeTo(buf *bytes.Buffer, g *textGroup, now time.Time) {
+	buf.Write(e.text[g.start:g.fixed])
+	var num [40]byte
+	for _, cd := range e.countdowns[g.cd0:g.cd1] {
+		buf.Write(e.text[cd.start:cd.end])
+		buf.Write(appendValue(num[:0], cd.deadline.Sub(now).Seconds()))
 	}
+}
+
+// groupRef is one target's group of one family.
+type groupRef struct {
+	e *exposition
+	g *textGroup
 }
 
 // textFamilies buckets the groups of many expositions by family, in name
 // order.
-func textFamilies(exps []*exposition) ([]*family, map[*family][]*textGroup) {
-	byFam := map[*family][]*textGroup{}
+func textFamilies(exps []*exposition) ([]*family, map[*family][]groupRef) {
+	byFam := map[*family][]groupRef{}
 	var fams []*family
 	for _, e := range exps {
 		for i := range e.groups {
 			g := &e.groups[i]
-			if _, ok := byFam[g.fam]; !ok {
+			refs, ok := byFam[g.fam]
+			if !ok {
 				fams = append(fams, g.fam)
+				refs = make([]groupRef, 0, len(exps))
 			}
-			byFam[g.fam] = append(byFam[g.fam], g)
+			byFam[g.fam] = append(refs, groupRef{e, g})
 		}
 	}
 	slices.SortFunc(fams, func(a, b *family) int { return cmp.Compare(a.name, b.name) })

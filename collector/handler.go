@@ -135,10 +135,10 @@ func writeMetrics(w *chunker, exps []*exposition, mfs []*dto.MetricFamily, now t
 	return w.flush(true)
 }
 
-func writeFamily(w *chunker, f *family, groups []*textGroup, now time.Time) error {
+func writeFamily(w *chunker, f *family, groups []groupRef, now time.Time) error {
 	w.Write(f.header)
-	for _, g := range groups {
-		g.writeTo(&w.Buffer, now)
+	for _, r := range groups {
+		r.e.writeTo(&w.Buffer, r.g, now)
 		if err := w.flush(false); err != nil {
 			return err
 		}

@@ -52,15 +52,10 @@ var (
 		"1 for a certificate file (or glob) that could not be used, with the reason."+cachedNote, []string{"target", "path", "reason"}, nil)
 )
 
-// countdown is a gauge of the seconds left until deadline. Text cached for
-// scrapes recomputes its value at every scrape.
-type countdown struct {
-	prometheus.Metric
-	deadline time.Time
-}
-
+// gauge sends a sample. The labels slice is kept, so it must not change
+// after the call.
 func gauge(ch chan<- prometheus.Metric, d *prometheus.Desc, v float64, labels ...string) {
-	ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	ch <- sample{d, v, labels}
 }
 
 func boolValue(b bool) float64 {
@@ -119,7 +114,7 @@ func renderCerts(ch chan<- prometheus.Metric, target, source, path string, certs
 			serial = distinctSerial(seen, c)
 		}
 		labels := []string{target, source, path, c.Role, c.SubjectCN, c.IssuerCN, serial}
-		ch <- countdown{prometheus.MustNewConstMetric(certExpiry, prometheus.GaugeValue, c.NotAfter.Sub(now).Seconds(), labels...), c.NotAfter}
+		ch <- countdown{sample{certExpiry, c.NotAfter.Sub(now).Seconds(), labels}, c.NotAfter}
 		gauge(ch, certNotAfter, unix(c.NotAfter), labels...)
 		gauge(ch, certNotBefore, unix(c.NotBefore), labels...)
 		gauge(ch, certInfo, 1, append(labels, c.FingerprintSHA256, strings.Join(c.SANs, ","), c.KeyType,
