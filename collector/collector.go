@@ -186,6 +186,7 @@ type fileJob struct {
 	last   *atomic.Pointer[probe.FileResult]
 	text   *atomic.Pointer[exposition]
 	self   *selfMetrics
+	files  fileText // what the last store rendered, touched only by run
 }
 
 func (j *fileJob) key() string             { return j.id }
@@ -203,11 +204,6 @@ func (j *fileJob) run(ctx context.Context) {
 	}
 	j.store(res)
 	j.self.observe("file", start, ok)
-}
-
-func (j *fileJob) store(res *probe.FileResult) {
-	j.text.Store(renderText(func(ch chan<- prometheus.Metric) { renderFiles(ch, j.group, res, time.Now()) }))
-	j.last.Store(res)
 }
 
 // Describe sends nothing: the metrics depend on the config, so the collector

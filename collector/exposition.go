@@ -385,3 +385,29 @@ func textFamilies(exps []*exposition) ([]*family, map[*family][]groupRef) {
 	slices.SortFunc(fams, func(a, b *family) int { return cmp.Compare(a.name, b.name) })
 	return fams, byFam
 }
+
+// joinText is one exposition holding the samples of all parts, which must
+// not be changed after.
+func joinText(parts ...*exposition) *exposition {
+	size := 0
+	for _, p := range parts {
+		if p.err != nil {
+			return p
+		}
+		size += len(p.text)
+	}
+	e := &exposition{text: make([]byte, 0, size)}
+	for _, p := range parts {
+		offset, cds := uint32(len(e.text)), uint32(len(e.countdowns))
+		e.text = append(e.text, p.text...)
+		for _, g := range p.groups {
+			g.start, g.fixed, g.cd0, g.cd1 = g.start+offset, g.fixed+offset, g.cd0+cds, g.cd1+cds
+			e.groups = append(e.groups, g)
+		}
+		for _, cd := range p.countdowns {
+			cd.start, cd.end = cd.start+offset, cd.end+offset
+			e.countdowns = append(e.countdowns, cd)
+		}
+	}
+	return e
+}

@@ -91,9 +91,19 @@ func renderEndpoint(ch chan<- prometheus.Metric, ep config.Endpoint, r *probe.TL
 }
 
 func renderFiles(ch chan<- prometheus.Metric, g config.FileGroup, r *probe.FileResult, now time.Time) {
+	renderFileGroup(ch, g, r)
+	renderFileStates(ch, g, r.Files, now)
+}
+
+// renderFileGroup is what changes at every read of a group, whatever its
+// files hold.
+func renderFileGroup(ch chan<- prometheus.Metric, g config.FileGroup, r *probe.FileResult) {
 	gauge(ch, lastRun, unix(r.Time), g.Name)
 	gauge(ch, refreshInterval, g.Interval.D().Seconds(), g.Name)
-	for _, f := range r.Files {
+}
+
+func renderFileStates(ch chan<- prometheus.Metric, g config.FileGroup, files []probe.FileState, now time.Time) {
+	for _, f := range files {
 		if f.Reason != probe.ReasonNone {
 			gauge(ch, fileError, 1, g.Name, f.Path, string(f.Reason))
 			continue

@@ -1,11 +1,13 @@
 package collector
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -70,7 +72,7 @@ func BenchmarkCollect(b *testing.B) {
 			for b.Loop() {
 				c.Collect(ch)
 			}
-			perEndpoint(b, n, cpu())
+			perUnit(b, n, cpu(), "endpoint")
 			close(ch)
 			<-done
 		})
@@ -112,7 +114,7 @@ func BenchmarkStore(b *testing.B) {
 	for b.Loop() {
 		j.store(res)
 	}
-	perEndpoint(b, 1, cpu())
+	perUnit(b, 1, cpu(), "endpoint")
 }
 
 func benchHandler(b *testing.B, n int, enc string, h http.Handler) {
@@ -122,7 +124,7 @@ func benchHandler(b *testing.B, n int, enc string, h http.Handler) {
 	for b.Loop() {
 		size = scrapeOnce(b, h, enc)
 	}
-	perEndpoint(b, n, cpu())
+	perUnit(b, n, cpu(), "endpoint")
 	b.ReportMetric(float64(size), "bytes")
 }
 
@@ -152,11 +154,11 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// perEndpoint reports wall and CPU time per endpoint. With two cores shared
-// with other work, CPU time is the steadier of the two.
-func perEndpoint(b *testing.B, n int, cpu time.Duration) {
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/endpoint")
-	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N*n), "cpu-ns/endpoint")
+// perUnit reports wall and CPU time per endpoint or file. With two cores
+// shared with other work, CPU time is the steadier of the two.
+func perUnit(b *testing.B, n int, cpu time.Duration, unit string) {
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/"+unit)
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N*n), "cpu-ns/"+unit)
 }
 
 // cpuSince returns a function that tells the process CPU time spent since.
@@ -171,4 +173,46 @@ func processCPU(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkFileGroupRefresh is one refresh of a group of certificate
+// files, read and rendered: the first, and a rescan when nothing changed.
+func BenchmarkFileGroupRefresh(b *testing.B) {
+	const n = 10000
+	dir := b.TempDir()
+	ca := testpki.NewCA("Bench Root")
+	bundle := testpki.Bundle(ca.Leaf("localhost"), ca)
+	old := time.Now().Add(-time.Hour) // past the reader's racy window, so it may cache
+	for i := range n {
+		p := testpki.WriteFile(b, dir, fmt.Sprintf("%03d/%d.pem", i%100, i), bundle)
+		if err := os.Chtimes(p, old, old); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cfg, err := config.Parse([]byte("files:\n  - {name: certs, paths: [\""+dir+"/**/*.pem\"]}\n"), "bench.yml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, rescan := range []bool{false, true} {
+		b.Run(fmt.Sprintf("files=%d/rescan=%v", n, rescan), func(b *testing.B) {
+			c := New(slog.New(slog.DiscardHandler))
+			if err := c.Apply(cfg); err != nil {
+				b.Fatal(err)
+			}
+			j := c.files[0]
+			j.run(context.Background())
+			b.ReportAllocs()
+			cpu := cpuSince(b)
+			for b.Loop() {
+				if !rescan {
+					j.reader = probe.NewFileReader()
+				}
+				j.run(context.Background())
+			}
+			perUnit(b, n, cpu(), "file")
+			if got := len(j.last.Load().Files); got != n {
+				b.Fatalf("%d files in the result, want %d", got, n)
+			}
+		})
+	}
 }
