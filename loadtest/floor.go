@@ -32,7 +32,7 @@ func (c cost) add(o cost) cost {
 }
 
 // meter reads a phase's cost. cpu reads the CPU time of the process whose
-// work is measured.
+// work is measured; serverPID is the listeners' process, 0 for none.
 type meter struct {
 	serverPID int
 	cpu       func() (time.Duration, error)
@@ -44,7 +44,7 @@ func (m meter) start() (func(ops int) (cost, error), error) {
 	if err != nil {
 		return nil, err
 	}
-	server, err := procCPU(m.serverPID)
+	server, err := m.server()
 	if err != nil {
 		return nil, err
 	}
@@ -54,10 +54,18 @@ func (m meter) start() (func(ops int) (cost, error), error) {
 		if err != nil {
 			return c, err
 		}
-		serverNow, err := procCPU(m.serverPID)
+		serverNow, err := m.server()
 		c.cpu, c.serverCPU = cpuNow-cpu, serverNow-server
 		return c, err
 	}, nil
+}
+
+// server is the listeners' CPU time, or 0 with no listeners.
+func (m meter) server() (time.Duration, error) {
+	if m.serverPID == 0 {
+		return 0, nil
+	}
+	return procCPU(m.serverPID)
 }
 
 func selfMeter(serverPID int) meter {

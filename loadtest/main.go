@@ -38,6 +38,8 @@ type options struct {
 	blackboxProbes int
 	cpuProfile     string
 	memProfile     string
+	files          int
+	rescans        int
 }
 
 func main() {
@@ -54,6 +56,8 @@ func main() {
 	flag.IntVar(&o.floorMin, "floor-min", 3000, "at least this many bare handshakes for the floor")
 	flag.StringVar(&o.blackbox, "blackbox", "", "path of blackbox_exporter to run against the same listeners")
 	flag.IntVar(&o.blackboxProbes, "blackbox-probes", 0, "probes through blackbox_exporter (default: as many as floor handshakes)")
+	flag.IntVar(&o.files, "files", 0, "also read this many certificate files as one group: first read and rescans")
+	flag.IntVar(&o.rescans, "rescans", 10, "rescans of the files measured")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the refresh cycles after the first to this file")
 	flag.StringVar(&o.memProfile, "memprofile", "", "write a heap profile after the last refresh cycle to this file")
 	flag.Parse()
@@ -119,6 +123,11 @@ func run(o options, w io.Writer) error {
 		return fmt.Errorf("floor: %w", err)
 	}
 	r.line("floor, after", r.floor[1], "the same, again")
+	if o.files > 0 {
+		if err := measureFiles(w, dir, o.files, max(o.rescans, 1)); err != nil {
+			return fmt.Errorf("files: %w", err)
+		}
+	}
 	if o.blackbox != "" {
 		probes := o.blackboxProbes
 		if probes == 0 {
