@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -186,15 +187,17 @@ func (e *exporter) checkScrape() error {
 	if err != nil {
 		return fmt.Errorf("scrape is not gzip: %w", err)
 	}
-	text, err := io.ReadAll(zr)
-	if err != nil {
-		return fmt.Errorf("reading scrape: %w", err)
-	}
 	verified := 0
-	for line := range bytes.SplitSeq(text, []byte("\n")) {
+	sc := bufio.NewScanner(zr)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
 		if bytes.HasPrefix(line, []byte("ssl_certificate_verified{")) && bytes.HasSuffix(line, []byte(" 1")) {
 			verified++
 		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("reading scrape: %w", err)
 	}
 	if verified != e.n {
 		return fmt.Errorf("scrape shows %d of %d endpoints verified", verified, e.n)

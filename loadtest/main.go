@@ -169,7 +169,7 @@ func (r *report) exporter(p *pki, l *listeners) error {
 	if err != nil {
 		return err
 	}
-	runtime.GC()
+	debug.FreeOSMemory()
 	after, err := snapshot()
 	fmt.Fprintf(r.w, "%-22s %s\n\n", "exporter, stopped", after)
 	return err
@@ -204,12 +204,11 @@ func (r *report) measure(e *exporter, m meter) error {
 		}
 		r.scrapes = append(r.scrapes, res)
 	}
-	mem, err := snapshot()
-	if err != nil {
+	var err error
+	if r.afterScrapes, err = snapshot(); err != nil {
 		return err
 	}
-	r.mems = append(r.mems, mem)
-	fmt.Fprintf(r.w, "%-22s %s\n", "after the scrapes", mem)
+	fmt.Fprintf(r.w, "%-22s %s\n", "after the scrapes", r.afterScrapes)
 	return e.checkScrape()
 }
 
@@ -287,16 +286,17 @@ func (r *report) cycle(e *exporter, m meter, k int) (cost, error) {
 
 // report gathers the phases and prints them.
 type report struct {
-	w        io.Writer
-	o        options
-	floor    [2]cost
-	base     memory
-	first    cost
-	steady   cost
-	mems     []memory
-	scrapes  []scrapeResult
-	blackbox *cost
-	profile  *os.File
+	w            io.Writer
+	o            options
+	floor        [2]cost
+	base         memory
+	first        cost
+	steady       cost
+	mems         []memory // after each cycle
+	afterScrapes memory
+	scrapes      []scrapeResult
+	blackbox     *cost
+	profile      *os.File
 }
 
 func (r *report) line(name string, c cost, what string) {
@@ -330,10 +330,10 @@ func (r *report) summary() {
 		for _, m := range r.mems {
 			peak = max(peak, m.rss)
 		}
-		fmt.Fprintf(w, "  memory: idle %s; after the first refresh %s, live heap %s; after the scrapes %s, live heap %s; peak RSS %s\n",
-			mib(r.base.rss), mib(first.rss), mib(int64(first.heap)), mib(last.rss), mib(int64(last.heap)), mib(peak))
-		fmt.Fprintf(w, "  goroutines %d -> %d, fds %d -> %d from the first refresh to the end\n",
-			first.goroutines, last.goroutines, first.fds, last.fds)
+		fmt.Fprintf(w, "  memory: idle %s; first refresh %s, live heap %s; cycle %d %s, live heap %s; peak RSS over the cycles %s\n",
+			mib(r.base.rss), mib(first.rss), mib(int64(first.heap)), n-1, mib(last.rss), mib(int64(last.heap)), mib(peak))
+		fmt.Fprintf(w, "  goroutines %d -> %d, fds %d -> %d from the first refresh to cycle %d; after the scrapes RSS %s\n",
+			first.goroutines, last.goroutines, first.fds, last.fds, n-1, mib(r.afterScrapes.rss))
 	}
 	if bb := r.blackbox; bb != nil {
 		fmt.Fprintf(w, "  blackbox_exporter, per probe:      %6.0f µs CPU = %.2fx the floor (%.2fx this exporter)\n",
