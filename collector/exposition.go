@@ -87,11 +87,18 @@ type family struct {
 	order  []int
 }
 
+// families are looked up by Desc pointer, so Descs are meant to be made
+// once, as package variables. Should a render function make a new Desc per
+// call, the lookup table is dropped when it reaches maxDescs rather than
+// grow without end.
 var families = struct {
 	sync.Mutex
 	byDesc sync.Map // *prometheus.Desc -> *family
+	descs  int
 	byName map[string]*family
 }{byName: map[string]*family{}}
+
+const maxDescs = 10000
 
 // familyOf returns the family of m's Desc, asking a registry once per Desc
 // for its name, HELP, type and labels, since a Desc does not export them.
@@ -116,6 +123,10 @@ func familyOf(m prometheus.Metric) (*family, error) {
 		f = prev
 	}
 	families.byName[f.name] = f
+	if families.descs++; families.descs > maxDescs {
+		families.byDesc.Clear()
+		families.descs = 1
+	}
 	families.byDesc.Store(d, f)
 	return f, nil
 }
