@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -96,17 +95,8 @@ func TestMetricsHandlerMatchesCollect(t *testing.T) {
 					t.Errorf("unexpected %s", k)
 				}
 			}
-			promtoolCheck(t, text)
+			tooltest.CheckMetrics(t, text)
 		})
-	}
-}
-
-func promtoolCheck(t *testing.T, text string) {
-	t.Helper()
-	cmd := exec.Command(tooltest.Require(t, "promtool"), "check", "metrics")
-	cmd.Stdin = strings.NewReader(text)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("promtool check metrics: %v\n%s", err, out)
 	}
 }
 
