@@ -263,7 +263,9 @@ func encodeText(metrics []prometheus.Metric) (*exposition, error) {
 		g.cd1 = uint32(len(e.countdowns))
 		e.groups = append(e.groups, g)
 	}
-	e.text = slices.Clip(e.text)
+	// An exactly sized copy: thousands of cached results must not each keep
+	// a grown buffer's spare room.
+	e.text = bytes.Clone(e.text)
 	return e, nil
 }
 
