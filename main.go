@@ -17,8 +17,8 @@ import (
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/promslog"
 	promslogflag "github.com/prometheus/common/promslog/flag"
 	"github.com/prometheus/common/version"
@@ -38,6 +38,7 @@ type serveFlags struct {
 	configFile    string
 	configCheck   bool
 	telemetryPath string
+	shard         collector.Shard
 	web           *web.FlagConfig
 	log           *promslog.Config
 }
@@ -63,6 +64,8 @@ func run(args []string) int {
 	app.Flag("config.file", "Configuration file.").Default("config.yml").StringVar(&f.configFile)
 	app.Flag("config.check", "Validate the configuration file, print any problems and exit.").BoolVar(&f.configCheck)
 	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&f.telemetryPath)
+	app.Flag("shard", "Refresh and export only this replica's share of the targets: i/n is replica i (0-based) of n, "+
+		"each target placed by a hash of its name.").Default("0/1").SetValue(&f.shard)
 	f.web = kingpinflag.AddFlags(app, ":9879")
 	promslogflag.AddFlags(app, f.log)
 	serveCmd := app.Command("serve", "Run the exporter (the default).").Default()
@@ -97,13 +100,16 @@ func checkConfig(file string) int {
 func serve(f serveFlags) int {
 	logger := promslog.New(f.log)
 	logger.Info("starting "+name, "version", version.Info(), "build_context", version.BuildContext())
-	coll := collector.New(logger)
+	coll := collector.New(logger, collector.WithShard(f.shard))
 	if err := coll.Reload(f.configFile); err != nil {
 		logger.Error("cannot start without a valid configuration", "err", err)
 		return 1
 	}
+	// coll is not registered: its handler serves its cached metrics itself,
+	// merged with what this registry gathers.
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(coll, versioncollector.NewCollector(name))
+	reg.MustRegister(versioncollector.NewCollector(name), collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
@@ -166,9 +172,7 @@ func handleSignals(srv *http.Server, coll *collector.Collector, file string, rel
 func routes(f serveFlags, reg *prometheus.Registry, coll *collector.Collector, reloads chan chan error,
 	stopping <-chan struct{}, logger *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle(f.telemetryPath, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError),
-	}))
+	mux.Handle(f.telemetryPath, coll.MetricsHandler(reg, logger))
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Healthy") })
 	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {

@@ -26,6 +26,8 @@ type Collector struct {
 	logger *slog.Logger
 	sched  *scheduler
 	self   *selfMetrics
+	live   *prometheus.Registry // what MetricsHandler renders at scrape time
+	shard  Shard
 
 	mu        sync.RWMutex
 	cfg       *config.Config
@@ -35,21 +37,33 @@ type Collector struct {
 }
 
 // New makes a collector with no targets; Apply gives it some.
-func New(logger *slog.Logger) *Collector {
-	return &Collector{
+func New(logger *slog.Logger, opts ...Option) *Collector {
+	c := &Collector{
 		logger: logger,
 		sched:  newScheduler(config.DefaultConcurrency),
 		self:   newSelfMetrics(),
+		live:   prometheus.NewRegistry(),
 	}
+	c.live.MustRegister(liveMetrics{c})
+	for _, o := range opts {
+		o(c)
+	}
+	return c
 }
 
 // Run refreshes targets until ctx ends, then waits for in-flight probes.
 func (c *Collector) Run(ctx context.Context) { c.sched.run(ctx) }
 
-// Apply switches to a new config. Targets that did not change keep their
+// Refreshes counts the endpoint probes and file reads completed so far, not
+// posture scans: a cheap progress signal for the load harness.
+func (c *Collector) Refreshes() uint64 { return c.self.done.Load() }
+
+// Apply switches to a new config, keeping only the targets of the
+// collector's shard. Targets that did not change keep their
 // results and schedule; new or changed ones are refreshed at once. On error
 // nothing changes.
 func (c *Collector) Apply(cfg *config.Config) error {
+	cfg = c.shard.filter(cfg)
 	endpoints, err := c.endpointJobs(cfg)
 	if err != nil {
 		return err
@@ -92,9 +106,9 @@ func (c *Collector) endpointJobs(cfg *config.Config) ([]*endpointJob, error) {
 		}
 		j := &endpointJob{id: identity("endpoint", ep), target: target, self: c.self, logger: c.logger, change: changesFor(old, ep.Name)}
 		if prev, ok := old[j.id]; ok {
-			j.last = prev.last // same definition: the cached result still holds
+			j.last, j.text = prev.last, prev.text // same definition: the cached result still holds
 		} else {
-			j.last = new(atomic.Pointer[probe.TLSResult])
+			j.last, j.text = new(atomic.Pointer[probe.TLSResult]), new(atomic.Pointer[exposition])
 		}
 		jobs = append(jobs, j)
 	}
@@ -112,9 +126,9 @@ func (c *Collector) fileJobs(cfg *config.Config) []*fileJob {
 	for _, g := range cfg.Files {
 		j := &fileJob{id: identity("file", g), group: g, self: c.self}
 		if prev, ok := old[j.id]; ok {
-			j.reader, j.last = prev.reader, prev.last
+			j.reader, j.last, j.text = prev.reader, prev.last, prev.text
 		} else {
-			j.reader, j.last = probe.NewFileReader(), new(atomic.Pointer[probe.FileResult])
+			j.reader, j.last, j.text = probe.NewFileReader(), new(atomic.Pointer[probe.FileResult]), new(atomic.Pointer[exposition])
 		}
 		jobs = append(jobs, j)
 	}
@@ -137,6 +151,7 @@ type endpointJob struct {
 	target *probe.Target
 	last   *atomic.Pointer[probe.TLSResult]
 	change *leafChanges
+	text   *atomic.Pointer[exposition]
 	self   *selfMetrics
 	logger *slog.Logger
 }
@@ -152,7 +167,6 @@ func (j *endpointJob) run(ctx context.Context) {
 		return // shutting down: not the target's fault
 	}
 	mcpOK := res.MCP == nil || res.MCP.Up
-	j.self.observe("endpoint", start, res.Reason == probe.ReasonNone && mcpOK)
 	if res.Reason != probe.ReasonNone {
 		j.logger.Debug("probe failed", "target", j.name(), "reason", res.Reason, "detail", res.Detail)
 	}
@@ -160,6 +174,16 @@ func (j *endpointJob) run(ctx context.Context) {
 		j.logger.Debug("MCP handshake failed", "target", j.name(), "reason", res.MCP.Reason, "detail", res.MCP.Detail)
 	}
 	j.change.observe(res)
+	j.store(res)
+	j.self.observe("endpoint", start, res.Reason == probe.ReasonNone && mcpOK) // once the result is served
+}
+
+// store caches res and its metrics, rendered now as text so that scrapes
+// only copy them.
+func (j *endpointJob) store(res *probe.TLSResult) {
+	j.text.Store(renderText(func(ch chan<- prometheus.Metric) {
+		renderEndpoint(ch, j.target.Endpoint, res, time.Now())
+	}))
 	j.last.Store(res)
 }
 
@@ -168,7 +192,9 @@ type fileJob struct {
 	group  config.FileGroup
 	reader *probe.FileReader
 	last   *atomic.Pointer[probe.FileResult]
+	text   *atomic.Pointer[exposition]
 	self   *selfMetrics
+	files  fileText // what the last store rendered, touched only by run
 }
 
 func (j *fileJob) key() string             { return j.id }
@@ -184,15 +210,18 @@ func (j *fileJob) run(ctx context.Context) {
 	for _, f := range res.Files {
 		ok = ok && f.Reason == probe.ReasonNone
 	}
+	j.store(res)
 	j.self.observe("file", start, ok)
-	j.last.Store(res)
 }
 
 // Describe sends nothing: the metrics depend on the config, so the collector
 // is unchecked.
 func (c *Collector) Describe(chan<- *prometheus.Desc) {}
 
-// Collect renders the cache. It reads memory only.
+// Collect renders the cache. It reads memory only. It is the reference
+// rendering for registries and tests; MetricsHandler serves the same metrics
+// from the text each store kept, plus collectLive. Anything rendered here
+// from results that store does not keep as text belongs in collectLive.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	now := time.Now()
 	c.mu.RLock()
@@ -208,6 +237,48 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			renderFiles(ch, j.group, res, now)
 		}
 	}
-	c.collectPosture(ch, now)
-	c.self.collect(ch, len(endpoints), len(files))
+	c.collectLive(ch)
+}
+
+// collectLive renders the metrics computed at scrape time: the exporter's
+// own, and the posture metrics, which join endpoint, posture and file
+// results and so are not cached as text with any one of them.
+func (c *Collector) collectLive(ch chan<- prometheus.Metric) {
+	c.collectPosture(ch, time.Now())
+	c.mu.RLock()
+	endpoints, files := len(c.endpoints), len(c.files)
+	c.mu.RUnlock()
+	c.self.collect(ch, endpoints, files)
+}
+
+// liveMetrics is collectLive as a prometheus.Collector, unchecked.
+type liveMetrics struct{ c *Collector }
+
+func (l liveMetrics) Describe(chan<- *prometheus.Desc)    {}
+func (l liveMetrics) Collect(ch chan<- prometheus.Metric) { l.c.collectLive(ch) }
+
+// expositions snapshots the cached text of every target that has a result.
+func (c *Collector) expositions() ([]*exposition, error) {
+	c.mu.RLock()
+	endpoints, files := c.endpoints, c.files
+	c.mu.RUnlock()
+	out := make([]*exposition, 0, len(endpoints)+len(files))
+	add := func(e *exposition) error {
+		if e == nil {
+			return nil
+		}
+		out = append(out, e)
+		return e.err
+	}
+	for _, j := range endpoints {
+		if err := add(j.text.Load()); err != nil {
+			return nil, err
+		}
+	}
+	for _, j := range files {
+		if err := add(j.text.Load()); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }

@@ -24,7 +24,12 @@ func startCollector(t *testing.T, yml string) *Collector {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := New(slog.New(slog.DiscardHandler))
+	return runCollector(t, cfg)
+}
+
+func runCollector(t *testing.T, cfg *config.Config, opts ...Option) *Collector {
+	t.Helper()
+	c := New(slog.New(slog.DiscardHandler), opts...)
 	if err := c.Apply(cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -52,27 +57,35 @@ func scrape(t *testing.T, c *Collector) metricstest.Families {
 	return metricstest.Parse(t, b.String())
 }
 
-// One broken endpoint and one broken file never hide the others.
-func TestBrokenTargetsDoNotHideOthers(t *testing.T) {
-	ca := testpki.NewCA("Root")
-	good := testpki.Serve(t, &tls.Config{Certificates: []tls.Certificate{ca.Leaf("good").TLS()}})
+// mixedCollector has an endpoint that sends a chain, one that refuses, and a
+// file group with a good file, a broken one and a glob that matches
+// nothing, all refreshed once. It returns the files' directory.
+func mixedCollector(t *testing.T) (*Collector, string) {
+	t.Helper()
+	root := testpki.NewCA("Root")
+	inter := root.Intermediate("Inter")
+	good := testpki.Serve(t, &tls.Config{Certificates: []tls.Certificate{inter.Leaf("good").TLS(inter)}})
 	dir := t.TempDir()
-	caFile := testpki.WriteFile(t, dir, "ca.pem", ca.PEM())
-	testpki.WriteFile(t, dir, "certs/ok.pem", ca.Leaf("file-ok").PEM())
+	caFile := testpki.WriteFile(t, dir, "ca.pem", root.PEM())
+	testpki.WriteFile(t, dir, "certs/ok.pem", testpki.Bundle(inter.Leaf("file-ok"), inter))
 	testpki.WriteFile(t, dir, "certs/broken.pem", []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"))
 	c := startCollector(t, `
 interval: 1h
 endpoints:
-  - {name: good, address: "`+good+`", tls_config: {ca_file: "`+caFile+`", server_name: localhost}}
-  - {name: refused, address: "127.0.0.1:1", timeout: 2s}
+  - {name: good, address: "`+good+`", posture: false, tls_config: {ca_file: "`+caFile+`", server_name: localhost}}
+  - {name: refused, address: "127.0.0.1:1", timeout: 2s, posture: false}
 files:
   - {name: certs, paths: ["`+dir+`/certs/*.pem", "`+dir+`/missing/*.pem"]}
 `)
-	var f metricstest.Families
-	eventually(t, "all three targets refreshed", func() bool {
-		f = scrape(t, c)
-		return len(f.Samples("ssl_probe_last_run_timestamp_seconds", nil)) == 3
-	})
+	// Posture is off so that no scan lands between two scrapes a test compares.
+	eventually(t, "all three targets refreshed", func() bool { return c.Refreshes() == 3 })
+	return c, dir
+}
+
+// One broken endpoint and one broken file never hide the others.
+func TestBrokenTargetsDoNotHideOthers(t *testing.T) {
+	c, dir := mixedCollector(t)
+	f := scrape(t, c)
 	if v := f.One(t, "ssl_certificate_verified", map[string]string{"target": "good"}); v != 1 {
 		t.Errorf("good verified = %v", v)
 	}
@@ -86,28 +99,35 @@ files:
 	}
 }
 
-// The countdown is computed at scrape time from the cached NotAfter.
+// The countdown is computed at scrape time from the cached NotAfter, by
+// Collect and by the handler's cached text alike.
 func TestExpiryCountsDownBetweenScrapes(t *testing.T) {
 	dir := t.TempDir()
 	ca := testpki.NewCA("Root")
 	testpki.WriteFile(t, dir, "a.pem", ca.PEM())
 	c := startCollector(t, "interval: 1h\nfiles:\n  - {name: f, paths: [\""+dir+"/a.pem\"]}\n")
-	var first float64
-	eventually(t, "file read", func() bool {
-		s := scrape(t, c).Samples("ssl_certificate_expiry_seconds", nil)
-		if len(s) == 1 {
-			first = s[0].Value
-		}
-		return len(s) == 1
-	})
-	time.Sleep(20 * time.Millisecond)
-	second := scrape(t, c).One(t, "ssl_certificate_expiry_seconds", nil)
-	if !(second < first) {
-		t.Fatalf("expiry did not count down between scrapes: %v then %v", first, second)
+	eventually(t, "file read", func() bool { return c.Refreshes() == 1 })
+	h := c.MetricsHandler(prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	paths := map[string]func() metricstest.Families{
+		"Collect": func() metricstest.Families { return scrape(t, c) },
+		"MetricsHandler": func() metricstest.Families {
+			_, text := get(t, h, "")
+			return metricstest.Parse(t, text)
+		},
 	}
-	want := time.Until(ca.Cert.NotAfter).Seconds()
-	if d := second - want; d > 1 || d < -1 {
-		t.Fatalf("expiry %v, want about %v", second, want)
+	for name, scrapeBy := range paths {
+		t.Run(name, func(t *testing.T) {
+			first := scrapeBy().One(t, "ssl_certificate_expiry_seconds", nil)
+			time.Sleep(20 * time.Millisecond)
+			second := scrapeBy().One(t, "ssl_certificate_expiry_seconds", nil)
+			if !(second < first) {
+				t.Fatalf("expiry did not count down between scrapes: %v then %v", first, second)
+			}
+			want := time.Until(ca.Cert.NotAfter).Seconds()
+			if d := second - want; d > 1 || d < -1 {
+				t.Fatalf("expiry %v, want about %v", second, want)
+			}
+		})
 	}
 }
 

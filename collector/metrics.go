@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,8 +52,10 @@ var (
 		"1 for a certificate file (or glob) that could not be used, with the reason."+cachedNote, []string{"target", "path", "reason"}, nil)
 )
 
+// gauge sends a sample. The labels slice is kept, so it must not change
+// after the call.
 func gauge(ch chan<- prometheus.Metric, d *prometheus.Desc, v float64, labels ...string) {
-	ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	ch <- sample{d, v, labels}
 }
 
 func boolValue(b bool) float64 {
@@ -89,9 +92,19 @@ func renderEndpoint(ch chan<- prometheus.Metric, ep config.Endpoint, r *probe.TL
 }
 
 func renderFiles(ch chan<- prometheus.Metric, g config.FileGroup, r *probe.FileResult, now time.Time) {
+	renderFileGroup(ch, g, r)
+	renderFileStates(ch, g, r.Files, now)
+}
+
+// renderFileGroup is what changes at every read of a group, whatever its
+// files hold.
+func renderFileGroup(ch chan<- prometheus.Metric, g config.FileGroup, r *probe.FileResult) {
 	gauge(ch, lastRun, unix(r.Time), g.Name)
 	gauge(ch, refreshInterval, g.Interval.D().Seconds(), g.Name)
-	for _, f := range r.Files {
+}
+
+func renderFileStates(ch chan<- prometheus.Metric, g config.FileGroup, files []probe.FileState, now time.Time) {
+	for _, f := range files {
 		if f.Reason != probe.ReasonNone {
 			gauge(ch, fileError, 1, g.Name, f.Path, string(f.Reason))
 			continue
@@ -112,7 +125,7 @@ func renderCerts(ch chan<- prometheus.Metric, target, source, path string, certs
 			serial = distinctSerial(seen, c)
 		}
 		labels := []string{target, source, path, c.Role, c.SubjectCN, c.IssuerCN, serial}
-		gauge(ch, certExpiry, c.NotAfter.Sub(now).Seconds(), labels...)
+		ch <- countdown{sample{certExpiry, c.NotAfter.Sub(now).Seconds(), labels}, c.NotAfter}
 		gauge(ch, certNotAfter, unix(c.NotAfter), labels...)
 		gauge(ch, certNotBefore, unix(c.NotBefore), labels...)
 		gauge(ch, certInfo, 1, append(labels, c.FingerprintSHA256, strings.Join(c.SANs, ","), c.KeyType,
@@ -140,6 +153,7 @@ type selfMetrics struct {
 	reloadOK        prometheus.Gauge
 	reloadTime      prometheus.Gauge
 	targets         *prometheus.Desc
+	done            atomic.Uint64 // refreshes, for Collector.Refreshes
 }
 
 func newSelfMetrics() *selfMetrics {
@@ -173,6 +187,9 @@ func (s *selfMetrics) observe(kind string, start time.Time, ok bool) {
 		result = "failure"
 	}
 	s.refreshes.WithLabelValues(kind, result).Inc()
+	if kind != "posture" { // posture runs on its own schedule and is reported apart
+		s.done.Add(1)
+	}
 }
 
 func (s *selfMetrics) collect(ch chan<- prometheus.Metric, endpoints, files int) {

@@ -29,6 +29,7 @@ type scheduler struct {
 	sem     chan struct{}
 	wake    chan struct{}
 	running sync.WaitGroup
+	workers workers
 	now     func() time.Time
 }
 
@@ -90,6 +91,7 @@ func (s *scheduler) signal() {
 
 // run dispatches due jobs until ctx ends, then waits for running ones.
 func (s *scheduler) run(ctx context.Context) {
+	defer s.workers.wait()
 	defer s.running.Wait()
 	for {
 		e, j, sem := s.nextDue(ctx)
@@ -102,7 +104,11 @@ func (s *scheduler) run(ctx context.Context) {
 			return
 		}
 		s.running.Add(1)
-		go s.execute(ctx, e, j, sem)
+		if !s.workers.do(ctx, cap(sem)+1, func() { s.execute(ctx, e, j, sem) }) {
+			<-sem
+			s.running.Done()
+			return
+		}
 	}
 }
 

@@ -149,3 +149,37 @@ func TestSchedulerStopsRunningJobsOnCancel(t *testing.T) {
 		t.Fatal("run did not return after cancel")
 	}
 }
+
+// Jobs run on reused workers: however many runs, no more workers than jobs
+// allowed at once plus one, and none left once the scheduler stopped.
+func TestSchedulerReusesWorkersAndStopsThem(t *testing.T) {
+	var jobs []job
+	var all []*countJob
+	for i := range 20 {
+		j := &countJob{k: string(rune('a' + i)), every: time.Millisecond}
+		jobs, all = append(jobs, j), append(all, j)
+	}
+	s := newScheduler(3)
+	s.set(jobs, 3)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.run(ctx); close(done) }()
+	var most int64
+	eventually(t, "every job ran ten times", func() bool {
+		most = max(most, s.workers.n.Load())
+		for _, j := range all {
+			if j.runs.Load() < 10 {
+				return false
+			}
+		}
+		return true
+	})
+	cancel()
+	<-done
+	if most > 4 {
+		t.Errorf("%d workers for 3 jobs at once", most)
+	}
+	if n := s.workers.n.Load(); n != 0 {
+		t.Errorf("%d workers left after the scheduler stopped", n)
+	}
+}

@@ -83,7 +83,7 @@ func NewTarget(ep config.Endpoint) (*Target, error) {
 		t.maxVersion = uint16(tc.MaxVersion)
 	}
 	if tc.CAFile != "" {
-		if t.roots, err = config.LoadCAFile(tc.CAFile); err != nil {
+		if t.roots, err = loadRoots(tc.CAFile); err != nil {
 			return nil, fmt.Errorf("endpoint %s: tls_config.ca_file %s: %w", ep.Name, tc.CAFile, err)
 		}
 	}

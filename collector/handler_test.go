@@ -1,0 +1,246 @@
+package collector
+
+import (
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/mcpcert/mcp_cert_exporter/internal/metricstest"
+	"github.com/mcpcert/mcp_cert_exporter/internal/testpki"
+	"github.com/mcpcert/mcp_cert_exporter/internal/tooltest"
+	"github.com/mcpcert/mcp_cert_exporter/probe"
+)
+
+func get(t *testing.T, h http.Handler, encoding string) (*http.Response, string) {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	req.Header.Set("Accept-Encoding", encoding)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	resp := rec.Result()
+	body := rec.Body.Bytes()
+	if resp.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(bytes.NewReader(body))
+		if err != nil {
+			t.Fatalf("gzip body: %v", err)
+		}
+		if body, err = io.ReadAll(zr); err != nil {
+			t.Fatalf("gzip body: %v", err)
+		}
+	}
+	return resp, string(body)
+}
+
+// series flattens families to "name{labels}" -> value.
+func series(f metricstest.Families) map[string]float64 {
+	out := map[string]float64{}
+	for name := range f {
+		for _, s := range f.Samples(name, nil) {
+			keys := make([]string, 0, len(s.Labels))
+			for k, v := range s.Labels {
+				keys = append(keys, fmt.Sprintf("%s=%q", k, v))
+			}
+			sort.Strings(keys)
+			out[name+"{"+strings.Join(keys, ",")+"}"] = s.Value
+		}
+	}
+	return out
+}
+
+// The handler serves exactly what Collect renders, from the text cached
+// when each result was stored, whatever the encoding.
+func TestMetricsHandlerMatchesCollect(t *testing.T) {
+	c, _ := mixedCollector(t)
+	want := series(scrape(t, c))
+	h := c.MetricsHandler(prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	for _, enc := range []string{"identity", "gzip"} {
+		t.Run(enc, func(t *testing.T) {
+			resp, text := get(t, h, enc)
+			if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != textFormat {
+				t.Fatalf("status %d, content type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+			}
+			if wantGzip := enc == "gzip"; (resp.Header.Get("Content-Encoding") == "gzip") != wantGzip {
+				t.Fatalf("Content-Encoding %q for Accept-Encoding %s", resp.Header.Get("Content-Encoding"), enc)
+			}
+			got := series(metricstest.Parse(t, text))
+			for k, v := range want {
+				g, ok := got[k]
+				switch {
+				case !ok:
+					t.Errorf("missing %s", k)
+				case strings.HasPrefix(k, "ssl_certificate_expiry_seconds{"):
+					if d := g - v; d > 1 || d < -1 {
+						t.Errorf("%s = %v, want about %v", k, g, v)
+					}
+				case g != v:
+					t.Errorf("%s = %v, want %v", k, g, v)
+				}
+			}
+			for k := range got {
+				if _, ok := want[k]; !ok {
+					t.Errorf("unexpected %s", k)
+				}
+			}
+			tooltest.CheckMetrics(t, text)
+		})
+	}
+}
+
+// Families that the cached text and the gatherer both hold are written
+// once, with one header.
+func TestMetricsHandlerMergesGatheredFamilies(t *testing.T) {
+	c, _ := mixedCollector(t)
+	extra := prometheus.NewRegistry()
+	extra.MustRegister(oneMetric{prometheus.MustNewConstMetric(lastRun, prometheus.GaugeValue, 7, "from-gatherer")})
+	_, text := get(t, c.MetricsHandler(extra, slog.New(slog.DiscardHandler)), "identity")
+	if n := strings.Count(text, "# TYPE ssl_probe_last_run_timestamp_seconds "); n != 1 {
+		t.Fatalf("%d TYPE lines for a family both sides hold", n)
+	}
+	f := metricstest.Parse(t, text)
+	if v := f.One(t, "ssl_probe_last_run_timestamp_seconds", map[string]string{"target": "from-gatherer"}); v != 7 {
+		t.Errorf("gathered sample = %v", v)
+	}
+	if n := len(f.Samples("ssl_probe_last_run_timestamp_seconds", nil)); n != 4 {
+		t.Errorf("%d last-run samples, want 3 targets and the gathered one", n)
+	}
+}
+
+// blockingGatherer holds its first Gather until release is closed.
+type blockingGatherer struct {
+	started chan struct{}
+	release chan struct{}
+	mu      sync.Mutex
+	calls   int
+}
+
+func (g *blockingGatherer) Gather() ([]*dto.MetricFamily, error) {
+	g.mu.Lock()
+	g.calls++
+	first := g.calls == 1
+	g.mu.Unlock()
+	if first {
+		close(g.started)
+		<-g.release
+	}
+	return nil, nil
+}
+
+// Scrapes that arrive while one is being rendered wait for it and share its
+// body, so the work does not grow with the number of scrapers.
+func TestConcurrentScrapesShareOneRendering(t *testing.T) {
+	c, _ := mixedCollector(t)
+	g := &blockingGatherer{started: make(chan struct{}), release: make(chan struct{})}
+	h := c.MetricsHandler(g, slog.New(slog.DiscardHandler))
+	const scrapers = 8
+	bodies := make([]string, scrapers)
+	var wg sync.WaitGroup
+	for i := range scrapers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, bodies[i] = get(t, h, "gzip")
+		}()
+		if i == 0 {
+			<-g.started
+		}
+	}
+	eventually(t, "the other scrapers wait for the first rendering", func() bool {
+		return waitingInFlight() == scrapers-1
+	})
+	close(g.release)
+	wg.Wait()
+	if g.calls != 1 {
+		t.Fatalf("%d scrapers rendered %d times, want once", scrapers, g.calls)
+	}
+	for i := range bodies {
+		if bodies[i] != bodies[0] || bodies[i] == "" {
+			t.Fatalf("scraper %d got a different or empty body", i)
+		}
+	}
+}
+
+// waitingInFlight counts goroutines blocked in singleflight waiting for a
+// rendering already under way.
+func waitingInFlight() int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	n := 0
+	for _, g := range bytes.Split(buf, []byte("\n\n")) {
+		if bytes.Contains(g, []byte("sync.(*WaitGroup).Wait")) && bytes.Contains(g, []byte("singleflight.(*Group).Do")) {
+			n++
+		}
+	}
+	return n
+}
+
+// A result whose metrics could not be rendered fails the scrape, as a
+// registry's gather error does, rather than silently dropping the target.
+func TestMetricsHandlerReportsRenderError(t *testing.T) {
+	c, _ := mixedCollector(t)
+	c.endpoints[0].text.Store(&exposition{err: fmt.Errorf("rendering x: broken")})
+	resp, body := get(t, c.MetricsHandler(prometheus.NewRegistry(), slog.New(slog.DiscardHandler)), "")
+	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(body, "rendering x: broken") {
+		t.Fatalf("status %d, body %q", resp.StatusCode, body)
+	}
+}
+
+// Two Descs of one name must agree, or the exposition would be invalid.
+func TestFamilyOfRejectsConflictingHelp(t *testing.T) {
+	a := prometheus.NewDesc("test_conflict_seconds", "One help.", nil, nil)
+	b := prometheus.NewDesc("test_conflict_seconds", "Another help.", nil, nil)
+	if _, err := familyOf(prometheus.MustNewConstMetric(a, prometheus.GaugeValue, 1)); err != nil {
+		t.Fatal(err)
+	}
+	e := renderText(func(ch chan<- prometheus.Metric) { ch <- prometheus.MustNewConstMetric(b, prometheus.GaugeValue, 1) })
+	if e.err == nil || !strings.Contains(e.err.Error(), "described twice") {
+		t.Fatalf("err = %v", e.err)
+	}
+}
+
+func TestAcceptsGzip(t *testing.T) {
+	for header, want := range map[string]bool{
+		"":                       false,
+		"gzip":                   true,
+		"GZIP":                   true,
+		"identity":               false,
+		"deflate, gzip;q=1.0, *": true,
+		"gzip;q=0":               false,
+		"gzip; q=0.5":            true,
+		"zstd, br":               false,
+		"x-gzip":                 false,
+	} {
+		if got := acceptsGzip(header); got != want {
+			t.Errorf("acceptsGzip(%q) = %v, want %v", header, got, want)
+		}
+	}
+}
+
+// Nothing a file group renders is lost to the text cache's line handling:
+// a file name with a newline and quotes survives escaping.
+func TestMetricsHandlerEscapesLabels(t *testing.T) {
+	dir := t.TempDir()
+	odd := filepath.Join(dir, "odd \"name\"\nwith newline.pem")
+	if err := os.WriteFile(odd, testpki.NewCA("Root").PEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := startCollector(t, "interval: 1h\nfiles:\n  - {name: f, paths: [\""+dir+"/*.pem\"]}\n")
+	eventually(t, "file read", func() bool { return c.Refreshes() == 1 })
+	_, text := get(t, c.MetricsHandler(prometheus.NewRegistry(), slog.New(slog.DiscardHandler)), "")
+	f := metricstest.Parse(t, text)
+	f.One(t, "ssl_certificate_expiry_seconds", map[string]string{"path": odd})
+	f.One(t, "ssl_certificate_info", map[string]string{"path": odd, "role": probe.RoleRoot})
+}

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// cost is what a phase took: wall time, this process's CPU and the
+// listeners' CPU, for ops operations.
+type cost struct {
+	ops       int
+	wall      time.Duration
+	cpu       time.Duration
+	serverCPU time.Duration
+}
+
+func (c cost) perOp() time.Duration       { return c.cpu / time.Duration(max(c.ops, 1)) }
+func (c cost) serverPerOp() time.Duration { return c.serverCPU / time.Duration(max(c.ops, 1)) }
+
+// serverShare is the listeners' part of all the CPU the phase used.
+func (c cost) serverShare() float64 {
+	return float64(c.serverCPU) / float64(max(c.cpu+c.serverCPU, 1))
+}
+
+func (c cost) add(o cost) cost {
+	return cost{c.ops + o.ops, c.wall + o.wall, c.cpu + o.cpu, c.serverCPU + o.serverCPU}
+}
+
+// meter reads a phase's cost. cpu reads the CPU time of the process whose
+// work is measured; serverPID is the listeners' process, 0 for none.
+type meter struct {
+	serverPID int
+	cpu       func() (time.Duration, error)
+}
+
+func (m meter) start() (func(ops int) (cost, error), error) {
+	wall := time.Now()
+	cpu, err := m.cpu()
+	if err != nil {
+		return nil, err
+	}
+	server, err := m.server()
+	if err != nil {
+		return nil, err
+	}
+	return func(ops int) (cost, error) {
+		c := cost{ops: ops, wall: time.Since(wall)}
+		cpuNow, err := m.cpu()
+		if err != nil {
+			return c, err
+		}
+		serverNow, err := m.server()
+		c.cpu, c.serverCPU = cpuNow-cpu, serverNow-server
+		return c, err
+	}, nil
+}
+
+// server is the listeners' CPU time, or 0 with no listeners.
+func (m meter) server() (time.Duration, error) {
+	if m.serverPID == 0 {
+		return 0, nil
+	}
+	return procCPU(m.serverPID)
+}
+
+func selfMeter(serverPID int) meter {
+	return meter{serverPID: serverPID, cpu: func() (time.Duration, error) { return selfCPU(), nil }}
+}
+
+// measureFloor makes total bare verified handshakes with crypto/tls, at the
+// exporter's concurrency, over the listeners in turn: the least any client
+// that checks certificates pays.
+func measureFloor(addrs []string, roots *x509.CertPool, concurrency, total, serverPID int) (cost, error) {
+	d := &tls.Dialer{
+		NetDialer: &net.Dialer{Timeout: 10 * time.Second},
+		Config:    &tls.Config{RootCAs: roots, ServerName: "localhost"},
+	}
+	handshake := func(addr string) error {
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	}
+	return runConcurrently(selfMeter(serverPID), addrs, concurrency, total, handshake)
+}
+
+// runConcurrently calls op on total addresses, cycling through addrs, from
+// concurrency workers, and measures it. The first error fails the phase.
+func runConcurrently(m meter, addrs []string, concurrency, total int, op func(addr string) error) (cost, error) {
+	work := make(chan string, concurrency)
+	var (
+		wg       sync.WaitGroup
+		failures atomic.Int64
+		first    atomic.Value
+	)
+	stop, err := m.start()
+	if err != nil {
+		return cost{}, err
+	}
+	for range concurrency {
+		wg.Go(func() {
+			for addr := range work {
+				if err := op(addr); err != nil {
+					failures.Add(1)
+					first.CompareAndSwap(nil, fmt.Sprintf("%s: %v", addr, err))
+				}
+			}
+		})
+	}
+	for i := range total {
+		work <- addrs[i%len(addrs)]
+	}
+	close(work)
+	wg.Wait()
+	c, err := stop(total)
+	if err != nil {
+		return c, err
+	}
+	if n := failures.Load(); n > 0 {
+		return c, fmt.Errorf("%d of %d operations failed, the first: %v", n, total, first.Load())
+	}
+	return c, nil
+}

@@ -1,0 +1,372 @@
+// Command loadtest measures the exporter against N local TLS 1.3 listeners
+// with an ECDSA P-256 chain, and prints its CPU per endpoint refresh
+// against the bare verified crypto/tls handshake measured in the same run,
+// the refresh wall time, scrape latency while refreshes run, and memory,
+// goroutines and file descriptors per cycle. BENCHMARKS.md shows its output.
+//
+//	go run ./loadtest -n 1000
+//
+// The listeners run in a child process, so the exporter's CPU is counted
+// apart from theirs; the exporter (collector, scheduler and metrics
+// handler, wired as main wires them) runs in this process and is scraped
+// over HTTP. With -blackbox, blackbox_exporter probes the same listeners
+// and its CPU is read from /proc the same way.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"time"
+)
+
+type options struct {
+	n              int
+	concurrency    int
+	cycles         int
+	scrapes        int
+	scrapers       []int
+	floorMin       int
+	blackbox       string
+	blackboxProbes int
+	cpuProfile     string
+	memProfile     string
+	files          int
+	rescans        int
+}
+
+func main() {
+	if isChild() {
+		childMain()
+	}
+	var o options
+	var scrapers string
+	flag.IntVar(&o.n, "n", 1000, "endpoints, each its own TLS listener")
+	flag.IntVar(&o.concurrency, "concurrency", 32, "refreshes in flight, for the exporter and the floor alike")
+	flag.IntVar(&o.cycles, "cycles", 5, "full refresh cycles measured after the first")
+	flag.IntVar(&o.scrapes, "scrapes", 20, "scrapes made while refreshes run, for each number of scrapers")
+	flag.StringVar(&scrapers, "scrapers", "1,4", "numbers of concurrent scrapers to try, comma-separated")
+	flag.IntVar(&o.floorMin, "floor-min", 3000, "at least this many bare handshakes for the floor")
+	flag.StringVar(&o.blackbox, "blackbox", "", "path of blackbox_exporter to run against the same listeners")
+	flag.IntVar(&o.blackboxProbes, "blackbox-probes", 0, "probes through blackbox_exporter (default: as many as floor handshakes)")
+	flag.IntVar(&o.files, "files", 0, "also read this many certificate files as one group: first read and rescans")
+	flag.IntVar(&o.rescans, "rescans", 10, "rescans of the files measured")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the refresh cycles after the first to this file")
+	flag.StringVar(&o.memProfile, "memprofile", "", "write a heap profile after the last refresh cycle to this file")
+	flag.Parse()
+	var err error
+	if o.scrapers, err = parseInts(scrapers); err == nil {
+		err = run(o, os.Stdout)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadtest:", err)
+		os.Exit(1)
+	}
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || v < 1 {
+			return nil, fmt.Errorf("-scrapers %q: want positive numbers separated by commas", s)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func run(o options, w io.Writer) error {
+	if o.n < 1 || o.concurrency < 1 || o.cycles < 1 {
+		return errors.New("-n, -concurrency and -cycles must be at least 1")
+	}
+	fmt.Fprintln(w, machine())
+	limit, err := raiseFDLimit(uint64(o.concurrency)*4 + 4096)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "loadtest")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	p, err := newPKI(dir)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	l, err := startListeners(p, o.n)
+	if err != nil {
+		return err
+	}
+	defer l.stop()
+	fmt.Fprintf(w, "%d TLS 1.3 listeners (ECDSA P-256 leaf signed by a P-256 root) in process %d, up in %s; open-file limit %d\n\n",
+		o.n, l.pid(), time.Since(start).Round(time.Millisecond), limit)
+
+	r := &report{w: w, o: o}
+	floorOps := max(o.n, o.floorMin)
+	if r.floor[0], err = measureFloor(l.addrs, p.roots, o.concurrency, floorOps, l.pid()); err != nil {
+		return fmt.Errorf("floor: %w", err)
+	}
+	r.line("floor, before", r.floor[0], "bare verified crypto/tls handshakes")
+	if err := r.exporter(p, l); err != nil {
+		return err
+	}
+	if r.floor[1], err = measureFloor(l.addrs, p.roots, o.concurrency, floorOps, l.pid()); err != nil {
+		return fmt.Errorf("floor: %w", err)
+	}
+	r.line("floor, after", r.floor[1], "the same, again")
+	if o.files > 0 {
+		if err := measureFiles(w, dir, o.files, max(o.rescans, 1)); err != nil {
+			return fmt.Errorf("files: %w", err)
+		}
+	}
+	if o.blackbox != "" {
+		probes := o.blackboxProbes
+		if probes == 0 {
+			probes = floorOps
+		}
+		bb, err := measureBlackbox(o.blackbox, p, l.addrs, o.concurrency, probes, l.pid())
+		if err != nil {
+			return fmt.Errorf("blackbox_exporter: %w", err)
+		}
+		r.line("blackbox_exporter", bb, "tls_connect module, /probe over HTTP, CPU from /proc")
+		r.blackbox = &bb
+	}
+	r.summary()
+	fmt.Fprintf(w, "\n%s\n", loadavg())
+	return nil
+}
+
+// exporter runs the collector: the first refresh, the measured cycles, the
+// scrapes, and the stop.
+func (r *report) exporter(p *pki, l *listeners) error {
+	cfg, err := configFor(p, l.addrs, r.o.concurrency)
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	debug.FreeOSMemory()
+	if r.base, err = snapshot(); err != nil {
+		return err
+	}
+	e, err := startExporter(cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(r.w, "\n%-22s %s\n", "exporter, idle", r.base)
+	err = r.measure(e, selfMeter(l.pid()))
+	if stopErr := e.stop(); err == nil {
+		err = stopErr
+	}
+	if err != nil {
+		return err
+	}
+	debug.FreeOSMemory()
+	after, err := snapshot()
+	fmt.Fprintf(r.w, "%-22s %s\n\n", "exporter, stopped", after)
+	return err
+}
+
+// measure runs the first refresh and the cycles, then the scrapes.
+func (r *report) measure(e *exporter, m meter) error {
+	for k := 0; k <= r.o.cycles; k++ {
+		c, err := r.cycle(e, m, k)
+		if err != nil {
+			return err
+		}
+		if k > 0 {
+			r.steady = r.steady.add(c)
+			continue
+		}
+		r.first = c
+		if n, first := e.failing(); n > 0 {
+			return fmt.Errorf("%d endpoints failed their refresh, so the run measures nothing; first: %s", n, first)
+		}
+		if err := r.startProfile(); err != nil {
+			return err
+		}
+	}
+	if err := r.stopProfile(); err != nil {
+		return err
+	}
+	for _, s := range r.o.scrapers {
+		res, err := e.scrape(m, s, r.o.scrapes)
+		if err != nil {
+			return fmt.Errorf("scraping: %w", err)
+		}
+		r.scrapes = append(r.scrapes, res)
+	}
+	var err error
+	if r.afterScrapes, err = snapshot(); err != nil {
+		return err
+	}
+	fmt.Fprintf(r.w, "%-22s %s\n", "after the scrapes", r.afterScrapes)
+	return e.checkScrape()
+}
+
+func (r *report) startProfile() error {
+	if r.o.cpuProfile == "" {
+		return nil
+	}
+	f, err := os.Create(r.o.cpuProfile)
+	if err != nil {
+		return err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	r.profile = f
+	return nil
+}
+
+// stopProfile ends the CPU profile and writes the heap profile, if asked.
+func (r *report) stopProfile() error {
+	if r.profile != nil {
+		pprof.StopCPUProfile()
+		if err := r.profile.Close(); err != nil {
+			return err
+		}
+	}
+	if r.o.memProfile == "" {
+		return nil
+	}
+	f, err := os.Create(r.o.memProfile)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// cycle waits for the k-th full refresh of every endpoint to complete.
+func (r *report) cycle(e *exporter, m meter, k int) (cost, error) {
+	before := e.coll.Refreshes()
+	if k == 0 {
+		before = 0
+	}
+	stop, err := m.start()
+	if err != nil {
+		return cost{}, err
+	}
+	if k == 0 {
+		e.run()
+	}
+	if err := e.waitRefreshes(uint64((k+1)*r.o.n), 30*time.Minute); err != nil {
+		return cost{}, err
+	}
+	c, err := stop(int(e.coll.Refreshes() - before))
+	if err != nil {
+		return c, err
+	}
+	mem, err := snapshot()
+	if err != nil {
+		return c, err
+	}
+	r.mems = append(r.mems, mem)
+	name := fmt.Sprintf("refresh cycle %d", k)
+	if k == 0 {
+		name = "first refresh"
+	}
+	fmt.Fprintf(r.w, "%-22s %6.0f µs CPU/endpoint (%.2fx floor), wall %8s, listeners %3.0f%% of CPU; %s\n",
+		name, us(c.perOp()), ratio(c.perOp(), r.floor[0].perOp()), c.wall.Round(time.Millisecond), 100*c.serverShare(), mem)
+	return c, nil
+}
+
+// report gathers the phases and prints them.
+type report struct {
+	w            io.Writer
+	o            options
+	floor        [2]cost
+	base         memory
+	first        cost
+	steady       cost
+	mems         []memory // after each cycle
+	afterScrapes memory
+	scrapes      []scrapeResult
+	blackbox     *cost
+	profile      *os.File
+}
+
+func (r *report) line(name string, c cost, what string) {
+	fmt.Fprintf(r.w, "%-22s %6.0f µs CPU each over %d, listeners %.0f µs each, wall %s (%s)\n",
+		name, us(c.perOp()), c.ops, us(c.serverPerOp()), c.wall.Round(time.Millisecond), what)
+}
+
+func (r *report) floorPerOp() time.Duration { return (r.floor[0].perOp() + r.floor[1].perOp()) / 2 }
+
+func (r *report) summary() {
+	w, floor := r.w, r.floorPerOp()
+	perRefresh := r.steady.perOp()
+	fmt.Fprintf(w, "\nSummary, %d endpoints, concurrency %d\n", r.o.n, r.o.concurrency)
+	fmt.Fprintf(w, "  floor (bare verified handshake):   %6.0f µs CPU per handshake (mean of before %.0f and after %.0f)\n",
+		us(floor), us(r.floor[0].perOp()), us(r.floor[1].perOp()))
+	fmt.Fprintf(w, "  exporter, per endpoint refresh:    %6.0f µs CPU = %.2fx the floor (%d cycles of %d; metrics rendered at store time included)\n",
+		us(perRefresh), ratio(perRefresh, floor), r.o.cycles, r.o.n)
+	fmt.Fprintf(w, "  exporter, first refresh:           %6.0f µs CPU = %.2fx the floor, %s wall for all %d endpoints\n",
+		us(r.first.perOp()), ratio(r.first.perOp(), floor), r.first.wall.Round(time.Millisecond), r.o.n)
+	fmt.Fprintf(w, "  refresh wall time, %d endpoints:  %s per cycle back to back (listeners took %.0f%% of the CPU)\n",
+		r.o.n, (r.steady.wall / time.Duration(r.o.cycles)).Round(time.Millisecond), 100*r.steady.serverShare())
+	for _, s := range r.scrapes {
+		extra := s.window.cpu - time.Duration(s.refreshes)*perRefresh
+		fmt.Fprintf(w, "  scrapes during refresh, %d at once: median %s, p90 %s over %d, %s gzip; about %s CPU each\n",
+			s.scrapers, s.quantile(0.5).Round(100*time.Microsecond), s.quantile(0.9).Round(100*time.Microsecond),
+			len(s.latencies), kib(s.bytes), (extra / time.Duration(len(s.latencies))).Round(100*time.Microsecond))
+	}
+	if n := len(r.mems); n > 0 {
+		first, last := r.mems[0], r.mems[n-1]
+		peak := first.rss
+		for _, m := range r.mems {
+			peak = max(peak, m.rss)
+		}
+		fmt.Fprintf(w, "  memory: idle %s; first refresh %s, live heap %s; cycle %d %s, live heap %s; peak RSS over the cycles %s\n",
+			mib(r.base.rss), mib(first.rss), mib(int64(first.heap)), n-1, mib(last.rss), mib(int64(last.heap)), mib(peak))
+		fmt.Fprintf(w, "  goroutines %d -> %d, fds %d -> %d from the first refresh to cycle %d; after the scrapes RSS %s\n",
+			first.goroutines, last.goroutines, first.fds, last.fds, n-1, mib(r.afterScrapes.rss))
+	}
+	if bb := r.blackbox; bb != nil {
+		fmt.Fprintf(w, "  blackbox_exporter, per probe:      %6.0f µs CPU = %.2fx the floor (%.2fx this exporter)\n",
+			us(bb.perOp()), ratio(bb.perOp(), floor), ratio(bb.perOp(), perRefresh))
+	}
+}
+
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+func ratio(a, b time.Duration) float64 { return float64(a) / float64(max(b, 1)) }
+
+func kib(n int) string { return fmt.Sprintf("%.0f KiB", float64(n)/1024) }
+
+// machine names what the numbers were measured on.
+func machine() string {
+	model := "unknown CPU"
+	if info, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.SplitSeq(string(info), "\n") {
+			if v, ok := strings.CutPrefix(line, "model name"); ok {
+				model = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("loadtest: %s, %d CPUs (%s), GOMAXPROCS %d, %s", runtime.Version(), runtime.NumCPU(), model,
+		runtime.GOMAXPROCS(0), loadavg())
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "load average unknown: " + err.Error()
+	}
+	f := strings.Fields(string(b))
+	return "load average " + strings.Join(f[:min(3, len(f))], " ")
+}

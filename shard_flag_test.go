@@ -1,0 +1,22 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// A bad --shard stops the exporter before it starts, naming the flag's form.
+func TestShardFlagIsValidated(t *testing.T) {
+	cfg := writeConfig(t, filepath.Join(t.TempDir(), "c.yml"), "endpoints:\n  - name: a\n    address: 127.0.0.1:1\n")
+	for value, want := range map[string]string{
+		"3/3": "want 0 <= i < n",
+		"1":   "want i/n",
+		"x/2": "replica index",
+	} {
+		code, out := runBinary(t, "--config.file="+cfg, "--shard="+value)
+		if code != 2 || !strings.Contains(out, want) {
+			t.Errorf("--shard=%s: exit %d, %q; want exit 2 and %q", value, code, out, want)
+		}
+	}
+}
