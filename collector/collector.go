@@ -91,20 +91,27 @@ func (c *Collector) Config() *config.Config {
 	return c.cfg
 }
 
-func (c *Collector) endpointJobs(cfg *config.Config) ([]*endpointJob, error) {
-	old := map[string]*endpointJob{}
+// byKey indexes the jobs in force, so Apply can carry results over.
+func byKey[J job](c *Collector, jobs func() []J) map[string]J {
 	c.mu.RLock()
-	for _, j := range c.endpoints {
-		old[j.id] = j
+	defer c.mu.RUnlock()
+	m := map[string]J{}
+	for _, j := range jobs() {
+		m[j.key()] = j
 	}
-	c.mu.RUnlock()
+	return m
+}
+
+func (c *Collector) endpointJobs(cfg *config.Config) ([]*endpointJob, error) {
+	old := byKey(c, func() []*endpointJob { return c.endpoints })
+	changes := changesByName(old)
 	jobs := make([]*endpointJob, 0, len(cfg.Endpoints))
 	for _, ep := range cfg.Endpoints {
 		target, err := probe.NewTarget(ep)
 		if err != nil {
 			return nil, fmt.Errorf("endpoint %s: %w", ep.Name, err)
 		}
-		j := &endpointJob{id: identity("endpoint", ep), target: target, self: c.self, logger: c.logger, change: changesFor(old, ep.Name)}
+		j := &endpointJob{id: identity("endpoint", ep), target: target, self: c.self, logger: c.logger, change: changesFor(changes, ep.Name)}
 		if prev, ok := old[j.id]; ok {
 			j.last, j.text = prev.last, prev.text // same definition: the cached result still holds
 		} else {
@@ -116,12 +123,7 @@ func (c *Collector) endpointJobs(cfg *config.Config) ([]*endpointJob, error) {
 }
 
 func (c *Collector) fileJobs(cfg *config.Config) []*fileJob {
-	old := map[string]*fileJob{}
-	c.mu.RLock()
-	for _, j := range c.files {
-		old[j.id] = j
-	}
-	c.mu.RUnlock()
+	old := byKey(c, func() []*fileJob { return c.files })
 	jobs := make([]*fileJob, 0, len(cfg.Files))
 	for _, g := range cfg.Files {
 		j := &fileJob{id: identity("file", g), group: g, self: c.self}

@@ -166,11 +166,19 @@ func (l *leafChanges) last() (time.Time, bool) {
 
 // changesFor carries an endpoint's change history over a reload by name, the
 // target label: a changed address or setting is still the same target.
-func changesFor(old map[string]*endpointJob, name string) *leafChanges {
-	for _, j := range old {
-		if j.name() == name {
-			return j.change
-		}
+func changesFor(byName map[string]*leafChanges, name string) *leafChanges {
+	if ch := byName[name]; ch != nil {
+		return ch
 	}
 	return new(leafChanges)
+}
+
+// changesByName indexes the leaf histories by endpoint name, which outlives
+// a change of the endpoint's definition: one map, not a scan per endpoint.
+func changesByName(old map[string]*endpointJob) map[string]*leafChanges {
+	m := make(map[string]*leafChanges, len(old))
+	for _, j := range old {
+		m[j.name()] = j.change
+	}
+	return m
 }
