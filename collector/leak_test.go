@@ -103,7 +103,10 @@ func TestNoLeaksAfter100RefreshCycles(t *testing.T) {
 	caFile, peers := startPeers(t)
 	dir := t.TempDir()
 	testpki.WriteFile(t, dir, "certs/ok.pem", testpki.NewCA("Leak Root").PEM())
-	mix := peersConfig(caFile, peers, "20ms", "50ms") +
+	// Posture scans run once per apply on their hourly schedule, on the
+	// scheduler's reused workers, so a scan still running at the last apply
+	// would hold sockets no goroutine count reveals; they are left out here.
+	mix := strings.ReplaceAll(peersConfig(caFile, peers, "20ms", "50ms"), "address:", "posture: false, address:") +
 		"files:\n  - {name: certs, paths: [\"" + dir + "/certs/*.pem\", \"" + dir + "/missing/*.pem\"]}\n"
 	const empty = "interval: 20ms\n"
 	c := startCollector(t, empty)
