@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -73,6 +74,14 @@ func (c *Collector) Apply(cfg *config.Config) error {
 	c.mu.Lock()
 	c.cfg, c.endpoints, c.files, c.postures = cfg, endpoints, files, postures
 	c.mu.Unlock()
+	// The policy may have changed, and kept results have no text yet in a
+	// new slot: render every target's posture metrics once now.
+	for _, j := range endpoints {
+		j.posture.refresh(j.renderPosture)
+	}
+	for _, j := range files {
+		j.posture.refresh(j.renderPosture)
+	}
 	jobs := postures.jobs()
 	for _, j := range endpoints {
 		jobs = append(jobs, j)
@@ -112,11 +121,13 @@ func (c *Collector) endpointJobs(cfg *config.Config) ([]*endpointJob, error) {
 			return nil, fmt.Errorf("endpoint %s: %w", ep.Name, err)
 		}
 		j := &endpointJob{id: identity("endpoint", ep), target: target, self: c.self, logger: c.logger, change: changesFor(changes, ep.Name)}
-		if prev, ok := old[j.id]; ok {
+		prev, ok := old[j.id]
+		if ok {
 			j.last, j.text = prev.last, prev.text // same definition: the cached result still holds
 		} else {
 			j.last, j.text = new(atomic.Pointer[probe.TLSResult]), new(atomic.Pointer[exposition])
 		}
+		j.posture = newPostureText(prev.postureOf(ok), cfg.Policy)
 		jobs = append(jobs, j)
 	}
 	return jobs, nil
@@ -127,11 +138,13 @@ func (c *Collector) fileJobs(cfg *config.Config) []*fileJob {
 	jobs := make([]*fileJob, 0, len(cfg.Files))
 	for _, g := range cfg.Files {
 		j := &fileJob{id: identity("file", g), group: g, self: c.self}
-		if prev, ok := old[j.id]; ok {
+		prev, ok := old[j.id]
+		if ok {
 			j.reader, j.last, j.text = prev.reader, prev.last, prev.text
 		} else {
 			j.reader, j.last, j.text = probe.NewFileReader(), new(atomic.Pointer[probe.FileResult]), new(atomic.Pointer[exposition])
 		}
+		j.posture = newPostureText(prev.postureOf(ok), cfg.Policy)
 		jobs = append(jobs, j)
 	}
 	return jobs
@@ -149,13 +162,14 @@ func identity(kind string, def any) string {
 }
 
 type endpointJob struct {
-	id     string
-	target *probe.Target
-	last   *atomic.Pointer[probe.TLSResult]
-	change *leafChanges
-	text   *atomic.Pointer[exposition]
-	self   *selfMetrics
-	logger *slog.Logger
+	id      string
+	target  *probe.Target
+	last    *atomic.Pointer[probe.TLSResult]
+	change  *leafChanges
+	text    *atomic.Pointer[exposition]
+	self    *selfMetrics
+	logger  *slog.Logger
+	posture postureText[probe.PostureResult] // nil scan when posture is off
 }
 
 func (j *endpointJob) key() string             { return j.id }
@@ -177,6 +191,7 @@ func (j *endpointJob) run(ctx context.Context) {
 	}
 	j.change.observe(res)
 	j.store(res)
+	j.posture.refresh(j.renderPosture)
 	j.self.observe("endpoint", start, res.Reason == probe.ReasonNone && mcpOK) // once the result is served
 }
 
@@ -190,13 +205,14 @@ func (j *endpointJob) store(res *probe.TLSResult) {
 }
 
 type fileJob struct {
-	id     string
-	group  config.FileGroup
-	reader *probe.FileReader
-	last   *atomic.Pointer[probe.FileResult]
-	text   *atomic.Pointer[exposition]
-	self   *selfMetrics
-	files  fileText // what the last store rendered, touched only by run
+	id      string
+	group   config.FileGroup
+	reader  *probe.FileReader
+	last    *atomic.Pointer[probe.FileResult]
+	text    *atomic.Pointer[exposition]
+	self    *selfMetrics
+	files   fileText // what the last store rendered, touched only by run
+	posture postureText[probe.KeyResult]
 }
 
 func (j *fileJob) key() string             { return j.id }
@@ -213,6 +229,7 @@ func (j *fileJob) run(ctx context.Context) {
 		ok = ok && f.Reason == probe.ReasonNone
 	}
 	j.store(res)
+	j.posture.refresh(j.renderPosture)
 	j.self.observe("file", start, ok)
 }
 
@@ -222,8 +239,7 @@ func (c *Collector) Describe(chan<- *prometheus.Desc) {}
 
 // Collect renders the cache. It reads memory only. It is the reference
 // rendering for registries and tests; MetricsHandler serves the same metrics
-// from the text each store kept, plus collectLive. Anything rendered here
-// from results that store does not keep as text belongs in collectLive.
+// from the text each refresh kept, plus collectLive.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	now := time.Now()
 	c.mu.RLock()
@@ -233,20 +249,19 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		if res := j.last.Load(); res != nil {
 			renderEndpoint(ch, j.target.Endpoint, res, now)
 		}
+		j.renderPosture(ch)
 	}
 	for _, j := range files {
 		if res := j.last.Load(); res != nil {
 			renderFiles(ch, j.group, res, now)
 		}
+		j.renderPosture(ch)
 	}
 	c.collectLive(ch)
 }
 
-// collectLive renders the metrics computed at scrape time: the exporter's
-// own, and the posture metrics, which join endpoint, posture and file
-// results and so are not cached as text with any one of them.
+// collectLive renders the metrics computed at scrape time: the exporter's own.
 func (c *Collector) collectLive(ch chan<- prometheus.Metric) {
-	c.collectPosture(ch, time.Now())
 	c.mu.RLock()
 	endpoints, files := len(c.endpoints), len(c.files)
 	c.mu.RUnlock()
@@ -264,7 +279,7 @@ func (c *Collector) expositions() ([]*exposition, error) {
 	c.mu.RLock()
 	endpoints, files := c.endpoints, c.files
 	c.mu.RUnlock()
-	out := make([]*exposition, 0, len(endpoints)+len(files))
+	out := make([]*exposition, 0, 2*(len(endpoints)+len(files)))
 	add := func(e *exposition) error {
 		if e == nil {
 			return nil
@@ -273,12 +288,12 @@ func (c *Collector) expositions() ([]*exposition, error) {
 		return e.err
 	}
 	for _, j := range endpoints {
-		if err := add(j.text.Load()); err != nil {
+		if err := errors.Join(add(j.text.Load()), add(j.posture.text.Load())); err != nil {
 			return nil, err
 		}
 	}
 	for _, j := range files {
-		if err := add(j.text.Load()); err != nil {
+		if err := errors.Join(add(j.text.Load()), add(j.posture.text.Load())); err != nil {
 			return nil, err
 		}
 	}

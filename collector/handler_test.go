@@ -65,6 +65,12 @@ func series(f metricstest.Families) map[string]float64 {
 // when each result was stored, whatever the encoding.
 func TestMetricsHandlerMatchesCollect(t *testing.T) {
 	c, _ := mixedCollector(t)
+	handlerMatchesCollect(t, c)
+}
+
+// handlerMatchesCollect compares /metrics with Collect, series by series.
+func handlerMatchesCollect(t *testing.T, c *Collector) {
+	t.Helper()
 	want := series(scrape(t, c))
 	h := c.MetricsHandler(prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	for _, enc := range []string{"identity", "gzip"} {

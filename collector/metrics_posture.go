@@ -3,7 +3,6 @@ package collector
 import (
 	"crypto/tls"
 	"strconv"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -61,43 +60,6 @@ var (
 		"1 for each posture check the last scan could not run, with the reason; its metric is then absent, never passed."+postureNote,
 		[]string{"target", "check", "reason"}, nil)
 )
-
-// collectPosture renders the posture metrics of every target from the
-// cached probe, file and scan results.
-func (c *Collector) collectPosture(ch chan<- prometheus.Metric, now time.Time) {
-	c.mu.RLock()
-	cfg, endpoints, files, postures := c.cfg, c.endpoints, c.files, c.postures
-	c.mu.RUnlock()
-	if cfg == nil {
-		return
-	}
-	for _, j := range endpoints {
-		ep := j.target.Endpoint
-		last := j.last.Load()
-		renderPins(ch, ep, last)
-		if !ep.PostureEnabled() {
-			continue
-		}
-		var scan *probe.PostureResult
-		if pj := postures.endpoints[j.id]; pj != nil {
-			scan = pj.last.Load()
-		}
-		renderEndpointPosture(ch, cfg.Policy, ep, last, scan)
-		if at, ok := j.change.last(); ok {
-			gauge(ch, lastChange, unix(at), ep.Name)
-		}
-	}
-	for _, j := range files {
-		if res := j.last.Load(); res != nil {
-			renderFilePosture(ch, cfg.Policy, j.group, res)
-		}
-		if kj := postures.files[j.id]; kj != nil {
-			if res := kj.last.Load(); res != nil {
-				renderKeys(ch, j.group.Name, res)
-			}
-		}
-	}
-}
 
 func renderEndpointPosture(ch chan<- prometheus.Metric, pol config.Policy, ep config.Endpoint, last *probe.TLSResult, scan *probe.PostureResult) {
 	if last != nil {

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/mcpcert/mcp_cert_exporter/config"
 	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
@@ -59,6 +61,7 @@ func (j *postureJob) run(ctx context.Context) {
 	start := time.Now()
 	res := j.endpoint.target.Posture(ctx, j.opts)
 	j.finish(ctx, start, j.endpoint.name(), res, res.Unknown)
+	j.endpoint.posture.refresh(j.endpoint.renderPosture)
 }
 
 // keyJob checks the private keys of a file group against the certificates
@@ -77,6 +80,7 @@ func (j *keyJob) run(ctx context.Context) {
 	}
 	res := probe.CheckKeys(ctx, j.file.group, files)
 	j.finish(ctx, start, j.file.group.Name, res, res.Unknown)
+	j.file.posture.refresh(j.file.renderPosture)
 }
 
 // postureSet is the posture jobs of a config, by the id of the endpoint or
@@ -117,15 +121,17 @@ func (c *Collector) postureJobs(cfg *config.Config, endpoints []*endpointJob, fi
 		if j, ok := old.endpoints[ej.id]; ok {
 			prev = &j.posture
 		}
-		set.endpoints[ej.id] = &postureJob{posture: newPosture(c, cfg, ej.id, prev), endpoint: ej,
+		pj := &postureJob{posture: newPosture(c, cfg, ej.id, prev), endpoint: ej,
 			opts: probe.PostureOptions{ClientCert: ep.TLSConfig.CertFile != "" || cfg.Policy.RequireClientCert}}
+		set.endpoints[ej.id], ej.posture.result = pj, pj.last
 	}
 	for _, fj := range files {
 		var prev *posture[probe.KeyResult]
 		if j, ok := old.files[fj.id]; ok {
 			prev = &j.posture
 		}
-		set.files[fj.id] = &keyJob{posture: newPosture(c, cfg, fj.id, prev), file: fj}
+		kj := &keyJob{posture: newPosture(c, cfg, fj.id, prev), file: fj}
+		set.files[fj.id], fj.posture.result = kj, kj.last
 	}
 	return set
 }
@@ -181,4 +187,75 @@ func changesByName(old map[string]*endpointJob) map[string]*leafChanges {
 		m[j.name()] = j.change
 	}
 	return m
+}
+
+// postureText is a target's posture metrics as text, rendered whenever the
+// probe or read, or the posture run, that feeds them stores a result: they
+// join both, so neither store alone can render them, and a scrape must not.
+type postureText[R any] struct {
+	mu     *sync.Mutex // orders renders, so the last stored saw the last results
+	text   *atomic.Pointer[exposition]
+	result *atomic.Pointer[R] // the posture job's; nil when posture is off
+	policy config.Policy
+}
+
+// newPostureText keeps the slot of the same target's previous job, if any.
+func newPostureText[R any](prev *postureText[R], pol config.Policy) postureText[R] {
+	if prev != nil {
+		return postureText[R]{mu: prev.mu, text: prev.text, policy: pol}
+	}
+	return postureText[R]{mu: new(sync.Mutex), text: new(atomic.Pointer[exposition]), policy: pol}
+}
+
+func (p *postureText[R]) refresh(render func(chan<- prometheus.Metric)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.text.Store(renderText(render))
+}
+
+// last is the posture job's last result, nil before one or without a job.
+func (p *postureText[R]) last() *R {
+	if p.result == nil {
+		return nil
+	}
+	return p.result.Load()
+}
+
+func (j *endpointJob) postureOf(ok bool) *postureText[probe.PostureResult] {
+	if !ok {
+		return nil
+	}
+	return &j.posture
+}
+
+func (j *fileJob) postureOf(ok bool) *postureText[probe.KeyResult] {
+	if !ok {
+		return nil
+	}
+	return &j.posture
+}
+
+// renderPosture renders the endpoint's pins, findings, OCSP, scan and
+// policy verdicts from its cached probe and posture results.
+func (j *endpointJob) renderPosture(ch chan<- prometheus.Metric) {
+	ep := j.target.Endpoint
+	last := j.last.Load()
+	renderPins(ch, ep, last)
+	if !ep.PostureEnabled() {
+		return
+	}
+	renderEndpointPosture(ch, j.posture.policy, ep, last, j.posture.last())
+	if at, ok := j.change.last(); ok {
+		gauge(ch, lastChange, unix(at), ep.Name)
+	}
+}
+
+// renderPosture renders the group's findings, policy verdicts and keys.
+func (j *fileJob) renderPosture(ch chan<- prometheus.Metric) {
+	if res := j.last.Load(); res != nil {
+		renderFilePosture(ch, j.posture.policy, j.group, res)
+	}
+	if keys := j.posture.last(); keys != nil {
+		renderKeys(ch, j.group.Name, keys)
+	}
 }

@@ -107,6 +107,9 @@ func TestPostureMetrics(t *testing.T) {
 	applyConfig(t, c, &config.Config{Endpoints: []config.Endpoint{legacy, mtls, optional, pinned, caPinned, quiet, hsts}})
 	refreshAll(t, c)
 	f := scrape(t, c)
+	// Posture metrics are kept as text when results are stored, not rendered
+	// at scrape time: /metrics must serve what Collect renders.
+	handlerMatchesCollect(t, c)
 
 	target := func(name string, kv ...string) map[string]string {
 		m := map[string]string{"target": name}
