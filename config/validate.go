@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -259,15 +260,33 @@ func readRegular(file string) ([]byte, error) {
 
 // LoadCAFile reads a PEM bundle of trusted roots.
 func LoadCAFile(file string) (*x509.CertPool, error) {
+	pool, _, err := LoadCABundle(file)
+	return pool, err
+}
+
+// LoadCABundle is LoadCAFile that also returns the certificates of the pool,
+// which a pool does not list.
+func LoadCABundle(file string) (*x509.CertPool, []*x509.Certificate, error) {
 	data, err := readConfigFile(file)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(data) {
-		return nil, fmt.Errorf("%s holds no PEM certificate", file)
+	var certs []*x509.Certificate
+	for rest := data; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			break
+		}
+		if c, err := x509.ParseCertificate(b.Bytes); err == nil && b.Type == "CERTIFICATE" && len(b.Headers) == 0 {
+			pool.AddCert(c)
+			certs = append(certs, c)
+		}
 	}
-	return pool, nil
+	if len(certs) == 0 {
+		return nil, nil, fmt.Errorf("%s holds no PEM certificate", file)
+	}
+	return pool, certs, nil
 }
 
 // DecodePin accepts a SHA-256 SPKI pin in base64 (as HPKP and curl write it) or hex.

@@ -48,16 +48,16 @@ func displayName(n pkix.Name) string {
 	return n.String()
 }
 
-// RoleOf names the role of the certificate at index in a chain as a server
-// sends it: the first is the leaf, a self-signed one is a root, and any
-// other is an intermediate. Self-signed means the names match and the
-// signature checks, so a sub-CA that merely repeats its issuer's name stays
-// an intermediate.
+// RoleOf names the role of the certificate at index in a chain: the first
+// is the leaf, a self-issued one (its own name and a self-signature that
+// checks, SHA-1 included) is a root, and any other is an intermediate, also
+// at the top of a chain that verified through an intermediate in ca_file.
+// A sub-CA that merely repeats its issuer's name stays an intermediate.
 func RoleOf(c *x509.Certificate, index int) string {
 	switch {
 	case index == 0:
 		return RoleLeaf
-	case bytes.Equal(c.RawSubject, c.RawIssuer) && c.CheckSignatureFrom(c) == nil:
+	case selfSigned(c):
 		return RoleRoot
 	default:
 		return RoleIntermediate
@@ -113,27 +113,17 @@ func keyOf(c *x509.Certificate) (string, int) {
 }
 
 // chainInfo lists what the server sent, leaf first and in its order, then the
-// root of chain when the server did not send it. Identical certificates are
-// listed once. A sent certificate that is chain's root is a root without a
-// second signature check.
+// top of chain when the server did not send it. Identical certificates are
+// listed once.
 func chainInfo(sent, chain []*x509.Certificate) []CertInfo {
-	var root *x509.Certificate
-	if len(chain) > 0 {
-		root = chain[len(chain)-1]
-	}
 	out := make([]CertInfo, 0, len(sent)+1)
 	for i, c := range sent {
-		if seen(sent[:i], c) {
-			continue
+		if !seen(sent[:i], c) {
+			out = append(out, CertInfoOf(c, RoleOf(c, i)))
 		}
-		role := RoleRoot
-		if i == 0 || root == nil || !bytes.Equal(c.Raw, root.Raw) {
-			role = RoleOf(c, i)
-		}
-		out = append(out, CertInfoOf(c, role))
 	}
-	if root != nil && !seen(sent, root) {
-		out = append(out, CertInfoOf(root, RoleRoot))
+	if n := len(chain); n > 1 && !seen(sent, chain[n-1]) {
+		out = append(out, CertInfoOf(chain[n-1], RoleOf(chain[n-1], n-1)))
 	}
 	return out
 }

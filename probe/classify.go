@@ -73,6 +73,19 @@ func handshakeReason(err error, certRequested bool) Reason {
 	return ReasonHandshakeFailure
 }
 
+// refusalAlert is the alert that ended the handshake: the peer's, or
+// protocol_version when the server picked a version we did not offer (our
+// side sends that alert then); 0 when the handshake ended otherwise.
+func refusalAlert(err error) uint8 {
+	if a, ok := alertOf(err); ok {
+		return a
+	}
+	if strings.Contains(err.Error(), "server selected unsupported protocol version") {
+		return alertProtocolVersion
+	}
+	return 0
+}
+
 func alertReason(a uint8, certRequested bool) Reason {
 	switch a {
 	case alertProtocolVersion, alertInsufficientSecurity:

@@ -1,9 +1,11 @@
 package probe
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -113,6 +115,10 @@ func (s *scan) protocols(ctx context.Context) map[uint16]uint16 {
 		case outcomeRefused:
 			s.res.Versions = append(s.res.Versions, VersionResult{Version: v})
 		default:
+			if res.alert == alertHandshakeFailure {
+				res.Detail = "the server answered handshake_failure, not protocol_version: it may accept " + tls.VersionName(v) +
+					" with suites Go lacks (DHE, Camellia, ARIA, CCM); check with openssl s_client. " + res.Detail
+			}
 			s.unknown(check, res)
 		}
 	}
@@ -193,11 +199,75 @@ func (s *scan) clientCert(ctx context.Context) {
 	switch {
 	case res.Reason == ReasonClientCertRequired:
 		s.res.ClientCertRequired = ptr(true)
+	case res.Success && s.t.Endpoint.URL != "":
+		s.httpClientCert(ctx, bare)
 	case res.Success:
 		s.res.ClientCertRequired = ptr(false)
 	default:
 		s.unknown(check, res)
 	}
+}
+
+// httpClientCert asks again at HTTP: nginx with ssl_verify_client on
+// completes TLS without a client certificate and refuses the request with
+// 400 "No required SSL certificate was sent", and other proxies answer 401
+// or 403. The same GET with our certificate, when we have one, tells that
+// refusal from one that has nothing to do with certificates.
+func (s *scan) httpClientCert(ctx context.Context, bare *Target) {
+	const check = "client_cert"
+	without, err := bare.get(ctx, "mTLS")
+	if err != nil {
+		s.res.Unknown = append(s.res.Unknown, UnknownCheck{Check: check, Reason: err.reason, Detail: err.Error()})
+		return
+	}
+	var with *answer
+	if bare != s.t && refusedAtHTTP(without.status) && !certRefusalPage(without.body) {
+		if with, err = s.t.get(ctx, "mTLS"); err != nil {
+			s.res.Unknown = append(s.res.Unknown, UnknownCheck{Check: check, Reason: err.reason, Detail: err.Error()})
+			return
+		}
+	}
+	enforced, known := enforcedAtHTTP(without, with)
+	if !known {
+		s.res.Unknown = append(s.res.Unknown, UnknownCheck{Check: check, Reason: reasonHTTPError, Detail: fmt.Sprintf(
+			"TLS completed without a client certificate and HTTP answered %d; that refusal may not be about the certificate", without.status)})
+		return
+	}
+	s.res.ClientCertRequired = ptr(enforced)
+}
+
+// enforcedAtHTTP judges the GET without a client certificate and, when it
+// was refused and we have a certificate, the same GET with it (nil
+// otherwise). Enforced: refused without (400, 401, 403) and answered
+// otherwise with, or refused with the proxy's page that names the missing
+// certificate. Not enforced: answered without, or refused alike with and
+// without. known is false when the refusal may have another cause.
+func enforcedAtHTTP(without, with *answer) (enforced, known bool) {
+	switch {
+	case !refusedAtHTTP(without.status):
+		return false, true
+	case certRefusalPage(without.body):
+		return true, true
+	case with == nil:
+		return false, false
+	case with.status != without.status:
+		return true, true
+	case bytes.Equal(with.body, without.body):
+		return false, true // the same refusal with or without: not about the certificate
+	}
+	return false, false
+}
+
+func refusedAtHTTP(status int) bool {
+	return status == http.StatusBadRequest || status == http.StatusUnauthorized || status == http.StatusForbidden
+}
+
+// certRefusalPage finds nginx's messages for a missing or rejected client
+// certificate ("No required SSL certificate was sent", "The SSL certificate
+// error") in an error page.
+func certRefusalPage(body []byte) bool {
+	b := bytes.ToLower(body)
+	return bytes.Contains(b, []byte("no required ssl certificate")) || bytes.Contains(b, []byte("ssl certificate error"))
 }
 
 // withoutClientCert is the target with the same roots and name but no
@@ -239,7 +309,8 @@ const (
 	outcomeRefused
 )
 
-// try handshakes at version v alone, offering suites (nil: all Go has).
+// try handshakes at version v alone, offering suites (nil: all Go has, and
+// the outcome is the version's; else the suites').
 func (s *scan) try(ctx context.Context, v uint16, suites []uint16) (*TLSResult, outcome) {
 	cfg := s.t.TLSConfig()
 	cfg.MinVersion, cfg.MaxVersion = v, v
@@ -250,19 +321,36 @@ func (s *scan) try(ctx context.Context, v uint16, suites []uint16) (*TLSResult, 
 	if conn != nil {
 		_ = conn.Close() // the verdict is in res; a failed close_notify adds nothing
 	}
+	if suites != nil {
+		return res, suiteOutcome(res, v)
+	}
 	return res, versionOutcome(res, v)
 }
 
 // versionOutcome: the server accepted v when it answered with v, even if the
-// handshake broke later (a refused client certificate). It refused v when it
-// answered with an alert, another version, or by closing. Anything else
-// (no connection, a timeout, not TLS) leaves it unknown.
+// handshake broke later (a refused client certificate). It refused v only
+// when it said so: a protocol_version alert, or an answer with another
+// version. Any other end (handshake_failure because it accepts v only with
+// suites Go lacks, a close, a reset, a timeout) leaves v unknown: a version
+// that looks refused would pass policy.min_version unseen.
 func versionOutcome(res *TLSResult, v uint16) outcome {
-	if res.Version == v {
+	switch {
+	case res.Version == v:
 		return outcomeAccepted
+	case res.alert == alertProtocolVersion:
+		return outcomeRefused
 	}
-	switch res.Reason {
-	case ReasonNoSharedCipher, ReasonHandshakeFailure, ReasonConnectionReset:
+	return outcomeUnknown
+}
+
+// suiteOutcome: during the cipher scan at an accepted version, the server
+// refuses the suites still offered with handshake_failure (no shared
+// cipher) or insufficient_security; anything else is unknown.
+func suiteOutcome(res *TLSResult, v uint16) outcome {
+	switch {
+	case res.Version == v:
+		return outcomeAccepted
+	case res.alert == alertHandshakeFailure || res.alert == alertInsufficientSecurity:
 		return outcomeRefused
 	}
 	return outcomeUnknown

@@ -3,6 +3,7 @@ package probe
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -24,36 +25,52 @@ type HSTSResult struct {
 // reasonHTTPError: the TLS handshake worked but HTTP did not.
 const reasonHTTPError Reason = "HTTP_ERROR"
 
-// hsts sends one GET to the endpoint's URL over the target's own TLS
-// settings, reads the response headers and closes the body unread. GET with
-// Accept: text/event-stream is the one GET the MCP specification defines (a
-// server either opens an SSE stream or answers 405), so it has no side
-// effects; no credentials are sent and redirects are not followed.
+// hsts sends one GET to the endpoint's URL (see get), reads the response
+// headers and closes the body unread.
 func (s *scan) hsts(ctx context.Context) {
 	const check = "hsts"
 	if s.skip(check) {
 		return
 	}
-	r, err := s.t.fetchHSTS(ctx)
+	a, err := s.t.get(ctx, "HSTS")
 	if err != nil {
 		s.res.Unknown = append(s.res.Unknown, UnknownCheck{Check: check, Reason: err.reason, Detail: err.Error()})
 		return
 	}
+	r := ParseHSTS(a.header.Values("Strict-Transport-Security"))
+	r.Status = a.status
 	s.res.HSTS = r
 }
 
-// hstsError carries the reason of the handshake that failed, when one did.
-type hstsError struct {
+// getError carries the reason of the handshake that failed, when one did.
+type getError struct {
 	reason Reason
 	err    error
 }
 
-func (e *hstsError) Error() string { return e.err.Error() }
+func (e *getError) Error() string { return e.err.Error() }
 
-func (t *Target) fetchHSTS(ctx context.Context) (*HSTSResult, *hstsError) {
+// answer is the start of the answer to get.
+type answer struct {
+	status int
+	header http.Header
+	body   []byte // at most maxAnswerBody bytes, and nothing of an event stream
+}
+
+// maxAnswerBody is enough for an error page's message (nginx's 400 page is
+// under 300 bytes).
+const maxAnswerBody = 1 << 10
+
+// get sends one GET to the endpoint's URL over the target's own TLS
+// settings, for the checks that need HTTP (HSTS, mTLS enforced by a proxy).
+// GET with Accept: text/event-stream is the one GET the MCP specification
+// defines (a server either opens an SSE stream or answers 405), so it has no
+// side effects; no credentials are sent and redirects are not followed. Only
+// the headers and the start of a body that is not an event stream are read.
+func (t *Target) get(ctx context.Context, what string) (*answer, *getError) {
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
-	failed := &hstsError{reason: reasonHTTPError}
+	failed := &getError{reason: reasonHTTPError}
 	client := &http.Client{
 		Transport: &http.Transport{
 			Proxy: nil, // only the configured target, never a proxy from the environment
@@ -73,22 +90,25 @@ func (t *Target) fetchHSTS(ctx context.Context) (*HSTSResult, *hstsError) {
 	defer client.CloseIdleConnections()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.Endpoint.URL, nil)
 	if err != nil {
-		return nil, &hstsError{reason: reasonHTTPError, err: fmt.Errorf("HSTS request to %s: %w", t.Endpoint.URL, err)}
+		return nil, &getError{reason: reasonHTTPError, err: fmt.Errorf("%s request to %s: %w", what, t.Endpoint.URL, err)}
 	}
 	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("User-Agent", userAgent())
 	resp, err := client.Do(req)
 	if err != nil {
 		if isTimeout(err) && failed.reason == reasonHTTPError {
 			failed.reason = ReasonTimeout
 		}
-		failed.err = fmt.Errorf("HSTS request to %s: %w", t.Endpoint.URL, err)
+		failed.err = fmt.Errorf("%s request to %s: %w", what, t.Endpoint.URL, err)
 		return nil, failed
 	}
-	// Only the headers matter, and an SSE stream would never end.
-	_ = resp.Body.Close()
-	r := ParseHSTS(resp.Header.Values("Strict-Transport-Security"))
-	r.Status = resp.StatusCode
-	return r, nil
+	defer resp.Body.Close() // an SSE stream would never end, so it is never read to its end
+	a := &answer{status: resp.StatusCode, header: resp.Header}
+	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		// A short or cut body still names the refusal; the read error adds nothing.
+		a.body, _ = io.ReadAll(io.LimitReader(resp.Body, maxAnswerBody))
+	}
+	return a, nil
 }
 
 // ParseHSTS reads the first Strict-Transport-Security header, the only one a

@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"bytes"
 	"crypto/x509"
 	"fmt"
 	"slices"
@@ -41,15 +42,14 @@ func ocspOf(staple []byte, leaf, issuer *x509.Certificate, now time.Time) *OCSPI
 		info.Status, info.Detail = OCSPUnverified, "the server did not send the leaf's issuer and the chain does not verify, so the signature cannot be checked"
 		return info
 	}
-	resp, err := ocsp.ParseResponseForCert(staple, leaf, issuer)
+	// Without the issuer the library checks only the signature by an
+	// embedded certificate; who may sign is decided by signerError.
+	resp, err := ocsp.ParseResponseForCert(staple, leaf, nil)
+	if err == nil {
+		err = signerError(resp, issuer)
+	}
 	if err != nil {
 		info.Status, info.Detail = OCSPInvalid, fmt.Sprintf("stapled OCSP response: %v", err)
-		return info
-	}
-	// The library checks a delegated responder's certificate was issued by
-	// the issuer, but not that it may sign OCSP responses (RFC 6960 4.2.2.2).
-	if rc := resp.Certificate; rc != nil && !slices.Contains(rc.ExtKeyUsage, x509.ExtKeyUsageOCSPSigning) {
-		info.Status, info.Detail = OCSPInvalid, "stapled OCSP response: the responder certificate lacks the OCSP signing extended key usage"
 		return info
 	}
 	info.ThisUpdate, info.NextUpdate = resp.ThisUpdate, resp.NextUpdate
@@ -69,3 +69,28 @@ func ocspOf(staple []byte, leaf, issuer *x509.Certificate, now time.Time) *OCSPI
 }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// signerError checks who signed the response (RFC 6960 4.2.2.2): the issuer
+// itself, whether or not it embedded its own certificate (openssl ocsp
+// -rsigner ca.crt does), or a responder certificate the issuer issued with
+// the OCSP signing extended key usage. The library checked the response's
+// signature by an embedded certificate already.
+func signerError(resp *ocsp.Response, issuer *x509.Certificate) error {
+	rc := resp.Certificate
+	switch {
+	case rc == nil || sameKeyAndName(rc, issuer):
+		if err := resp.CheckSignatureFrom(issuer); err != nil {
+			return fmt.Errorf("not signed by the leaf's issuer: %w", err)
+		}
+	case issuer.CheckSignature(rc.SignatureAlgorithm, rc.RawTBSCertificate, rc.Signature) != nil:
+		return fmt.Errorf("the responder certificate %q was not issued by the leaf's issuer", displayName(rc.Subject))
+	case !slices.Contains(rc.ExtKeyUsage, x509.ExtKeyUsageOCSPSigning):
+		return fmt.Errorf("the responder certificate %q lacks the OCSP signing extended key usage", displayName(rc.Subject))
+	}
+	return nil
+}
+
+// sameKeyAndName: c is the issuer, or the issuer reissued with its key.
+func sameKeyAndName(c, issuer *x509.Certificate) bool {
+	return bytes.Equal(c.RawSubject, issuer.RawSubject) && bytes.Equal(c.RawSubjectPublicKeyInfo, issuer.RawSubjectPublicKeyInfo)
+}

@@ -57,6 +57,12 @@ type TLSResult struct {
 	Reason Reason
 	Detail string // the underlying error, for the status page and logs
 
+	// alert is the TLS alert that ended a failed handshake: the peer's, or
+	// protocol_version when the server answered with a version we did not
+	// offer; 0 for none. Posture scans tell a refused version from a
+	// refused set of suites by it.
+	alert uint8
+
 	Version     uint16 // tls.VersionTLS13 …; 0 when no handshake
 	CipherSuite uint16
 

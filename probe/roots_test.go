@@ -34,7 +34,7 @@ func TestTargetsShareRootsOfOneFile(t *testing.T) {
 	if c.roots == a.roots {
 		t.Fatal("a target made after ca_file changed got the old pool")
 	}
-	if !c.roots.Equal(testpki.Pool(second)) || !a.roots.Equal(testpki.Pool(first)) {
+	if !c.roots.pool.Equal(testpki.Pool(second)) || !a.roots.pool.Equal(testpki.Pool(first)) {
 		t.Fatal("pools do not hold the certificates of their file")
 	}
 }

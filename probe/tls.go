@@ -20,9 +20,9 @@ import (
 type Target struct {
 	Endpoint config.Endpoint
 
-	roots      *x509.CertPool // nil: the system pool, which crypto/x509 loads once
-	clientCert *certLoader    // nil: no client certificate configured
-	mcp        *mcpTarget     // nil: no MCP after TLS (address endpoints, transport none)
+	roots      *caBundle   // nil: the system pool, which crypto/x509 loads once
+	clientCert *certLoader // nil: no client certificate configured
+	mcp        *mcpTarget  // nil: no MCP after TLS (address endpoints, transport none)
 	serverName string
 	host       string
 	ip         netip.Addr // the host when it is an IP literal, which skips DNS
@@ -176,6 +176,7 @@ func (t *Target) handshake(ctx context.Context, cfg *tls.Config) (*tls.Conn, *ha
 	if err != nil {
 		// A connection or handshake failure outranks any verification reason.
 		res.Reason, res.Detail = handshakeReason(err, hs.certRequested), "TLS handshake: "+err.Error()
+		res.alert = refusalAlert(err)
 		_ = conn.Close() // already broken; the handshake error is the one to report
 		return nil, hs, res
 	}

@@ -3,6 +3,7 @@ package probe
 import (
 	"crypto/x509"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -28,7 +29,7 @@ func (t *Target) verify(sent []*x509.Certificate, now time.Time) verification {
 	if len(sent) == 0 {
 		return verification{reason: ReasonVerifyFailed, detail: "server sent no certificate"}
 	}
-	opts := x509.VerifyOptions{Roots: t.roots, CurrentTime: now, Intermediates: x509.NewCertPool()}
+	opts := x509.VerifyOptions{Roots: t.rootPool(), CurrentTime: now, Intermediates: x509.NewCertPool()}
 	for _, c := range sent[1:] {
 		opts.Intermediates.AddCert(c)
 	}
@@ -38,7 +39,7 @@ func (t *Target) verify(sent []*x509.Certificate, now time.Time) verification {
 		if !ok {
 			return outOfDate(sent, now, err)
 		}
-		return t.verifyAgain(sent[0], opts, now, err, at)
+		return t.verifyAgain(sent, opts, now, err, at)
 	}
 	if err := sent[0].VerifyHostname(t.serverName); err != nil {
 		return verification{chain: chains[0], reason: ReasonHostnameMismatch, detail: err.Error()}
@@ -49,13 +50,15 @@ func (t *Target) verify(sent []*x509.Certificate, now time.Time) verification {
 // verifyAgain tells a chain that is only out of date from one that is not
 // trusted at all, by verifying at a moment when the sent certificates are
 // all valid.
-func (t *Target) verifyAgain(leaf *x509.Certificate, opts x509.VerifyOptions, now time.Time, err error, at time.Time) verification {
-	if at.Equal(now) {
-		return verification{reason: ReasonVerifyFailed, detail: err.Error()}
-	}
+func (t *Target) verifyAgain(sent []*x509.Certificate, opts x509.VerifyOptions, now time.Time, err error, at time.Time) verification {
 	opts.CurrentTime = at
-	chains, err2 := leaf.Verify(opts)
+	chains, err2 := sent[0].Verify(opts)
 	if err2 != nil {
+		if chain := t.timeOnly(sent); chain != nil {
+			v := outOfDate(chain, now, err)
+			v.chain = chain
+			return v
+		}
 		return verification{reason: ReasonVerifyFailed, detail: err2.Error()}
 	}
 	// The root from the pool may be the one out of date, so look at the whole chain.
@@ -112,4 +115,47 @@ func firstOutOfDate(chain []*x509.Certificate, now time.Time, expired bool) *x50
 		}
 	}
 	return nil
+}
+
+// timeOnly builds a chain from the leaf to a certificate of ca_file as
+// OpenSSL does, by name and signature without regard to dates, so that
+// the dates can be judged afterwards: crypto/x509 wants one moment at which
+// every certificate is valid, so a leaf that expired before its CA was
+// reissued (same name and key, later NotBefore), or a chain under a root
+// that expired, never verifies, where OpenSSL says "certificate has
+// expired". The system pool cannot be listed, so only ca_file anchors a
+// chain here; nil when none is found.
+func (t *Target) timeOnly(sent []*x509.Certificate) []*x509.Certificate {
+	if t.roots == nil {
+		return nil
+	}
+	return buildChain(sent[0], slices.Concat(sent[1:], t.roots.certs), t.roots.certs, maxChainDepth)
+}
+
+// maxChainDepth bounds the search, as cross-signed CAs can form cycles.
+const maxChainDepth = 8
+
+func buildChain(c *x509.Certificate, cas, anchors []*x509.Certificate, depth int) []*x509.Certificate {
+	if slices.ContainsFunc(anchors, func(a *x509.Certificate) bool { return a.Equal(c) }) {
+		return []*x509.Certificate{c}
+	}
+	if depth == 0 {
+		return nil
+	}
+	for _, ca := range cas {
+		if ca.IsCA && !ca.Equal(c) && signedBy(c, ca) {
+			if up := buildChain(ca, cas, anchors, depth-1); up != nil {
+				return append([]*x509.Certificate{c}, up...)
+			}
+		}
+	}
+	return nil
+}
+
+// rootPool is the ca_file's pool, or nil for the system pool.
+func (t *Target) rootPool() *x509.CertPool {
+	if t.roots == nil {
+		return nil
+	}
+	return t.roots.pool
 }
