@@ -78,7 +78,9 @@ func TestReasonsAgreeWithOpenSSL(t *testing.T) {
 	leaf := func(name, issuer, ext string, from, to time.Time) string {
 		return p.issue(name, name, "localhost", issuer, ext, from, to)
 	}
-	valid := func(name, issuer string) string { return leaf(name, issuer, "leaf_ext", now.Add(-day), now.Add(80*day)) }
+	valid := func(name, issuer string) string {
+		return leaf(name, issuer, "leaf_ext", now.Add(-day), now.Add(80*day))
+	}
 
 	// A CA reissued with its name and key, after the leaf it issued expired.
 	p.issue("oldroot", "reroot", "Reissued Root", "", "ca_ext", past, future)
