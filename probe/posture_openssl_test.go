@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"errors"
+	"io"
 	"os/exec"
 	"slices"
 	"strings"
@@ -119,5 +120,59 @@ func compareSuites(t *testing.T, openssl, addr string, names map[string]string, 
 	slices.Sort(theirs)
 	if !slices.Equal(ours, theirs) {
 		t.Errorf("%s suites:\n ours    %v\n openssl %v", tls.VersionName(v), ours, theirs)
+	}
+}
+
+// startSServer runs openssl s_server on 127.0.0.1 with args until the test
+// ends and returns its address.
+func startSServer(t *testing.T, openssl string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(openssl, append([]string{"s_server", "-accept", "127.0.0.1:0", "-www"}, args...)...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if addr, ok := strings.CutPrefix(sc.Text(), "ACCEPT "); ok {
+			go func() { _, _ = io.Copy(io.Discard, out) }()
+			return addr
+		}
+	}
+	t.Fatalf("openssl s_server did not start: %v", sc.Err())
+	return ""
+}
+
+// TestVersionOnlyThroughSuitesGoLacks: a server that speaks TLS 1.1 only
+// with Camellia, which Go lacks, answers our TLS 1.1 handshake with
+// handshake_failure, not protocol_version. OpenSSL's s_client shows it
+// accepts TLS 1.1; our scan must call the version unknown, never refused,
+// so that policy.min_version is not passed on a guess.
+func TestVersionOnlyThroughSuitesGoLacks(t *testing.T) {
+	openssl := tooltest.Require(t, "openssl")
+	p := newPKI(t)
+	leaf := p.inter.Issue(short(testpki.Options{RSABits: 2048}))
+	chain := testpki.WriteFile(t, p.dir, "camellia.pem", testpki.Bundle(leaf, p.inter))
+	key := testpki.WriteFile(t, p.dir, "camellia.key", leaf.KeyPEM())
+	addr := startSServer(t, openssl, "-cert", chain, "-key", key, "-tls1_1", "-cipher", "CAMELLIA128-SHA:@SECLEVEL=0")
+	if !openSSLAccepts(t, openssl, addr, tls.VersionTLS11, "") {
+		t.Fatal("openssl s_client could not speak TLS 1.1 to the server")
+	}
+	r := scanOf(t, endpoint(addr, config.TLSConfig{CAFile: p.rootFile}), PostureOptions{})
+	want := []VersionResult{{Version: tls.VersionTLS10}, {Version: tls.VersionTLS12}, {Version: tls.VersionTLS13}}
+	if !slices.Equal(r.Versions, want) {
+		t.Errorf("versions %+v, want TLS 1.0, 1.2 and 1.3 refused and TLS 1.1 absent", r.Versions)
+	}
+	i := slices.IndexFunc(r.Unknown, func(u UnknownCheck) bool { return u.Check == "version:TLS 1.1" })
+	if i < 0 || !strings.Contains(r.Unknown[i].Detail, "handshake_failure") {
+		t.Fatalf("TLS 1.1 is not unknown with handshake_failure named: %+v", r.Unknown)
+	}
+	if vs := EndpointViolations(config.Policy{MinVersion: tls.VersionTLS12}, endpoint(addr, config.TLSConfig{}), nil, r); len(vs) > 0 {
+		t.Errorf("violations %+v from an unknown version", vs)
 	}
 }
