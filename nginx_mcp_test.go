@@ -43,6 +43,7 @@ http {
         ssl_certificate {{dir}}/fullchain.pem;
         ssl_certificate_key {{dir}}/key.pem;
         ssl_protocols TLSv1.2 TLSv1.3;
+        {{server}}
 
         location / {
             proxy_pass http://mcp_backend;
@@ -61,14 +62,16 @@ http {
 `
 
 // startNginx runs nginx in the foreground with a TLS certificate, proxying
-// to backend, and returns the address it listens on.
-func startNginx(t *testing.T, dir string, cert, inter *testpki.Cert, backend string) string {
+// to backend, and returns the address it listens on. server holds further
+// directives of the server block.
+func startNginx(t *testing.T, dir string, cert, inter *testpki.Cert, backend string, server ...string) string {
 	t.Helper()
 	bin := tooltest.Require(t, "nginx")
 	listen := freeAddr(t)
 	testpki.WriteFile(t, dir, "fullchain.pem", testpki.Bundle(cert, inter))
 	testpki.WriteFile(t, dir, "key.pem", cert.KeyPEM())
-	conf := strings.NewReplacer("{{dir}}", dir, "{{backend}}", backend, "{{listen}}", listen).Replace(nginxConf)
+	conf := strings.NewReplacer("{{dir}}", dir, "{{backend}}", backend, "{{listen}}", listen,
+		"{{server}}", strings.Join(server, "\n        ")).Replace(nginxConf)
 	confFile := writeConfig(t, filepath.Join(dir, "nginx.conf"), conf)
 	var logs strings.Builder
 	cmd := exec.Command(bin, "-e", "stderr", "-p", dir, "-c", confFile,
