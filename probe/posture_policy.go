@@ -33,7 +33,8 @@ var ruleDocs = map[Rule]struct{ breach, remedy string }{
 		"Disable the old versions on the server (nginx: ssl_protocols TLSv1.2 TLSv1.3; Go: tls.Config.MinVersion)."},
 	RuleAllowInsecureCiphers: {"the endpoint accepts an insecure cipher suite and policy.allow_insecure_ciphers is false (the default)",
 		"Allow only ECDHE suites with AES-GCM or ChaCha20-Poly1305 for TLS 1.2 (Mozilla's intermediate profile); TLS 1.3 suites are all fine."},
-	RuleRequireClientCert: {"policy.require_client_cert is true and the endpoint completes a handshake without a client certificate",
+	RuleRequireClientCert: {"policy.require_client_cert is true and the endpoint completes a handshake without a client certificate " +
+		"(for url endpoints: and answers HTTP without one)",
 		"Make the server demand and verify client certificates (nginx: ssl_verify_client on; Go: tls.RequireAndVerifyClientCert)."},
 	RuleMaxValidity: {"a leaf, served or in a file, is valid for longer than policy.max_validity",
 		"Reissue the certificate with a shorter lifetime and automate its renewal, or raise policy.max_validity."},
@@ -109,7 +110,7 @@ func (vs *violations) scanRules(pol config.Policy, ep config.Endpoint, scan *Pos
 		}
 	}
 	if pol.RequireClientCert && scan.ClientCertRequired != nil && !*scan.ClientCertRequired {
-		vs.add(RuleRequireClientCert, "completed a handshake without a client certificate")
+		vs.add(RuleRequireClientCert, "served without a client certificate")
 	}
 	if min := pol.MinHSTSMaxAge.D(); min > 0 && ep.URL != "" && scan.HSTS != nil && time.Duration(scan.HSTS.MaxAge)*time.Second < min {
 		vs.add(RuleMinHSTSMaxAge, "HSTS max-age is %ds, below %ds", scan.HSTS.MaxAge, int64(min.Seconds()))
