@@ -5,7 +5,6 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/mcpcert/mcp_cert_exporter/config"
 )
@@ -16,10 +15,9 @@ import (
 // intermediate, so its embedded certificate is not self-signed.
 func TestOCSPStapleAgreesWithOpenSSL(t *testing.T) {
 	p := newOSSLPKI(t)
-	now, day := time.Now(), 24*time.Hour
-	past, future := now.Add(-400*day), now.Add(3000*day)
-	root := p.issue("root", "root", "OCSP Root", "", "ca_ext", past, future)
-	inter := p.issue("inter", "inter", "OCSP Intermediate", "root", "ca_ext", past, future)
+	now, past, future := p.now, p.past, p.future
+	root := p.ca("root", "OCSP Root", "")
+	inter := p.ca("inter", "OCSP Intermediate", "root")
 	p.issue("responder", "responder", "OCSP Responder", "inter", "ocsp_ext", past, future)
 	p.issue("noeku", "noeku", "Responder Without EKU", "inter", "noeku_ext", past, future)
 	p.issue("good", "good", "localhost", "inter", "leaf_ext", now.Add(-day), now.Add(80*day))

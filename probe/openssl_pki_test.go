@@ -21,6 +21,8 @@ type osslPKI struct {
 	openssl string
 	dir     string
 	keyOf   map[string]string // certificate name -> key name
+
+	now, past, future time.Time // past and future: the window of long-lived CAs
 }
 
 // osslCAConfig is the smallest `openssl ca` setup: a database (which
@@ -63,7 +65,9 @@ keyUsage = critical,digitalSignature
 
 func newOSSLPKI(t *testing.T) *osslPKI {
 	t.Helper()
-	p := &osslPKI{t: t, openssl: tooltest.Require(t, "openssl"), dir: t.TempDir(), keyOf: map[string]string{}}
+	now := time.Now()
+	p := &osslPKI{t: t, openssl: tooltest.Require(t, "openssl"), dir: t.TempDir(), keyOf: map[string]string{},
+		now: now, past: now.Add(-400 * day), future: now.Add(3000 * day)}
 	testpki.WriteFile(t, p.dir, "ca.cnf", []byte(osslCAConfig))
 	testpki.WriteFile(t, p.dir, "index.txt", nil)
 	testpki.WriteFile(t, p.dir, "serial", []byte("01\n"))
@@ -117,6 +121,14 @@ func (p *osslPKI) issue(out, name, cn, issuer, ext string, from, to time.Time, e
 	p.keyOf[out] = name
 	return p.path(out + ".pem")
 }
+
+// ca issues a CA certificate valid from past to future, with its own key;
+// issuer "" makes it a root.
+func (p *osslPKI) ca(name, cn, issuer string) string {
+	return p.issue(name, name, cn, issuer, "ca_ext", p.past, p.future)
+}
+
+const day = 24 * time.Hour
 
 func osslTime(t time.Time) string { return t.UTC().Format("20060102150405Z") }
 

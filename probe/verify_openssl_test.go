@@ -71,10 +71,9 @@ type oracleCell struct {
 // OpenSSL's: trust, then the name, then dates) cannot differ.
 func TestReasonsAgreeWithOpenSSL(t *testing.T) {
 	p := newOSSLPKI(t)
-	now, day := time.Now(), 24*time.Hour
-	past, future := now.Add(-400*day), now.Add(3000*day)
-	root := p.issue("root", "root", "Oracle Root", "", "ca_ext", past, future)
-	inter := p.issue("inter", "inter", "Oracle Intermediate", "root", "ca_ext", past, future)
+	now, past, future := p.now, p.past, p.future
+	root := p.ca("root", "Oracle Root", "")
+	inter := p.ca("inter", "Oracle Intermediate", "root")
 	leaf := func(name, issuer, ext string, from, to time.Time) string {
 		return p.issue(name, name, "localhost", issuer, ext, from, to)
 	}
@@ -91,9 +90,9 @@ func TestReasonsAgreeWithOpenSSL(t *testing.T) {
 	staleInter := p.issue("staleinter", "staleinter", "Expired Intermediate", "root", "ca_ext", past, now.Add(-day))
 	earlyInter := p.issue("earlyinter", "earlyinter", "Future Intermediate", "root", "ca_ext", now.Add(day), future)
 	staleRoot := p.issue("staleroot", "staleroot", "Expired Root", "", "ca_ext", past, now.Add(-day))
-	p.issue("staleroot-inter", "staleroot-inter", "Intermediate of Expired Root", "staleroot", "ca_ext", past, future)
-	otherRoot := p.issue("otherroot", "otherroot", "Untrusted Root", "", "ca_ext", past, future)
-	otherInter := p.issue("otherinter", "otherinter", "Untrusted Intermediate", "otherroot", "ca_ext", past, future)
+	p.ca("staleroot-inter", "Intermediate of Expired Root", "staleroot")
+	otherRoot := p.ca("otherroot", "Untrusted Root", "")
+	otherInter := p.ca("otherinter", "Untrusted Intermediate", "otherroot")
 	sha1Inter := p.issue("sha1inter", "sha1inter", "SHA-1 Intermediate", "root", "ca_ext", past, future, "-md", "sha1")
 
 	cells := []oracleCell{
