@@ -96,7 +96,7 @@ func (p *osslPKI) path(name string) string { return filepath.Join(p.dir, name) }
 // reuses its name's key.
 func (p *osslPKI) key(name string) string {
 	k := p.path(name + ".key")
-	if _, err := os.Stat(k); err != nil {
+	if !exists(k) {
 		p.run("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", k)
 	}
 	return k
@@ -108,7 +108,13 @@ func (p *osslPKI) key(name string) string {
 func (p *osslPKI) issue(out, name, cn, issuer, ext string, from, to time.Time, extra ...string) string {
 	p.t.Helper()
 	csr := p.path(out + ".csr")
-	p.run("req", "-new", "-key", p.key(name), "-subj", "/CN="+cn, "-out", csr)
+	req := []string{"req", "-new", "-subj", "/CN=" + cn, "-out", csr}
+	if k := p.path(name + ".key"); exists(k) {
+		req = append(req, "-key", k)
+	} else { // one process fewer than genpkey, then req
+		req = append(req, "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-noenc", "-keyout", k)
+	}
+	p.run(req...)
 	args := []string{"ca", "-config", "ca.cnf", "-batch", "-notext", "-rand_serial", "-in", csr, "-out", p.path(out + ".pem"),
 		"-startdate", osslTime(from), "-enddate", osslTime(to), "-extensions", ext}
 	args = append(args, extra...)
@@ -156,4 +162,9 @@ func (p *osslPKI) serve(chain, name string, staple []byte) string {
 	}
 	cert.OCSPStaple = staple
 	return testpki.Serve(p.t, &tls.Config{Certificates: []tls.Certificate{cert}})
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
