@@ -77,7 +77,7 @@ func TestNginxClientCertEnforcement(t *testing.T) {
 			}
 
 			target, err := probe.NewTarget(config.Endpoint{Name: "nginx-mtls", URL: "https://" + listen + "/mcp",
-				Timeout: config.Duration(10 * time.Second),
+				Timeout:   config.Duration(10 * time.Second),
 				TLSConfig: config.TLSConfig{CAFile: caFile, ServerName: "localhost", CertFile: certFile, KeyFile: keyFile}})
 			if err != nil {
 				t.Fatal(err)
