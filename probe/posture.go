@@ -215,14 +215,14 @@ func (s *scan) clientCert(ctx context.Context) {
 // refusal from one that has nothing to do with certificates.
 func (s *scan) httpClientCert(ctx context.Context, bare *Target) {
 	const check = "client_cert"
-	without, err := bare.get(ctx, "mTLS")
+	without, err := bare.get(ctx, "mTLS", true)
 	if err != nil {
 		s.res.Unknown = append(s.res.Unknown, UnknownCheck{Check: check, Reason: err.reason, Detail: err.Error()})
 		return
 	}
 	var with *answer
 	if bare != s.t && refusedAtHTTP(without.status) && !certRefusalPage(without.body) {
-		if with, err = s.t.get(ctx, "mTLS"); err != nil {
+		if with, err = s.t.get(ctx, "mTLS", true); err != nil {
 			s.res.Unknown = append(s.res.Unknown, UnknownCheck{Check: check, Reason: err.reason, Detail: err.Error()})
 			return
 		}

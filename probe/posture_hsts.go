@@ -32,7 +32,7 @@ func (s *scan) hsts(ctx context.Context) {
 	if s.skip(check) {
 		return
 	}
-	a, err := s.t.get(ctx, "HSTS")
+	a, err := s.t.get(ctx, "HSTS", false)
 	if err != nil {
 		s.res.Unknown = append(s.res.Unknown, UnknownCheck{Check: check, Reason: err.reason, Detail: err.Error()})
 		return
@@ -66,8 +66,9 @@ const maxAnswerBody = 1 << 10
 // GET with Accept: text/event-stream is the one GET the MCP specification
 // defines (a server either opens an SSE stream or answers 405), so it has no
 // side effects; no credentials are sent and redirects are not followed. Only
-// the headers and the start of a body that is not an event stream are read.
-func (t *Target) get(ctx context.Context, what string) (*answer, *getError) {
+// the headers are read, and with body the start of a body that is not an
+// event stream.
+func (t *Target) get(ctx context.Context, what string, body bool) (*answer, *getError) {
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
 	failed := &getError{reason: reasonHTTPError}
@@ -104,7 +105,7 @@ func (t *Target) get(ctx context.Context, what string) (*answer, *getError) {
 	}
 	defer resp.Body.Close() // an SSE stream would never end, so it is never read to its end
 	a := &answer{status: resp.StatusCode, header: resp.Header}
-	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+	if body && !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
 		// A short or cut body still names the refusal; the read error adds nothing.
 		a.body, _ = io.ReadAll(io.LimitReader(resp.Body, maxAnswerBody))
 	}
