@@ -138,4 +138,3 @@ func pemBlockError(kinds []string) error {
 	}
 	return nil
 }
-
