@@ -766,6 +766,10 @@ func TestReadCancelled(t *testing.T) {
 }
 
 func FuzzParseCertificates(f *testing.F) {
+	if p7, err := pkcs7.DegenerateCertificate(chain().leaf.Cert.Raw); err == nil {
+		f.Add(p7)
+		f.Add(pem.EncodeToMemory(&pem.Block{Type: "PKCS7", Bytes: p7}))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		certs, err := ParseCertificates(data)
 		if (err == nil) == (len(certs) == 0) {
