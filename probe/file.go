@@ -81,9 +81,9 @@ func (r *FileReader) Read(ctx context.Context, g config.FileGroup) *FileResult {
 		}
 	}
 	matched := make(map[string]bool, len(r.cache))
-	files := fileSet{}
+	files, lim := fileSet{}, limitsOf(g)
 	for _, pattern := range g.Paths {
-		paths, states := expand(ctx, pattern, limitsOf(g))
+		paths, states := expand(ctx, pattern, lim)
 		if ctx.Err() != nil {
 			return res
 		}
@@ -91,10 +91,15 @@ func (r *FileReader) Read(ctx context.Context, g config.FileGroup) *FileResult {
 			if ctx.Err() != nil {
 				return res
 			}
-			if !matched[p] && !files.seen(p) {
-				matched[p] = true
-				add(r.readFile(p, limitsOf(g)))
+			if matched[p] {
+				continue
 			}
+			info, err := os.Stat(p)
+			if err == nil && files.seen(info) {
+				continue
+			}
+			matched[p] = true
+			add(r.readFile(p, info, err, lim))
 		}
 		for _, st := range states {
 			add(st)
@@ -111,9 +116,9 @@ func (r *FileReader) Read(ctx context.Context, g config.FileGroup) *FileResult {
 	return res
 }
 
-// readFile reports one path, from the cache when its target is unchanged.
-func (r *FileReader) readFile(p string, lim config.Limits) FileState {
-	info, err := os.Stat(p)
+// readFile reports one path, from the cache when its target (info, or the
+// error stating it) is unchanged.
+func (r *FileReader) readFile(p string, info os.FileInfo, err error, lim config.Limits) FileState {
 	if err != nil {
 		delete(r.cache, p)
 		return unreadable(p, statError(p, err))
@@ -495,12 +500,10 @@ func idOf(info os.FileInfo) (fileID, bool) {
 // fileSet remembers the files a group reported, by device and inode.
 type fileSet map[fileID]bool
 
-// seen reports whether p is a file already reported through another path
-// (a hard link or a symlink), and remembers it otherwise. Paths that cannot
-// be stated are not deduplicated: their error is worth reporting.
-func (s fileSet) seen(p string) bool {
-	info, err := os.Stat(p)
-	if err != nil || !info.Mode().IsRegular() {
+// seen reports whether info is a regular file already reported through
+// another path (a hard link or a symlink), and remembers it otherwise.
+func (s fileSet) seen(info os.FileInfo) bool {
+	if !info.Mode().IsRegular() {
 		return false
 	}
 	id, ok := idOf(info)
