@@ -65,7 +65,7 @@ func run(args []string) int {
 	app.Flag("config.check", "Validate the configuration file, print any problems and exit.").BoolVar(&f.configCheck)
 	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&f.telemetryPath)
 	app.Flag("shard", "Refresh and export only this replica's share of the targets: i/n is replica i (0-based) of n, "+
-		"each target placed by a hash of its name.").Default("0/1").SetValue(&f.shard)
+		"each target placed by a hash of its name; n is at most 1000.").Default("0/1").SetValue(&f.shard)
 	f.web = kingpinflag.AddFlags(app, ":9879")
 	promslogflag.AddFlags(app, f.log)
 	serveCmd := app.Command("serve", "Run the exporter (the default).").Default()

@@ -206,6 +206,9 @@ files:
 
 // badConfigs point the wrong fields at secret files, so that errors are
 // about those files.
+// queryToken is a credential written into a URL's query, which is refused.
+const queryToken = "qt-7f3a9c1e5b02d84"
+
 func (p *planted) badConfigs() map[string]string {
 	ep := "endpoints:\n  - name: a\n    address: 127.0.0.1:1\n    "
 	return map[string]string{
@@ -215,6 +218,7 @@ func (p *planted) badConfigs() map[string]string {
 		"token as key_file":    ep + "tls_config: {cert_file: " + p.clientCert + ", key_file: " + p.tokenFile + "}\n",
 		"key of another cert":  ep + "tls_config: {cert_file: " + p.clientCert + ", key_file: " + p.otherKey + "}\n",
 		"token as cert_file":   ep + "tls_config: {cert_file: " + p.tokenFile + ", key_file: " + p.clientKey + "}\n",
+		"token in a url query": "endpoints:\n  - name: a\n    url: https://127.0.0.1:1/mcp?tenant=x&access_token=" + queryToken + "\n",
 	}
 }
 
@@ -224,6 +228,7 @@ func (p *planted) badConfigs() map[string]string {
 // answers to refused requests and bad reloads, --config.check or check.
 func TestSecretsNeverLeak(t *testing.T) {
 	p := plant(t)
+	p.needles[queryToken] = "token in a URL query"
 	mtls := testpki.Serve(t, &tls.Config{
 		Certificates: []tls.Certificate{p.ca.Leaf("mtls.test").TLS()},
 		ClientAuth:   tls.RequireAndVerifyClientCert,
@@ -249,7 +254,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 			strings.Contains(body, `ssl_certificate_verified{target="mtls"} 1`) &&
 			strings.Contains(body, `ssl_certificate_verified{target="mcp"} 1`) &&
 			strings.Contains(body, `subject_cn="keyed.test"`) &&
-			strings.Contains(body, `reason="NO_CERTIFICATE"`)
+			strings.Contains(body, `reason="KEY_FILE"`)
 	})
 
 	said := map[string]string{
@@ -297,6 +302,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		_, out := runBinary(t, append(mtlsCheck, args...)...)
 		said[name] = out
 	}
+	_, said["check of a URL with a token in its query"] = runBinary(t, "check", "https://"+plainTLS+"/mcp?api_key="+queryToken)
 	_, said["check of the token's endpoint"] = runBinary(t, "check", "https://"+plainTLS+"/mcp", "--ca-file", p.caFile, "--server-name", "localhost")
 	if !strings.Contains(said["check with the client key"], "Verdict:      OK") {
 		t.Errorf("check with the client key did not succeed:\n%s", said["check with the client key"])

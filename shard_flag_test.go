@@ -13,6 +13,9 @@ func TestShardFlagIsValidated(t *testing.T) {
 		"3/3": "want 0 <= i < n",
 		"1":   "want i/n",
 		"x/2": "replica index",
+		// Placement hashes a target once per replica: a huge n would
+		// never let the exporter start serving.
+		"0/1000000000": "at most 1000 replicas",
 	} {
 		code, out := runBinary(t, "--config.file="+cfg, "--shard="+value)
 		if code != 2 || !strings.Contains(out, want) {

@@ -69,6 +69,9 @@ func (c *Collector) Apply(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	if n := cfg.Limits.LabelLength; n > 0 {
+		labelLength.Store(int64(n))
+	}
 	files := c.fileJobs(cfg)
 	postures := c.postureJobs(cfg, endpoints, files)
 	c.mu.Lock()

@@ -3,12 +3,12 @@ package collector
 import (
 	"bytes"
 	"cmp"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -16,6 +16,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/mcpcert/mcp_cert_exporter/config"
 )
 
 // Rendering every cached result into const metrics at each scrape, and
@@ -60,7 +62,16 @@ type sample struct {
 func (s sample) Desc() *prometheus.Desc { return s.desc }
 
 func (s sample) Write(out *dto.Metric) error {
-	m, err := prometheus.NewConstMetric(s.desc, prometheus.GaugeValue, s.value, s.labels...)
+	labels := s.labels
+	for i, v := range labels {
+		if lv := labelValue(v); lv != v {
+			if &labels[0] == &s.labels[0] {
+				labels = slices.Clone(labels)
+			}
+			labels[i] = lv
+		}
+	}
+	m, err := prometheus.NewConstMetric(s.desc, prometheus.GaugeValue, s.value, labels...)
 	if err != nil {
 		return err
 	}
@@ -304,8 +315,6 @@ func (e *exposition) appendCountdown(f *family, cd countdown) error {
 	return nil
 }
 
-var errLabelValue = errors.New("label value is not valid UTF-8")
-
 // appendLine writes a sample as expfmt does: name{label="value",...} value,
 // labels sorted by name, values escaped.
 func appendLine(b []byte, f *family, s sample) ([]byte, error) {
@@ -314,10 +323,7 @@ func appendLine(b []byte, f *family, s sample) ([]byte, error) {
 	}
 	b = append(b, f.name...)
 	for i, name := range f.labels {
-		v := s.labels[f.order[i]]
-		if !utf8.ValidString(v) {
-			return b, fmt.Errorf("rendering %s: label %s: %w", f.name, name, errLabelValue)
-		}
+		v := labelValue(s.labels[f.order[i]])
 		sep := byte(',')
 		if i == 0 {
 			sep = '{'
@@ -333,6 +339,47 @@ func appendLine(b []byte, f *family, s sample) ([]byte, error) {
 	}
 	b = append(b, ' ')
 	return appendValue(b, s.value), nil
+}
+
+// labelLength is limits.label_length of the config in force.
+var labelLength atomic.Int64
+
+func init() { labelLength.Store(int64(config.DefaultLimits.LabelLength)) }
+
+// cutMark ends a label value cut at limits.label_length.
+const cutMark = "…(cut)"
+
+// labelValue is the one place every label value passes on its way out, so
+// that no text from outside (a file name, a SAN, a server's name) can make
+// the exposition invalid and fail the scrape of every target. Bytes that
+// are not UTF-8 are written as \xNN, as Go quotes them, and a value longer
+// than limits.label_length is cut at a character boundary and ends in
+// "…(cut)". Valid values within the limit are kept as they are.
+func labelValue(v string) string {
+	limit := int(labelLength.Load())
+	if len(v) <= limit && utf8.ValidString(v) {
+		return v
+	}
+	var b strings.Builder
+	i := 0
+	for i < len(v) && b.Len() <= limit {
+		r, n := utf8.DecodeRuneInString(v[i:])
+		if r == utf8.RuneError && n == 1 {
+			fmt.Fprintf(&b, `\x%02x`, v[i])
+		} else {
+			b.WriteString(v[i : i+n])
+		}
+		i += n
+	}
+	out := b.String()
+	if i == len(v) && len(out) <= limit {
+		return out
+	}
+	cut := limit - len(cutMark)
+	for cut > 0 && !utf8.RuneStart(out[cut]) {
+		cut--
+	}
+	return out[:max(cut, 0)] + cutMark
 }
 
 // appendEscaped escapes a label value: backslash, double quote and newline.

@@ -71,13 +71,44 @@ func TestAppendLineRejectsWhatRegistriesReject(t *testing.T) {
 	for name, labels := range map[string][]string{
 		"too few labels":  {"x"},
 		"too many labels": {"x", "y", "z"},
-		"invalid UTF-8":   {"x", "\xff"},
 	} {
 		if _, err := appendLine(nil, f, sample{d, 1, labels}); err == nil {
 			t.Errorf("%s: no error", name)
 		}
 		if err := (sample{d, 1, labels}).Write(&dto.Metric{}); err == nil {
 			t.Errorf("%s: the const metric path accepts what the cache refuses", name)
+		}
+	}
+}
+
+// Label values from outside are made valid at the one place they leave,
+// the same way on both paths: escaped, never dropped, never failing the
+// scrape.
+func TestLabelValuesAreMadeValid(t *testing.T) {
+	d := prometheus.NewDesc("test_label_value_info", "Test.", []string{"a"}, nil)
+	f, err := familyOf(sample{d, 1, []string{"x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("é", 3000) // 6000 bytes
+	cases := map[string]string{
+		"plain":                 "plain",
+		"x\xff.pem":             `x\xff.pem`,
+		"\xc3\x28 \xed\xa0\x80": `\xc3( \xed\xa0\x80`,
+		long:                    strings.Repeat("é", (4096-len(cutMark))/2) + cutMark,
+	}
+	for in, want := range cases {
+		line, err := appendLine(nil, f, sample{d, 1, []string{in}})
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		got := metricstest.Parse(t, string(line))
+		if v := got.One(t, "test_label_value_info", map[string]string{"a": want}); v != 1 {
+			t.Errorf("%q: value %v", in, v)
+		}
+		var pb dto.Metric
+		if err := (sample{d, 1, []string{in}}).Write(&pb); err != nil || pb.Label[0].GetValue() != want {
+			t.Errorf("%q: const metric path wrote %q, %v; want %q", in, pb.Label[0].GetValue(), err, want)
 		}
 	}
 }

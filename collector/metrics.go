@@ -48,6 +48,9 @@ var (
 		"When the last refresh of this target (endpoint probe or file read) started, as a Unix timestamp.", []string{"target"}, nil)
 	refreshInterval = prometheus.NewDesc("ssl_probe_interval_seconds",
 		"The configured refresh interval of this target, for staleness alerts.", []string{"target"}, nil)
+	limitReached = prometheus.NewDesc("ssl_limit_reached_info",
+		"1 for each limit (a key of the config's limits: block) that left certificates or SANs out of what this target "+
+			"exports; path is empty for an endpoint."+cachedNote, []string{"target", "path", "limit"}, nil)
 	fileError = prometheus.NewDesc("ssl_file_error_info",
 		"1 for a certificate file (or glob) that could not be used, with the reason."+cachedNote, []string{"target", "path", "reason"}, nil)
 )
@@ -88,7 +91,14 @@ func renderEndpoint(ch chan<- prometheus.Metric, ep config.Endpoint, r *probe.TL
 		gauge(ch, tlsVersion, 1, name, tls.VersionName(r.Version))
 		gauge(ch, tlsCipher, 1, name, tls.CipherSuiteName(r.CipherSuite))
 	}
-	renderCerts(ch, name, "endpoint", "", r.Certificates, now)
+	renderLimits(ch, name, "", r.Limits)
+	renderCerts(ch, name, "endpoint", "", r.Certificates, ep.Limits, now)
+}
+
+func renderLimits(ch chan<- prometheus.Metric, target, path string, limits []probe.LimitReached) {
+	for _, l := range limits {
+		gauge(ch, limitReached, 1, target, path, string(l.Limit))
+	}
 }
 
 func renderFiles(ch chan<- prometheus.Metric, g config.FileGroup, r *probe.FileResult, now time.Time) {
@@ -109,12 +119,14 @@ func renderFileStates(ch chan<- prometheus.Metric, g config.FileGroup, files []p
 			gauge(ch, fileError, 1, g.Name, f.Path, string(f.Reason))
 			continue
 		}
-		renderCerts(ch, g.Name, "file", f.Path, f.Certificates, now)
+		renderLimits(ch, g.Name, f.Path, f.Limits)
+		renderCerts(ch, g.Name, "file", f.Path, f.Certificates, g.Limits, now)
 	}
 }
 
-func renderCerts(ch chan<- prometheus.Metric, target, source, path string, certs []probe.CertInfo, now time.Time) {
+func renderCerts(ch chan<- prometheus.Metric, target, source, path string, certs []probe.CertInfo, lim config.Limits, now time.Time) {
 	var seen map[string]bool
+	sansCut := false
 	for i := range certs {
 		c := &certs[i]
 		serial := c.Serial
@@ -128,9 +140,23 @@ func renderCerts(ch chan<- prometheus.Metric, target, source, path string, certs
 		ch <- countdown{sample{certExpiry, c.NotAfter.Sub(now).Seconds(), labels}, c.NotAfter}
 		gauge(ch, certNotAfter, unix(c.NotAfter), labels...)
 		gauge(ch, certNotBefore, unix(c.NotBefore), labels...)
-		gauge(ch, certInfo, 1, append(labels, c.FingerprintSHA256, strings.Join(c.SANs, ","), c.KeyType,
+		sans, cut := sansLabel(c.SANs, lim.SANsPerCertificate)
+		sansCut = sansCut || cut
+		gauge(ch, certInfo, 1, append(labels, c.FingerprintSHA256, sans, c.KeyType,
 			strconv.Itoa(c.KeyBits), c.SignatureAlgorithm)...)
 	}
+	if sansCut {
+		gauge(ch, limitReached, 1, target, path, string(probe.LimitSANsPerCertificate))
+	}
+}
+
+// sansLabel joins at most max SANs (no limit when max is 0), and says how
+// many it left out.
+func sansLabel(sans []string, max int) (string, bool) {
+	if max <= 0 || len(sans) <= max {
+		return strings.Join(sans, ","), false
+	}
+	return strings.Join(sans[:max], ",") + ",…(+" + strconv.Itoa(len(sans)-max) + " more)", true
 }
 
 // distinctSerial keeps series unique when two certificates of one file share

@@ -17,6 +17,10 @@ type Shard struct {
 	Index, Count int
 }
 
+// MaxShards bounds the replica count: placing a target costs one hash per
+// replica, at every reload.
+const MaxShards = 1000
+
 // ParseShard reads "i/n": replica i of n, 0 <= i < n.
 func ParseShard(s string) (Shard, error) {
 	is, ns, ok := strings.Cut(s, "/")
@@ -33,6 +37,9 @@ func ParseShard(s string) (Shard, error) {
 	}
 	if n < 1 || i < 0 || i >= n {
 		return Shard{}, fmt.Errorf("shard %q: want 0 <= i < n and n >= 1", s)
+	}
+	if n > MaxShards {
+		return Shard{}, fmt.Errorf("shard %q: at most %d replicas; placement hashes each target once per replica", s, MaxShards)
 	}
 	return Shard{Index: i, Count: n}, nil
 }

@@ -32,6 +32,9 @@ func TestParseShard(t *testing.T) {
 		{"a/3", Shard{}, "replica index"},
 		{"1/b", Shard{}, "replica count"},
 		{"1/2/3", Shard{}, "replica count"},
+		{"999/1000", Shard{999, 1000}, ""},
+		{"0/1001", Shard{}, "at most 1000 replicas"},
+		{"0/1000000000", Shard{}, "at most 1000 replicas"},
 	}
 	for _, tc := range cases {
 		got, err := ParseShard(tc.in)

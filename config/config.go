@@ -35,6 +35,7 @@ type Config struct {
 	Policy          Policy      `yaml:"policy"`
 	Endpoints       []Endpoint  `yaml:"endpoints"`
 	Files           []FileGroup `yaml:"files"`
+	Limits          Limits      `yaml:"limits"`
 
 	// File is the path the config was read from, for messages.
 	File string `yaml:"-"`
@@ -51,6 +52,9 @@ type Endpoint struct {
 	MCP       MCPConfig `yaml:"mcp"`
 	Posture   *bool     `yaml:"posture"`
 	PinSHA256 []string  `yaml:"pin_sha256"`
+
+	// Limits are the config's limits, copied here for the probe.
+	Limits Limits `yaml:"-"`
 }
 
 // TLSConfig mirrors the keys of Prometheus' tls_config.
@@ -95,6 +99,9 @@ type FileGroup struct {
 	Paths    []string `yaml:"paths"`
 	KeyPaths []string `yaml:"key_paths"`
 	Interval Duration `yaml:"interval"`
+
+	// Limits are the config's limits, copied here for the reader.
+	Limits Limits `yaml:"-"`
 }
 
 // HostPort returns the host:port the endpoint dials.
@@ -156,6 +163,10 @@ func Parse(data []byte, file string) (*Config, error) {
 	}
 	if second > 0 {
 		return nil, Errors{{File: file, Line: second, Msg: "found a second YAML document; the config must be a single document"}}
+	}
+	// yaml.v3 stops at the first duplicate key; report them all.
+	if dups := duplicateKeys(file, root); len(dups) > 1 {
+		return nil, dups
 	}
 	cfg := &Config{File: file}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -237,6 +248,7 @@ func (c *Config) applyDefaults(root *yaml.Node) {
 			c.Files[i].Interval = c.Interval
 		}
 	}
+	c.applyLimitDefaults(unset)
 }
 
 // resolvePaths makes relative paths relative to the config file, so the

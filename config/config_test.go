@@ -54,9 +54,10 @@ func TestLoadFileGood(t *testing.T) {
 					"47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
 					"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
 				},
+				Limits: DefaultLimits,
 			},
 			// Interval and timeout inherit the global ones.
-			{Name: "partner-tls", Address: "partner.example.com:443", Interval: Duration(2 * time.Minute), Timeout: Duration(15 * time.Second)},
+			{Name: "partner-tls", Address: "partner.example.com:443", Interval: Duration(2 * time.Minute), Timeout: Duration(15 * time.Second), Limits: DefaultLimits},
 		},
 		Files: []FileGroup{
 			{
@@ -64,10 +65,12 @@ func TestLoadFileGood(t *testing.T) {
 				Paths:    []string{"/etc/mcp/tls/*.crt", "/etc/letsencrypt/live/**/fullchain.pem"},
 				KeyPaths: []string{"/etc/mcp/tls/*.key"},
 				Interval: Duration(10 * time.Minute),
+				Limits:   DefaultLimits,
 			},
-			{Name: "fixtures", Paths: []string{"testdata/*.pem"}, Interval: Duration(2 * time.Minute)},
+			{Name: "fixtures", Paths: []string{"testdata/*.pem"}, Interval: Duration(2 * time.Minute), Limits: DefaultLimits},
 		},
-		File: "testdata/good.yml",
+		Limits: DefaultLimits,
+		File:   "testdata/good.yml",
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("parsed\n%#v\nwant\n%#v", cfg, want)
@@ -75,7 +78,7 @@ func TestLoadFileGood(t *testing.T) {
 }
 
 func TestDefaultsApplyToAbsentKeys(t *testing.T) {
-	defaultEndpoint := Endpoint{Name: "api", URL: "https://mcp.example.com/mcp", Interval: Duration(DefaultInterval), Timeout: Duration(DefaultTimeout)}
+	defaultEndpoint := Endpoint{Name: "api", URL: "https://mcp.example.com/mcp", Interval: Duration(DefaultInterval), Timeout: Duration(DefaultTimeout), Limits: DefaultLimits}
 	tests := []struct {
 		name      string
 		yaml      string
@@ -103,6 +106,7 @@ func TestDefaultsApplyToAbsentKeys(t *testing.T) {
 				PostureInterval: Duration(time.Hour),
 				Policy:          Policy{MinVersion: TLSVersion(tls.VersionTLS12)},
 				Endpoints:       tt.endpoints,
+				Limits:          DefaultLimits,
 				File:            "mcp.yml",
 			}
 			if !reflect.DeepEqual(cfg, want) {
@@ -187,39 +191,51 @@ var badConfigs = map[string]string{
 	"interval_map.yml":                 "1: interval: must be a duration like 30s, 5m, 1h or 90d, not a mapping",
 	"negative_interval.yml":            `1: interval: cannot be negative (got "-30s")`,
 	"zero_interval.yml":                "1: interval: must be greater than zero",
-	"zero_timeout_endpoint.yml":        "4: endpoints[0].timeout: must be greater than zero",
-	"concurrency_zero.yml":             "1: concurrency: must be at least 1",
-	"concurrency_abc.yml":              `1: concurrency: must be a whole number, not "abc"`,
-	"ca_file_missing.yml":              "5: endpoints[0].tls_config.ca_file: cannot read testdata/bad/missing-ca.pem: no such file or directory",
-	"ca_file_directory.yml":            "5: endpoints[0].tls_config.ca_file: cannot read testdata: is a directory",
-	"ca_file_no_pem.yml":               "5: endpoints[0].tls_config.ca_file: testdata/notpem.txt holds no PEM certificate",
-	"cert_without_key.yml":             "4: endpoints[0].tls_config.key_file: is required when cert_file is set",
-	"key_without_cert.yml":             "4: endpoints[0].tls_config.cert_file: is required when key_file is set",
-	"key_mismatch.yml":                 "5: endpoints[0].tls_config.cert_file: cannot be used with key_file: private key does not match public key",
-	"key_file_missing.yml":             "6: endpoints[0].tls_config.key_file: cannot read testdata/bad/missing.key: no such file or directory",
-	"min_version_unknown.yml":          `5: endpoints[0].tls_config.min_version: must be TLS10, TLS11, TLS12 or TLS13, not "TLS1.2"`,
-	"min_above_max.yml":                "5: endpoints[0].tls_config.min_version: is above max_version",
-	"mcp_transport_unknown.yml":        `5: endpoints[0].mcp.transport: unknown transport "websocket" (use auto, streamable, sse or none)`,
-	"mcp_transport_on_address.yml":     "5: endpoints[0].mcp.transport: MCP needs a url endpoint; address endpoints only do TLS",
-	"bearer_token_missing.yml":         "5: endpoints[0].mcp.bearer_token_file: cannot read testdata/bad/missing-token: no such file or directory",
-	"bearer_token_empty.yml":           "5: endpoints[0].mcp.bearer_token_file: testdata/empty_token is empty",
-	"bad_pin.yml":                      `6: endpoints[0].pin_sha256[1]: "not-a-pin" is not a base64 or hex SHA-256 digest`,
-	"bad_glob.yml":                     `4: files[0].paths[0]: "/etc/mcp/tls/[abc.crt" is not a valid glob`,
-	"empty_paths.yml":                  "3: files[0].paths: needs at least one path or glob",
-	"empty_glob.yml":                   "3: files[0].paths[1]: is empty",
-	"paths_string.yml":                 `3: files[0].paths: must be a list of strings, not "/etc/mcp/tls/*.crt"`,
-	"tab_indent.yml":                   "3: invalid YAML: a tab indents this line; YAML allows only spaces for indentation",
-	"bad_indent.yml":                   "4: invalid YAML: did not find expected '-' indicator; check the indentation",
-	"unclosed_quote.yml":               "2: invalid YAML: a quoted string is not closed",
-	"unclosed_bracket.yml":             "4: invalid YAML: did not find expected ',' or ']'",
-	"duplicate_key.yml":                "3: interval: duplicate key; it is already set at line 1",
-	"second_document.yml":              "2: found a second YAML document; the config must be a single document",
-	"endpoints_map.yml":                "2: endpoints: must be a list of endpoints, not a mapping",
-	"endpoint_string.yml":              `2: endpoints[0]: must be a mapping with a name and a url or an address, not "https://mcp.example.com/mcp"`,
-	"top_level_list.yml":               "1: the config must be a mapping of keys such as interval and endpoints, not a list",
-	"tls_config_string.yml":            `4: endpoints[0].tls_config: must be a mapping, not "insecure"`,
-	"posture_not_bool.yml":             `4: endpoints[0].posture: must be true or false, not "sometimes"`,
-	"name_list.yml":                    "2: endpoints[0].name: must be a string, not a list",
+	// Blamed on the key that is wrong, not on the targets that inherit it.
+	"zero_interval_inherited.yml": "1: interval: must be greater than zero",
+	"concurrency_huge.yml":        "1: concurrency: must be at most 10000, got 9223372036854775807",
+	"interval_huge.yml":           "1: interval: must be at most 1y, got 400d",
+	"timeout_huge.yml":            "1: timeout: must be at most 1h, got 2h",
+	"policy_huge.yml":             "2: policy.max_validity: must be at most 100y, got 200y",
+	"limits_zero.yml":             "2: limits.certificates_per_file: must be from 1 to 100000 (default 250), got 0",
+	"limits_huge.yml":             "2: limits.glob_entries: must be from 1 to 10000000 (default 100000), got 9223372036854775807",
+	"url_token_query.yml": `3: endpoints[0].url: query parameter "access_token" looks like a credential, which /status and ` +
+		"logs would show; use mcp.bearer_token_file",
+	"url_api_key_query.yml": `3: endpoints[0].url: query parameter "X-Api-Key" looks like a credential, which /status and ` +
+		"logs would show; use mcp.bearer_token_file",
+	"zero_timeout_endpoint.yml":    "4: endpoints[0].timeout: must be greater than zero",
+	"concurrency_zero.yml":         "1: concurrency: must be at least 1",
+	"concurrency_abc.yml":          `1: concurrency: must be a whole number, not "abc"`,
+	"ca_file_missing.yml":          "5: endpoints[0].tls_config.ca_file: cannot read testdata/bad/missing-ca.pem: no such file or directory",
+	"ca_file_directory.yml":        "5: endpoints[0].tls_config.ca_file: cannot read testdata: is a directory",
+	"ca_file_no_pem.yml":           "5: endpoints[0].tls_config.ca_file: testdata/notpem.txt holds no PEM certificate",
+	"cert_without_key.yml":         "4: endpoints[0].tls_config.key_file: is required when cert_file is set",
+	"key_without_cert.yml":         "4: endpoints[0].tls_config.cert_file: is required when key_file is set",
+	"key_mismatch.yml":             "5: endpoints[0].tls_config.cert_file: cannot be used with key_file: private key does not match public key",
+	"key_file_missing.yml":         "6: endpoints[0].tls_config.key_file: cannot read testdata/bad/missing.key: no such file or directory",
+	"min_version_unknown.yml":      `5: endpoints[0].tls_config.min_version: must be TLS10, TLS11, TLS12 or TLS13, not "TLS1.2"`,
+	"min_above_max.yml":            "5: endpoints[0].tls_config.min_version: is above max_version",
+	"mcp_transport_unknown.yml":    `5: endpoints[0].mcp.transport: unknown transport "websocket" (use auto, streamable, sse or none)`,
+	"mcp_transport_on_address.yml": "5: endpoints[0].mcp.transport: MCP needs a url endpoint; address endpoints only do TLS",
+	"bearer_token_missing.yml":     "5: endpoints[0].mcp.bearer_token_file: cannot read testdata/bad/missing-token: no such file or directory",
+	"bearer_token_empty.yml":       "5: endpoints[0].mcp.bearer_token_file: testdata/empty_token is empty",
+	"bad_pin.yml":                  `6: endpoints[0].pin_sha256[1]: "not-a-pin" is not a base64 or hex SHA-256 digest`,
+	"bad_glob.yml":                 `4: files[0].paths[0]: "/etc/mcp/tls/[abc.crt" is not a valid glob`,
+	"empty_paths.yml":              "3: files[0].paths: needs at least one path or glob",
+	"empty_glob.yml":               "3: files[0].paths[1]: is empty",
+	"paths_string.yml":             `3: files[0].paths: must be a list of strings, not "/etc/mcp/tls/*.crt"`,
+	"tab_indent.yml":               "3: invalid YAML: a tab indents this line; YAML allows only spaces for indentation",
+	"bad_indent.yml":               "4: invalid YAML: did not find expected '-' indicator; check the indentation",
+	"unclosed_quote.yml":           "2: invalid YAML: a quoted string is not closed",
+	"unclosed_bracket.yml":         "4: invalid YAML: did not find expected ',' or ']'",
+	"duplicate_key.yml":            "3: interval: duplicate key; it is already set at line 1",
+	"second_document.yml":          "2: found a second YAML document; the config must be a single document",
+	"endpoints_map.yml":            "2: endpoints: must be a list of endpoints, not a mapping",
+	"endpoint_string.yml":          `2: endpoints[0]: must be a mapping with a name and a url or an address, not "https://mcp.example.com/mcp"`,
+	"top_level_list.yml":           "1: the config must be a mapping of keys such as interval and endpoints, not a list",
+	"tls_config_string.yml":        `4: endpoints[0].tls_config: must be a mapping, not "insecure"`,
+	"posture_not_bool.yml":         `4: endpoints[0].posture: must be true or false, not "sometimes"`,
+	"name_list.yml":                "2: endpoints[0].name: must be a string, not a list",
 }
 
 func TestLoadFileBad(t *testing.T) {
@@ -275,6 +291,8 @@ func TestErrorsKeepSecrets(t *testing.T) {
 	}{
 		{"url_credentials.yml", []string{"hunter2", "s3cret", "admin"}},
 		{"url_credentials_bad_escape.yml", []string{"hunter2", "%zz", "admin"}},
+		{"url_token_query.yml", []string{"hunter2", "s3cret"}},
+		{"url_api_key_query.yml", []string{"hunter2", "s3cret"}},
 		{"key_mismatch.yml", pemBody(t, "testdata/other.key")},
 	}
 	for _, tt := range tests {
@@ -384,5 +402,18 @@ func TestPostureEnabled(t *testing.T) {
 		if got := e.PostureEnabled(); got != tt.want {
 			t.Errorf("PostureEnabled with posture %v = %v, want %v", tt.posture, got, tt.want)
 		}
+	}
+}
+
+// --config.check promises every problem: each duplicate key is one, wherever
+// it is.
+func TestEveryDuplicateKeyIsReported(t *testing.T) {
+	data := "interval: 30s\ntimeout: 5s\ninterval: 60s\nendpoints:\n  - name: a\n    url: https://x.example/mcp\n    name: b\ntimeout: 1s\n"
+	_, err := Parse([]byte(data), "dup.yml")
+	want := "dup.yml:3: interval: duplicate key; it is already set at line 1\n" +
+		"dup.yml:7: endpoints[0].name: duplicate key; it is already set at line 5\n" +
+		"dup.yml:8: timeout: duplicate key; it is already set at line 2"
+	if err == nil || err.Error() != want {
+		t.Errorf("error\n got %v\nwant %s", err, want)
 	}
 }

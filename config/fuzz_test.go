@@ -3,7 +3,9 @@ package config
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
+	"time"
 )
 
 // FuzzParse holds Parse to its contract on any input: no panic; either a
@@ -70,4 +72,48 @@ func checkUsable(t *testing.T, cfg *Config) {
 		}
 		names[g.Name] = true
 	}
+}
+
+// FuzzConfigNumbers writes any numbers into every numeric key. A config
+// that is accepted keeps each value in its documented range, and the
+// arithmetic the scheduler does on them (interval plus 10% jitter, a
+// semaphore of concurrency slots) cannot overflow.
+func FuzzConfigNumbers(f *testing.F) {
+	f.Add(int64(32), int64(60000), int64(10000), int64(3600000), int64(0), int64(250), int64(100000))
+	f.Add(int64(9223372036854775807), int64(0), int64(-1), int64(1), int64(-9223372036854775808), int64(0), int64(1))
+	f.Fuzz(func(t *testing.T, conc, intervalMS, timeoutMS, postureMS, validityMS, perFile, entries int64) {
+		data := fmt.Sprintf("concurrency: %d\ninterval: %dms\ntimeout: %dms\nposture_interval: %dms\n"+
+			"policy: {max_validity: %dms}\nlimits: {certificates_per_file: %d, glob_entries: %d}\n"+
+			"endpoints:\n  - {name: a, address: 127.0.0.1:1, interval: %dms}\nfiles:\n  - {name: f, paths: [x.pem]}\n",
+			conc, intervalMS, timeoutMS, postureMS, validityMS, perFile, entries, intervalMS/2)
+		cfg, err := Parse([]byte(data), "numbers.yml")
+		if err != nil {
+			checkErrors(t, err, "numbers.yml", maxLines([]byte(data)))
+			return
+		}
+		checkUsable(t, cfg)
+		if cfg.Concurrency > MaxConcurrency {
+			t.Errorf("accepted concurrency %d", cfg.Concurrency)
+		}
+		for _, d := range []struct {
+			v   Duration
+			max time.Duration
+		}{{cfg.Interval, MaxInterval}, {cfg.Timeout, MaxTimeout}, {cfg.PostureInterval, MaxInterval},
+			{cfg.Endpoints[0].Interval, MaxInterval}, {cfg.Files[0].Interval, MaxInterval}, {cfg.Policy.MaxValidity, MaxPolicyDuration}} {
+			if d.v < 0 || d.v.D() > d.max {
+				t.Errorf("accepted duration %v, outside [0, %v]", d.v.D(), d.max)
+			}
+			if jittered := d.v.D() + d.v.D()/10; jittered < d.v.D() {
+				t.Errorf("%v plus its jitter overflows", d.v.D())
+			}
+		}
+		for _, b := range cfg.Limits.bounds() {
+			if *b.value < 1 || *b.value > b.max {
+				t.Errorf("accepted limits.%s = %d", b.key, *b.value)
+			}
+		}
+		if cfg.Files[0].Limits != cfg.Limits || cfg.Endpoints[0].Limits != cfg.Limits {
+			t.Error("targets do not carry the config's limits")
+		}
+	})
 }

@@ -16,38 +16,48 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/bmatcuk/doublestar/v4"
 )
 
 func (c *Config) validate() problems {
 	var ps problems
-	if c.Concurrency < 1 {
+	switch {
+	case c.Concurrency < 1:
 		ps.add(path{"concurrency"}, "must be at least 1")
+	case c.Concurrency > MaxConcurrency:
+		ps.add(path{"concurrency"}, "must be at most %d, got %d", MaxConcurrency, c.Concurrency)
 	}
-	ps.positive(path{"interval"}, c.Interval)
-	ps.positive(path{"timeout"}, c.Timeout)
-	ps.positive(path{"posture_interval"}, c.PostureInterval)
-	if c.Policy.MaxValidity < 0 {
-		ps.add(path{"policy", "max_validity"}, "must not be negative")
-	}
+	ps.inRange(path{"interval"}, c.Interval, MaxInterval)
+	ps.inRange(path{"timeout"}, c.Timeout, MaxTimeout)
+	ps.inRange(path{"posture_interval"}, c.PostureInterval, MaxInterval)
+	ps.notAbove(path{"policy", "max_validity"}, c.Policy.MaxValidity, MaxPolicyDuration)
+	ps.notAbove(path{"policy", "min_hsts_max_age"}, c.Policy.MinHSTSMaxAge, MaxPolicyDuration)
+	c.Limits.validate(&ps)
 	seen := map[string]path{}
 	for i := range c.Endpoints {
 		at := path{"endpoints", i}
-		c.Endpoints[i].validate(at, &ps)
-		ps.unique(seen, c.Endpoints[i].Name, at)
+		e := &c.Endpoints[i]
+		e.validate(at, &ps)
+		c.inherited(&ps, append(at, "interval"), e.Interval, c.Interval, MaxInterval)
+		c.inherited(&ps, append(at, "timeout"), e.Timeout, c.Timeout, MaxTimeout)
+		ps.unique(seen, e.Name, at)
 	}
 	for i := range c.Files {
 		at := path{"files", i}
 		c.Files[i].validate(at, &ps)
+		c.inherited(&ps, append(at, "interval"), c.Files[i].Interval, c.Interval, MaxInterval)
 		ps.unique(seen, c.Files[i].Name, at)
 	}
 	return ps
 }
 
-func (ps *problems) positive(at path, d Duration) {
-	if d <= 0 {
-		ps.add(at, "must be greater than zero")
+// inherited checks a target's duration unless it is the top-level value,
+// which is checked (and blamed) at the top level already.
+func (c *Config) inherited(ps *problems, at path, d, top Duration, max time.Duration) {
+	if d != top {
+		ps.inRange(at, d, max)
 	}
 }
 
@@ -77,8 +87,6 @@ func (e *Endpoint) validate(at path, ps *problems) {
 	default:
 		validateAddress(e.Address, append(at, "address"), ps)
 	}
-	ps.positive(append(at, "interval"), e.Interval)
-	ps.positive(append(at, "timeout"), e.Timeout)
 	e.TLSConfig.validate(append(at, "tls_config"), ps)
 	e.validateMCP(append(at, "mcp"), ps)
 	for i, pin := range e.PinSHA256 {
@@ -103,6 +111,12 @@ func validateURL(raw string, at path, ps *problems) {
 		ps.add(at, "must not carry credentials; use mcp.bearer_token_file")
 	case u.Port() != "":
 		validatePort(u.Port(), at, ps)
+	}
+	if err == nil {
+		if name := credentialParam(u); name != "" {
+			ps.add(at, "query parameter %q looks like a credential, which /status and logs would show; "+
+				"use mcp.bearer_token_file", name)
+		}
 	}
 }
 
@@ -206,7 +220,6 @@ func (f *FileGroup) validate(at path, ps *problems) {
 	}
 	validateGlobs(f.Paths, append(at, "paths"), ps)
 	validateGlobs(f.KeyPaths, append(at, "key_paths"), ps)
-	ps.positive(append(at, "interval"), f.Interval)
 }
 
 func validateGlobs(globs []string, at path, ps *problems) {

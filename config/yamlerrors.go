@@ -408,3 +408,27 @@ func typeError(n *yaml.Node, format string, args ...any) error {
 func kindOf(n *yaml.Node) string {
 	return describe(n, n.ShortTag(), n.Value)
 }
+
+// duplicateKeys finds every key set twice in one mapping, in file order.
+func duplicateKeys(file string, root *yaml.Node) Errors {
+	var out Errors
+	top, _ := follow(root, nil)
+	for _, e := range append(nodeIndex{{node: top}}, indexNodes(root)...) {
+		if e.node.Kind != yaml.MappingNode {
+			continue
+		}
+		first := map[string]int{}
+		for i := 0; i+1 < len(e.node.Content); i += 2 {
+			k := e.node.Content[i]
+			if line, ok := first[k.Value]; ok {
+				at := append(append(path{}, e.at...), k.Value)
+				out = append(out, &Error{File: file, Line: k.Line, Field: at.String(),
+					Msg: fmt.Sprintf("duplicate key; it is already set at line %d", line)})
+				continue
+			}
+			first[k.Value] = k.Line
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Line < out[j].Line })
+	return out
+}

@@ -55,8 +55,9 @@ type FileReader struct {
 }
 
 type fileEntry struct {
-	info  os.FileInfo // the target as it was when read
-	state FileState
+	info    os.FileInfo // the target as it was when read
+	perFile int         // limits.certificates_per_file it was read with
+	state   FileState
 }
 
 // NewFileReader returns a reader with an empty cache.
@@ -80,8 +81,9 @@ func (r *FileReader) Read(ctx context.Context, g config.FileGroup) *FileResult {
 		}
 	}
 	matched := make(map[string]bool, len(r.cache))
+	files, lim := fileSet{}, limitsOf(g)
 	for _, pattern := range g.Paths {
-		paths, states := expand(ctx, pattern)
+		paths, states := expand(ctx, pattern, lim)
 		if ctx.Err() != nil {
 			return res
 		}
@@ -89,10 +91,15 @@ func (r *FileReader) Read(ctx context.Context, g config.FileGroup) *FileResult {
 			if ctx.Err() != nil {
 				return res
 			}
-			if !matched[p] {
-				matched[p] = true
-				add(r.readFile(p))
+			if matched[p] {
+				continue
 			}
+			info, err := os.Stat(p)
+			if err == nil && files.seen(info) {
+				continue
+			}
+			matched[p] = true
+			add(r.readFile(p, info, err, lim))
 		}
 		for _, st := range states {
 			add(st)
@@ -109,9 +116,9 @@ func (r *FileReader) Read(ctx context.Context, g config.FileGroup) *FileResult {
 	return res
 }
 
-// readFile reports one path, from the cache when its target is unchanged.
-func (r *FileReader) readFile(p string) FileState {
-	info, err := os.Stat(p)
+// readFile reports one path, from the cache when its target (info, or the
+// error stating it) is unchanged.
+func (r *FileReader) readFile(p string, info os.FileInfo, err error, lim config.Limits) FileState {
 	if err != nil {
 		delete(r.cache, p)
 		return unreadable(p, statError(p, err))
@@ -120,22 +127,22 @@ func (r *FileReader) readFile(p string) FileState {
 		delete(r.cache, p)
 		return unreadable(p, notRegular(p, info))
 	}
-	if e := r.cache[p]; e != nil && sameFile(e.info, info) {
+	if e := r.cache[p]; e != nil && sameFile(e.info, info) && e.perFile == lim.CertificatesPerFile {
 		return e.state
 	}
-	return r.load(p)
+	return r.load(p, lim.CertificatesPerFile)
 }
 
 // load reads and parses p, again if the file changed while it was read, so
 // that the result is never a mix of two versions.
-func (r *FileReader) load(p string) FileState {
+func (r *FileReader) load(p string, perFile int) FileState {
 	for range readAttempts {
-		st, info, stable := r.readOnce(p)
+		st, info, stable := r.readOnce(p, perFile)
 		if !stable {
 			continue
 		}
 		if info != nil && time.Since(info.ModTime()) >= racyWindow {
-			r.cache[p] = &fileEntry{info: info, state: st}
+			r.cache[p] = &fileEntry{info: info, perFile: perFile, state: st}
 		} else {
 			delete(r.cache, p)
 		}
@@ -150,7 +157,7 @@ func (r *FileReader) load(p string) FileState {
 
 // readOnce reads p through one open file. stable is false when the file
 // changed during the read. info is nil for states that must not be cached.
-func (r *FileReader) readOnce(p string) (st FileState, info os.FileInfo, stable bool) {
+func (r *FileReader) readOnce(p string, perFile int) (st FileState, info os.FileInfo, stable bool) {
 	// O_NONBLOCK: a FIFO swapped in after the stat must not block the open.
 	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
@@ -186,7 +193,7 @@ func (r *FileReader) readOnce(p string) (st FileState, info os.FileInfo, stable 
 	if len(data) > maxFileSize {
 		return tooLarge(p, int64(len(data))), nil, true
 	}
-	return parseState(p, data), after, true
+	return parseState(p, data, perFile), after, true
 }
 
 // readLimited reads at most maxFileSize+1 bytes, so a file that is larger
@@ -224,15 +231,24 @@ func tooLarge(p string, size int64) FileState {
 		Detail: fmt.Sprintf("%s is %d bytes, more than the %d read of a certificate file", p, size, maxFileSize)}
 }
 
-func parseState(p string, data []byte) FileState {
+func parseState(p string, data []byte, perFile int) FileState {
 	certs, err := ParseCertificates(data)
+	var format *formatError
 	switch {
+	case errors.As(err, &format):
+		return FileState{Path: p, Reason: format.reason, Detail: fmt.Sprintf("parsing %s: %v", p, err)}
 	case errors.Is(err, ErrNoCertificate):
 		return FileState{Path: p, Reason: ReasonNoCertificate, Detail: fmt.Sprintf("parsing %s: %v", p, err)}
 	case err != nil:
 		return FileState{Path: p, Reason: ReasonParseError, Detail: fmt.Sprintf("parsing %s: %v", p, err)}
 	}
-	return FileState{Path: p, Certificates: fileCertInfos(certs)}
+	st := FileState{Path: p, Certificates: fileCertInfos(certs)}
+	if perFile > 0 && len(st.Certificates) > perFile {
+		st.Limits = append(st.Limits, LimitReached{Limit: LimitCertificatesPerFile,
+			Detail: fmt.Sprintf("%s holds %d certificates; the first %d are exported", p, len(st.Certificates), perFile)})
+		st.Certificates = st.Certificates[:perFile:perFile]
+	}
+	return st
 }
 
 // fileCertInfos drops repeated certificates and gives each its role by what
@@ -285,6 +301,14 @@ func parsePEM(data []byte) ([]*x509.Certificate, error) {
 		if b, rest = pem.Decode(rest); b == nil {
 			break
 		}
+		if b.Type == "PKCS7" || b.Type == "CERTIFICATES" {
+			p7, err := pkcs7Certificates(b.Bytes)
+			if err != nil {
+				return nil, err
+			}
+			certs = append(certs, p7...)
+			continue
+		}
 		if b.Type != "CERTIFICATE" {
 			if kind := blockKind(b.Type); !slices.Contains(others, kind) {
 				others = append(others, kind)
@@ -304,6 +328,9 @@ func parsePEM(data []byte) ([]*x509.Certificate, error) {
 	if len(certs) == 0 {
 		if len(others) == 0 {
 			return nil, fmt.Errorf("%w: no complete PEM block", ErrNoCertificate)
+		}
+		if err := pemBlockError(others); err != nil {
+			return nil, err
 		}
 		return nil, fmt.Errorf("%w, only PEM blocks of kind %s", ErrNoCertificate, strings.Join(others, ", "))
 	}
@@ -328,8 +355,11 @@ func parseDER(data []byte) ([]*x509.Certificate, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, fmt.Errorf("%w: the file is empty", ErrNoCertificate)
 	}
-	if !looksLikeCertificate(data) {
-		return nil, fmt.Errorf("%w: neither PEM nor a DER certificate", ErrNoCertificate)
+	if err := classifyDER(data); err != nil {
+		return nil, err
+	}
+	if isPKCS7(data) {
+		return pkcs7Certificates(data)
 	}
 	certs, err := x509.ParseCertificates(data)
 	if err != nil {
@@ -354,23 +384,9 @@ func (e redacted) Error() string {
 
 func (e redacted) Unwrap() error { return e.err }
 
-// looksLikeCertificate checks the DER header shape of a certificate: a
-// SEQUENCE that starts with a SEQUENCE. DER keys start with an INTEGER, so
-// they count as "no certificate" rather than corrupt ones.
-func looksLikeCertificate(der []byte) bool {
-	if len(der) < 2 || der[0] != 0x30 {
-		return false
-	}
-	hdr := 2
-	if der[1]&0x80 != 0 {
-		hdr += int(der[1] & 0x7f)
-	}
-	return len(der) > hdr && der[hdr] == 0x30
-}
-
 // expand lists the files a pattern matches, or returns the state that says
 // why there are none. Directories that cannot be listed are UNREADABLE.
-func expand(ctx context.Context, pattern string) ([]string, []FileState) {
+func expand(ctx context.Context, pattern string, lim config.Limits) ([]string, []FileState) {
 	clean := filepath.Clean(pattern)
 	if !strings.ContainsAny(clean, `*?[{\`) {
 		if _, err := os.Lstat(clean); errors.Is(err, fs.ErrNotExist) {
@@ -379,10 +395,19 @@ func expand(ctx context.Context, pattern string) ([]string, []FileState) {
 		return []string{clean}, nil
 	}
 	base, rel := doublestar.SplitPattern(filepath.ToSlash(clean))
-	g := &globFS{ctx: ctx, root: base, fsys: os.DirFS(base), dirs: map[string]os.FileInfo{}}
+	g := &globFS{ctx: ctx, root: base, fsys: os.DirFS(base), dirs: map[fileID]string{}, maxEntries: lim.GlobEntries}
 	matches, err := doublestar.Glob(g, rel, doublestar.WithFilesOnly())
 	if err != nil {
 		return nil, []FileState{{Path: pattern, Reason: ReasonGlobEmpty, Detail: fmt.Sprintf("pattern %q: %v", pattern, err)}}
+	}
+	if g.capped {
+		g.failed = append(g.failed, FileState{Path: pattern, Reason: ReasonLimitReached, Detail: fmt.Sprintf(
+			"the walk listed %d directory entries, limits.glob_entries; files past them are not read", g.maxEntries)})
+	}
+	if n := lim.GlobMatches; n > 0 && len(matches) > n {
+		g.failed = append(g.failed, FileState{Path: pattern, Reason: ReasonLimitReached, Detail: fmt.Sprintf(
+			"%d files match, more than limits.glob_matches (%d); the first %d are read", len(matches), n, n)})
+		matches = matches[:n]
 	}
 	paths := make([]string, len(matches))
 	for i, m := range matches {
@@ -396,14 +421,18 @@ func expand(ctx context.Context, pattern string) ([]string, []FileState) {
 }
 
 // globFS is the file system doublestar walks. It makes the walk stop on
-// cancellation and on symlink loops, hides Kubernetes' atomic-writer
-// directories, and keeps the errors doublestar would ignore.
+// cancellation and at limits.glob_entries, lists each directory through one
+// path only, hides Kubernetes' atomic-writer directories, and keeps the
+// errors doublestar would ignore.
 type globFS struct {
-	ctx    context.Context
-	root   string
-	fsys   fs.FS
-	dirs   map[string]os.FileInfo // listed directories, to spot a loop back to an ancestor
-	failed []FileState
+	ctx        context.Context
+	root       string
+	fsys       fs.FS
+	dirs       map[fileID]string // directories by device and inode, and the path that lists them
+	entries    int               // directory entries listed so far
+	maxEntries int
+	capped     bool
+	failed     []FileState
 }
 
 func (g *globFS) Open(name string) (fs.File, error) { return g.fsys.Open(name) }
@@ -414,7 +443,10 @@ func (g *globFS) ReadDir(name string) ([]fs.DirEntry, error) {
 	if err := g.ctx.Err(); err != nil {
 		return nil, err
 	}
-	if info, err := fs.Stat(g.fsys, name); err == nil && g.revisits(name, info) {
+	if g.capped {
+		return nil, nil
+	}
+	if info, err := fs.Stat(g.fsys, name); err == nil && g.reachedBefore(name, info) {
 		return nil, nil
 	}
 	entries, err := fs.ReadDir(g.fsys, name)
@@ -422,6 +454,10 @@ func (g *globFS) ReadDir(name string) ([]fs.DirEntry, error) {
 		dir := filepath.Join(g.root, filepath.FromSlash(name))
 		g.failed = append(g.failed, unreadable(dir, fmt.Errorf("listing %s: %w", dir, err)))
 	}
+	if g.maxEntries > 0 && g.entries+len(entries) > g.maxEntries {
+		entries, g.capped = entries[:g.maxEntries-g.entries], true
+	}
+	g.entries += len(entries)
 	// A Kubernetes secret or configmap mount holds the real files in
 	// ..<timestamp> behind a ..data symlink, and the names users see link
 	// into it: without this every certificate would be reported three times.
@@ -434,15 +470,58 @@ func (g *globFS) ReadDir(name string) ([]fs.DirEntry, error) {
 	return kept, err
 }
 
-// revisits reports whether dir is one of its own ancestors, reached again
-// through a symlink; following it would never end.
-func (g *globFS) revisits(dir string, info os.FileInfo) bool {
-	for a := dir; a != "."; {
-		a = path.Dir(a)
-		if prev, ok := g.dirs[a]; ok && os.SameFile(prev, info) {
-			return true
-		}
+// reachedBefore reports whether the directory was already listed through
+// another path: a symlink to an ancestor (a loop) or one of several links to
+// the same directory (a DAG, whose paths double at every level). doublestar
+// may list one path more than once, for different parts of a pattern.
+func (g *globFS) reachedBefore(dir string, info os.FileInfo) bool {
+	id, ok := idOf(info)
+	if !ok {
+		return false
 	}
-	g.dirs[dir] = info
+	if first, seen := g.dirs[id]; seen {
+		return first != dir
+	}
+	g.dirs[id] = dir
 	return false
+}
+
+// fileID is a file's device and inode.
+type fileID struct{ dev, ino uint64 }
+
+func idOf(info os.FileInfo) (fileID, bool) {
+	st, ok := info.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fileID{}, false
+	}
+	return fileID{uint64(st.Dev), st.Ino}, true //nolint:unconvert // Dev is int32 on some platforms
+}
+
+// fileSet remembers the files a group reported, by device and inode.
+type fileSet map[fileID]bool
+
+// seen reports whether info is a regular file already reported through
+// another path (a hard link or a symlink), and remembers it otherwise.
+func (s fileSet) seen(info os.FileInfo) bool {
+	if !info.Mode().IsRegular() {
+		return false
+	}
+	id, ok := idOf(info)
+	if !ok {
+		return false
+	}
+	if s[id] {
+		return true
+	}
+	s[id] = true
+	return false
+}
+
+// limitsOf returns the group's limits, or the defaults for a group built
+// in code without them.
+func limitsOf(g config.FileGroup) config.Limits {
+	if g.Limits == (config.Limits{}) {
+		return config.DefaultLimits
+	}
+	return g.Limits
 }

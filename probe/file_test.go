@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smallstep/pkcs7"
+
 	"github.com/mcpcert/mcp_cert_exporter/config"
 	"github.com/mcpcert/mcp_cert_exporter/internal/testpki"
 )
@@ -174,6 +176,18 @@ func TestReadFormats(t *testing.T) {
 		t.Fatal(err)
 	}
 	full := append(c.leaf.PEM(), bytes.Repeat([]byte("\n"), maxFileSize-len(c.leaf.PEM()))...)
+	p7, err := pkcs7.DegenerateCertificate(append(slices.Clone(c.leaf.Cert.Raw), c.inter.Cert.Raw...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "csr"}}, c.leaf.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spki, err := x509.MarshalPKIXPublicKey(c.leaf.Key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	cases := []struct {
 		name string
@@ -187,9 +201,14 @@ func TestReadFormats(t *testing.T) {
 		{"DER", c.leaf.Cert.Raw, "OK leaf:leaf"},
 		{"DER concatenated", append(slices.Clone(c.leaf.Cert.Raw), c.inter.Cert.Raw...), "OK leaf:leaf intermediate:inter"},
 		{"exactly the size limit", full, "OK leaf:leaf"},
-		{"private key PEM", c.leaf.KeyPEM(), "NO_CERTIFICATE"},
-		{"private key DER", pkcs8, "NO_CERTIFICATE"},
-		{"certificate request", pemOf("CERTIFICATE REQUEST", []byte("not even a CSR, but it is no certificate")), "NO_CERTIFICATE"},
+		{"PKCS#7 DER (.p7b)", p7, "OK leaf:leaf intermediate:inter"},
+		{"PKCS#7 PEM", pemOf("PKCS7", p7), "OK leaf:leaf intermediate:inter"},
+		{"private key PEM", c.leaf.KeyPEM(), "KEY_FILE"},
+		{"private key DER", pkcs8, "KEY_FILE"},
+		{"public key DER", spki, "KEY_FILE"},
+		{"certificate request PEM", pemOf("CERTIFICATE REQUEST", []byte("not even a CSR, but it is no certificate")), "CSR_FILE"},
+		{"certificate request DER", csr, "CSR_FILE"},
+		{"CRL only", pemOf("X509 CRL", []byte("crl")), "NO_CERTIFICATE"},
 		{"empty", nil, "NO_CERTIFICATE"},
 		{"text", []byte("this file lists where the certificates live\n"), "NO_CERTIFICATE"},
 		{"PEM with broken base64", badB64, "PARSE_ERROR"},
@@ -336,7 +355,7 @@ func TestReadGlobs(t *testing.T) {
 				put(t, dir, "c.crt", leaf)
 			},
 			patterns: []string{"*"},
-			want:     []string{"a.crt OK leaf:leaf", "b.key NO_CERTIFICATE", "c.crt OK leaf:leaf"},
+			want:     []string{"a.crt OK leaf:leaf", "b.key KEY_FILE", "c.crt OK leaf:leaf"},
 		},
 		{
 			name:     "kubernetes secret mount: each certificate once",
@@ -747,6 +766,10 @@ func TestReadCancelled(t *testing.T) {
 }
 
 func FuzzParseCertificates(f *testing.F) {
+	if p7, err := pkcs7.DegenerateCertificate(chain().leaf.Cert.Raw); err == nil {
+		f.Add(p7)
+		f.Add(pem.EncodeToMemory(&pem.Block{Type: "PKCS7", Bytes: p7}))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		certs, err := ParseCertificates(data)
 		if (err == nil) == (len(certs) == 0) {

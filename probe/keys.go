@@ -83,7 +83,7 @@ func keyPaths(ctx context.Context, g config.FileGroup, files *FileResult, res *K
 	var paths []string
 	if len(g.KeyPaths) > 0 {
 		for _, pattern := range g.KeyPaths {
-			found, failed := expand(ctx, pattern)
+			found, failed := expand(ctx, pattern, limitsOf(g))
 			paths = append(paths, found...)
 			for _, f := range failed {
 				res.Unknown = append(res.Unknown, UnknownCheck{Check: "private_key:" + f.Path, Reason: f.Reason, Detail: f.Detail})

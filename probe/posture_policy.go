@@ -112,7 +112,8 @@ func (vs *violations) scanRules(pol config.Policy, ep config.Endpoint, scan *Pos
 	if pol.RequireClientCert && scan.ClientCertRequired != nil && !*scan.ClientCertRequired {
 		vs.add(RuleRequireClientCert, "served without a client certificate")
 	}
-	if min := pol.MinHSTSMaxAge.D(); min > 0 && ep.URL != "" && scan.HSTS != nil && time.Duration(scan.HSTS.MaxAge)*time.Second < min {
+	if min := pol.MinHSTSMaxAge.D(); min > 0 && ep.URL != "" && scan.HSTS != nil && scan.HSTS.MaxAge < int64(min/time.Second) {
+		// Compared in seconds: the peer's max-age times a second could overflow.
 		vs.add(RuleMinHSTSMaxAge, "HSTS max-age is %ds, below %ds", scan.HSTS.MaxAge, int64(min.Seconds()))
 	}
 }

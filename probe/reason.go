@@ -28,6 +28,10 @@ const (
 	ReasonNoCertificate Reason = "NO_CERTIFICATE"
 	ReasonParseError    Reason = "PARSE_ERROR"
 	ReasonTooLarge      Reason = "TOO_LARGE"
+	ReasonLimitReached  Reason = "LIMIT_REACHED"
+	ReasonKeyFile       Reason = "KEY_FILE"
+	ReasonCSRFile       Reason = "CSR_FILE"
+	ReasonPKCS12File    Reason = "PKCS12_FILE"
 )
 
 var remedies = map[Reason]string{
@@ -58,6 +62,13 @@ var remedies = map[Reason]string{
 	ReasonNoCertificate: "The file holds no certificate: it may be a key, a CSR or empty. Point paths at the certificate files.",
 	ReasonParseError:    "A certificate in the file is corrupt or not X.509. Re-export it in PEM or DER form.",
 	ReasonTooLarge:      "The file is larger than a certificate bundle can be; it is not read. Point paths at certificate files.",
+	ReasonLimitReached: "A glob walked more directory entries (limits.glob_entries) or matched more files (limits.glob_matches) " +
+		"than allowed; the detail names which. Narrow the glob, or raise the limit.",
+	ReasonKeyFile: "The file holds a private or public key (PEM or DER, encrypted or not), no certificate. Point paths at " +
+		"the certificate; keys are found through key_paths.",
+	ReasonCSRFile: "The file is a certificate signing request, not a certificate. Point paths at the certificate the CA issued.",
+	ReasonPKCS12File: "The file is a PKCS#12 (PFX) archive, which is password-protected and not read. Export its " +
+		"certificates: openssl pkcs12 -in f.p12 -nokeys -out f.pem.",
 }
 
 // Remedy is a short, actionable fix for the reason.
@@ -71,7 +82,8 @@ var EndpointReasons = []Reason{
 }
 
 // FileReasons lists every file reason, in documentation order.
-var FileReasons = []Reason{ReasonGlobEmpty, ReasonUnreadable, ReasonNoCertificate, ReasonParseError, ReasonTooLarge}
+var FileReasons = []Reason{ReasonGlobEmpty, ReasonUnreadable, ReasonNoCertificate, ReasonParseError, ReasonTooLarge,
+	ReasonLimitReached, ReasonKeyFile, ReasonCSRFile, ReasonPKCS12File}
 
 // MCPReason is why the MCP handshake after TLS did not complete. It is a type
 // of its own because TIMEOUT means something else here than for TLS, and has

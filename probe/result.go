@@ -76,6 +76,9 @@ type TLSResult struct {
 	// MCP is the handshake spoken after TLS; nil for address endpoints and
 	// for transport none.
 	MCP *MCPResult
+
+	// Limits left certificates out of Certificates.
+	Limits []LimitReached
 }
 
 // FileResult is the outcome of reading one file group.
@@ -90,4 +93,21 @@ type FileState struct {
 	Reason       Reason
 	Detail       string
 	Certificates []CertInfo
+	Limits       []LimitReached // what was left out of Certificates
+}
+
+// Limit names a key of the config's limits: block.
+type Limit string
+
+// Limits reported as reached on a target.
+const (
+	LimitCertificatesPerFile  Limit = "certificates_per_file"
+	LimitCertificatesPerChain Limit = "certificates_per_chain"
+	LimitSANsPerCertificate   Limit = "sans_per_certificate"
+)
+
+// LimitReached says that a limit left something out of a result.
+type LimitReached struct {
+	Limit  Limit
+	Detail string
 }

@@ -354,4 +354,10 @@ func (hs *handshakeState) report(res *TLSResult) {
 	res.Reason, res.Detail = v.reason, v.detail
 	res.Certificates = chainInfo(hs.peer, v.chain)
 	assess(res, hs.peer, v.chain, hs.staple)
+	if n := hs.target.Endpoint.Limits.CertificatesPerChain; n > 0 && len(res.Certificates) > n {
+		// A peer may send hundreds of certificates; each would be series.
+		res.Limits = append(res.Limits, LimitReached{Limit: LimitCertificatesPerChain,
+			Detail: fmt.Sprintf("the chain holds %d certificates; the first %d are exported", len(res.Certificates), n)})
+		res.Certificates = res.Certificates[:n:n]
+	}
 }
