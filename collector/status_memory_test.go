@@ -113,4 +113,3 @@ func (p *peakSampler) stop() uint64 {
 	close(p.done)
 	return <-p.max
 }
-
