@@ -65,14 +65,16 @@ h1{font-size:1.4em;margin:.2em 0}a{color:#0969da}
 .card{border:1px solid #d0d7de;border-radius:6px;padding:.4em .9em;min-width:7em;text-decoration:none;color:inherit}
 .card b{display:block;font-size:1.6em}
 .card.failing b,.failing .state{color:#cf222e}.card.soon b{color:#cf222e}.card.expiring b,.expiring .state{color:#9a6700}
-.card.healthy b,.healthy .state{color:#1a7f37}.pending .state{color:#57606a}
+.card.healthy b,.healthy .state,.up{color:#1a7f37}.pending .state{color:#57606a}
 form{margin:.6em 0}table{border-collapse:collapse;width:100%}
 th{background:#f6f8fa}td,th{border-bottom:1px solid #d0d7de;padding:5px 8px;text-align:left;vertical-align:top}
 tr.failing td:first-child{border-left:4px solid #cf222e}tr.expiring td:first-child{border-left:4px solid #d4a72c}
 tr.healthy td:first-child{border-left:4px solid #2da44e}tr.pending td:first-child{border-left:4px solid #8c959f}
 .state{font-weight:bold;text-transform:uppercase;font-size:85%}
 .reason{color:#cf222e;font-weight:bold}.remedy{color:#57606a;font-size:90%}.small{color:#57606a;font-size:90%}
-.expired,.soon{color:#cf222e;font-weight:bold}.expiring{color:#9a6700}
+.u-expired,.u-soon{color:#cf222e;font-weight:bold}.u-expiring{color:#9a6700}
+td{overflow-wrap:anywhere}td.problem{min-width:16em;max-width:26em}td.expiry,td.state{white-space:nowrap}
+details.posture summary{list-style-position:inside}details.posture>div{margin-left:1em}
 summary{cursor:pointer}pre{background:#f6f8fa;padding:1em;overflow:auto}ul{margin:0;padding-left:1.2em}
 </style></head>
 <body>
@@ -95,19 +97,19 @@ targets matching <input name="target" value="{{.Query.Target}}" placeholder="nam
 <table id="targets"><thead><tr><th>State</th><th>Target</th><th>Problem and remedy</th><th>Soonest expiry</th><th>TLS and MCP</th><th>Posture</th><th>Certificates</th><th>Last refresh</th></tr></thead><tbody>
 {{range .Targets}}<tr class="{{.State}}" data-name="{{.Name}}" data-state="{{.State}}"><td class="state">{{.State}}</td>
 <td><a href="?target={{.Name}}"><b>{{.Name}}</b></a><br><span class="small">{{.Kind}} {{.Target}}</span></td>
-<td>{{if .Pending}}pending first refresh{{end}}{{range .FirstProblems}}<div class="reason">{{.Title}}{{with .Path}} ({{.}}){{end}}</div><div>{{.Detail}}</div><div class="remedy">{{.Remedy}}</div>{{end}}
+<td class="problem">{{if .Pending}}pending first refresh{{end}}{{range .FirstProblems}}<div class="reason">{{.Title}}{{with .Path}} ({{.}}){{end}}</div><div>{{.Detail}}</div><div class="remedy">{{.Remedy}}</div>{{end}}
 {{with .MoreProblems}}<details><summary>{{len .}} more problems</summary>{{range .}}<div class="reason">{{.Title}}{{with .Path}} ({{.}}){{end}}</div><div>{{.Detail}}</div><div class="remedy">{{.Remedy}}</div>{{end}}</details>{{end}}</td>
-<td>{{with .SoonestExpiry}}<span class="{{$.UrgencyOf .}}">{{$.In .}}</span><br><span class="small">{{.UTC.Format "2006-01-02"}}</span>{{end}}</td>
+<td class="expiry">{{with .SoonestExpiry}}<span class="u-{{$.UrgencyOf .}}">{{$.In .}}</span><br><span class="small">{{.UTC.Format "2006-01-02"}}</span>{{end}}</td>
 <td>{{.Version}}{{with .Cipher}}<br><span class="small">{{.}}</span>{{end}}{{with .Verified}}<br>verified: {{.}}{{end}}
-{{with .MCP}}<br>MCP {{if .Up}}<b class="healthy">up</b> {{.Transport}} {{.ProtocolVersion}}<br><span class="small">{{.ServerName}} {{.ServerVersion}}</span>{{else}}<b class="reason">down</b>{{with .Transport}} {{.}}{{end}}{{end}}
+{{with .MCP}}<br>MCP {{if .Up}}<b class="up">up</b> {{.Transport}} {{.ProtocolVersion}}<br><span class="small">{{.ServerName}} {{.ServerVersion}}</span>{{else}}<b class="reason">down</b>{{with .Transport}} {{.}}{{end}}{{end}}
 {{with .AuthMetadataValid}}<br><span class="small">OAuth discovery well-formed: {{.}}</span>{{end}}{{end}}</td>
-<td>{{range .Violations}}<div class="reason">{{.Rule}}</div><div>{{.Detail}}</div><div class="remedy">{{.Remedy}}</div>{{end}}
-{{range .Findings}}<div><b>{{.Finding}}</b> <span class="small">on {{.Role}} {{.Subject}}</span></div><div class="remedy">{{.Remedy}}</div>{{end}}</td>
-<td>{{if .Collapsed}}<details{{if $.Single}} open{{end}} class="group"><summary>{{len .Certs}} certificates{{with .Soonest}}, soonest <span class="{{.Urgency}}">{{.Subject}} {{.ExpiresIn}}</span>{{end}}</summary><ul>{{range .Certs}}<li>{{template "cert" .}}</li>{{end}}</ul></details>
+<td>{{range .Violations}}<details class="posture"{{if $.Single}} open{{end}}><summary class="reason">{{.Rule}}</summary><div>{{.Detail}}</div><div class="remedy">{{.Remedy}}</div></details>{{end}}
+{{range .Findings}}<details class="posture"{{if $.Single}} open{{end}}><summary><b>{{.Finding}}</b> <span class="small">on {{.Role}} {{.Subject}}</span></summary><div class="remedy">{{.Remedy}}</div></details>{{end}}</td>
+<td>{{if .Collapsed}}<details{{if $.Single}} open{{end}} class="group"><summary>{{len .Certs}} certificates{{with .Soonest}}, soonest <span class="u-{{.Urgency}}">{{.Subject}} {{.ExpiresIn}}</span>{{end}}</summary><ul>{{range .Certs}}<li>{{template "cert" .}}</li>{{end}}</ul></details>
 {{else}}{{range .Certs}}<div>{{template "cert" .}}</div>{{end}}{{end}}</td>
 <td class="small">{{with .LastRun}}{{$.Ago .}} ago{{end}}</td></tr>
 {{end}}</tbody></table>
 {{if .Folded}}<p id="folded">{{.Folded}} more targets not listed: narrow with the filters above, or raise <code>?limit=</code>.</p>{{end}}
 </body></html>
-{{define "cert"}}{{.Role}}: {{.Subject}} <span class="small">(issuer {{.Issuer}})</span> <span class="{{.Urgency}}">{{.ExpiresIn}}</span>{{with .Path}} <span class="small">[{{.}}]</span>{{end}}{{end}}
+{{define "cert"}}{{.Role}}: {{.Subject}} <span class="small">(issuer {{.Issuer}})</span> <span class="u-{{.Urgency}}">{{.ExpiresIn}}</span>{{with .Path}} <span class="small">[{{.}}]</span>{{end}}{{end}}
 `))
