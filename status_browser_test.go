@@ -34,7 +34,9 @@ func statusFleet(t *testing.T) string {
 	leaf := func(cn string, from, to time.Duration) tls.Certificate {
 		return inter.Issue(testpki.Options{CN: cn, DNSNames: []string{"localhost"}, NotBefore: now.Add(from), NotAfter: now.Add(to)}).TLS(inter)
 	}
-	serve := func(c tls.Certificate) string { return testpki.Serve(t, &tls.Config{Certificates: []tls.Certificate{c}}) }
+	serve := func(c tls.Certificate) string {
+		return testpki.Serve(t, &tls.Config{Certificates: []tls.Certificate{c}})
+	}
 	addrs := map[string]string{
 		"billing-mcp": serve(leaf("billing", -48*time.Hour, -24*time.Hour)),
 		"search-mcp":  serve(leaf("search", -24*time.Hour, 3*24*time.Hour)),
