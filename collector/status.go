@@ -322,12 +322,12 @@ func fillEndpointStatus(s *TargetStatus, j *endpointJob, r *probe.TLSResult, now
 	}
 	s.Certs = certStatuses(s.Certs, "", r.Certificates, now)
 	fillMCPStatus(s, r.MCP)
-	if !ep.PostureEnabled() {
-		return
+	var scan *probe.PostureResult
+	if ep.PostureEnabled() {
+		scan = j.posture.last()
+		s.Findings = findingStatuses(s.Findings, pol, "", r.Certificates)
+		s.Violations = violationStatuses(probe.EndpointViolations(pol, *ep, r, scan))
 	}
-	scan := j.posture.last()
-	s.Findings = findingStatuses(s.Findings, pol, "", r.Certificates)
-	s.Violations = violationStatuses(probe.EndpointViolations(pol, *ep, r, scan))
 	if report {
 		var b strings.Builder
 		WriteEndpointReport(&b, ep, r, now)

@@ -25,7 +25,7 @@ func statusCollector(t *testing.T) *Collector {
 	yml := `interval: 1h
 endpoints:
   - {name: c-ok, address: "127.0.0.1:1"}
-  - {name: a-fail, address: "127.0.0.1:2"}
+  - {name: a-fail, address: "127.0.0.1:2", posture: false}
   - {name: d-pending, address: "127.0.0.1:3"}
   - {name: b-soon, address: "127.0.0.1:4"}
 files:
