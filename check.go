@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -78,7 +77,7 @@ func (c *checkCommand) run(w io.Writer) int {
 		return 2
 	}
 	res := target.Probe(context.Background())
-	writeReport(w, &cfg.Endpoints[0], res, time.Now())
+	collector.WriteEndpointReport(w, &cfg.Endpoints[0], res, time.Now())
 	if c.posture {
 		runPosture(w, cfg, target, res)
 	}
@@ -86,52 +85,4 @@ func (c *checkCommand) run(w io.Writer) int {
 		return 0
 	}
 	return 1
-}
-
-func writeReport(w io.Writer, ep *config.Endpoint, r *probe.TLSResult, now time.Time) {
-	fmt.Fprintf(w, "Target:       %s (dial %s, SNI %s)\n", ep.Name, ep.HostPort(), ep.ServerName())
-	fmt.Fprintf(w, "Timing:       dns %s, connect %s, handshake %s\n",
-		r.Phases.DNS.Round(time.Microsecond), r.Phases.Connect.Round(time.Microsecond), r.Phases.Handshake.Round(time.Microsecond))
-	if r.Version != 0 {
-		fmt.Fprintf(w, "Negotiated:   %s, %s\n", tls.VersionName(r.Version), tls.CipherSuiteName(r.CipherSuite))
-	}
-	if r.ClientCertRequested {
-		fmt.Fprintln(w, "Client cert:  requested by the server (mTLS)")
-	}
-	if len(r.Certificates) > 0 {
-		fmt.Fprintln(w, "Chain:")
-	}
-	for i, c := range r.Certificates {
-		writeCert(w, i, &c, now)
-	}
-	writeVerdict(w, r)
-	writeMCP(w, r.MCP)
-}
-
-func writeCert(w io.Writer, i int, c *probe.CertInfo, now time.Time) {
-	fmt.Fprintf(w, "  %d [%s] %s\n", i, c.Role, c.SubjectCN)
-	fmt.Fprintf(w, "      issuer      %s\n", c.IssuerCN)
-	fmt.Fprintf(w, "      valid       %s to %s (%s)\n", c.NotBefore.UTC().Format(time.RFC3339),
-		c.NotAfter.UTC().Format(time.RFC3339), collector.HumanDuration(c.NotAfter.Sub(now)))
-	if len(c.SANs) > 0 {
-		fmt.Fprintf(w, "      SANs        %s\n", strings.Join(c.SANs, ", "))
-	}
-	fmt.Fprintf(w, "      key         %s %d bits, signed %s\n", c.KeyType, c.KeyBits, c.SignatureAlgorithm)
-	fmt.Fprintf(w, "      serial      %s\n      sha256      %s\n", c.Serial, c.FingerprintSHA256)
-}
-
-func writeVerdict(w io.Writer, r *probe.TLSResult) {
-	switch {
-	case r.Reason == probe.ReasonNone:
-		fmt.Fprintln(w, "Verdict:      OK: handshake completed and the chain, hostname and dates verify")
-		return
-	case r.Success && r.InsecureSkipVerify:
-		fmt.Fprintf(w, "Verdict:      %s (not counted: insecure skip verify)\n", r.Reason)
-	default:
-		fmt.Fprintf(w, "Verdict:      FAILED: %s\n", r.Reason)
-	}
-	if r.Detail != "" {
-		fmt.Fprintf(w, "Detail:       %s\n", r.Detail)
-	}
-	fmt.Fprintf(w, "Remedy:       %s\n", r.Reason.Remedy())
 }

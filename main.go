@@ -210,7 +210,7 @@ func landingPage(metricsPath string, logger *slog.Logger) http.Handler {
 		Profiling:   "false",
 		Links: []web.LandingLinks{
 			{Address: metricsPath, Text: "Metrics"},
-			{Address: "/status", Text: "Status", Description: "Every target with its failure reason and remedy"},
+			{Address: "/status", Text: "Status", Description: "A summary, then every target most urgent first, with its failure reason and remedy"},
 			{Address: "/-/healthy", Text: "Health"},
 		},
 	})

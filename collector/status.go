@@ -2,29 +2,60 @@ package collector
 
 import (
 	"crypto/tls"
-	"encoding/json"
 	"fmt"
-	"html/template"
-	"net/http"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/mcpcert/mcp_cert_exporter/config"
 	"github.com/mcpcert/mcp_cert_exporter/probe"
+)
+
+// The status page's model: a report built from the cached results, in the
+// order an engineer reads it. The renderers (status_html.go, status_text.go,
+// JSON in status_handler.go) only read it.
+
+// Target states, in urgency order.
+const (
+	StateFailing  = "failing"  // a probe, read or MCP handshake failed
+	StateExpiring = "expiring" // a certificate has expired or expires within 30 days
+	StateHealthy  = "healthy"
+	StatePending  = "pending" // no result yet
+)
+
+var states = []string{StateFailing, StateExpiring, StateHealthy, StatePending}
+
+const (
+	soonWindow     = 7 * 24 * time.Hour
+	expiringWindow = 30 * 24 * time.Hour
+	// collapseAt is how many certificates or problems a row lists before
+	// it folds them behind one line: a trust store of 140 roots is a row.
+	collapseAt = 5
+	// DefaultStatusLimit is how many targets one page lists unless ?limit=
+	// says otherwise: the summary still counts them all.
+	DefaultStatusLimit = 500
 )
 
 // TargetStatus is one target as the status page shows it.
 type TargetStatus struct {
-	Name     string       `json:"name"`
-	Kind     string       `json:"kind"` // endpoint or file
-	Target   string       `json:"target"`
-	LastRun  *time.Time   `json:"last_run,omitempty"`
-	Pending  bool         `json:"pending"`
-	Problems []Problem    `json:"problems"`
-	Version  string       `json:"tls_version,omitempty"`
-	Cipher   string       `json:"cipher,omitempty"`
-	Verified *bool        `json:"verified,omitempty"`
-	Certs    []CertStatus `json:"certificates"`
-	MCP      *MCPStatus   `json:"mcp,omitempty"`
+	Name          string            `json:"name"`
+	Kind          string            `json:"kind"` // endpoint or file
+	Target        string            `json:"target"`
+	State         string            `json:"state"`
+	LastRun       *time.Time        `json:"last_run,omitempty"`
+	Pending       bool              `json:"pending"`
+	Problems      []Problem         `json:"problems"`
+	Version       string            `json:"tls_version,omitempty"`
+	Cipher        string            `json:"cipher,omitempty"`
+	Verified      *bool             `json:"verified,omitempty"`
+	SoonestExpiry *time.Time        `json:"soonest_expiry,omitempty"`
+	Certs         []CertStatus      `json:"certificates"`
+	MCP           *MCPStatus        `json:"mcp,omitempty"`
+	Findings      []FindingStatus   `json:"findings,omitempty"`
+	Violations    []ViolationStatus `json:"policy_violations,omitempty"`
+	// Report is what `check` prints for this target; only in the
+	// per-target view.
+	Report string `json:"report,omitempty"`
 }
 
 // Problem is a failure with what to do about it.
@@ -44,35 +75,241 @@ type CertStatus struct {
 	Issuer    string    `json:"issuer_cn"`
 	NotAfter  time.Time `json:"not_after"`
 	ExpiresIn string    `json:"expires_in"`
+	Urgency   string    `json:"-"` // expired, soon or expiring, for the page's colours
 }
 
-// Status snapshots every target.
+// FindingStatus is a quality finding of one certificate.
+type FindingStatus struct {
+	Finding string `json:"finding"`
+	Role    string `json:"role"`
+	Subject string `json:"subject_cn"`
+	Path    string `json:"path,omitempty"`
+	Remedy  string `json:"remedy"`
+}
+
+// ViolationStatus is a policy rule the target breaches.
+type ViolationStatus struct {
+	Rule   string `json:"rule"`
+	Detail string `json:"detail"`
+	Remedy string `json:"remedy"`
+}
+
+// Summary counts every target, whatever the filters.
+type Summary struct {
+	Targets     int
+	Failing     int
+	Expiring    int // targets
+	Healthy     int
+	Pending     int
+	Violating   int // targets breaching a policy rule
+	Expired     int // certificates
+	Within7d    int // certificates expiring within 7 days, not yet expired
+	Within30d   int // certificates expiring within 30 days, not yet expired
+	LastRefresh *time.Time
+}
+
+// StatusQuery is what the URL asks for.
+type StatusQuery struct {
+	States []string // none: every state
+	Target string   // a target's exact name: its own view; else a substring of name or address
+	Limit  int
+	Format string // html, json or text
+}
+
+// StatusReport is the status page's model.
+type StatusReport struct {
+	Now     time.Time
+	Summary Summary
+	Query   StatusQuery
+	Matched int            // targets passing the filters
+	Targets []TargetStatus // the first Limit of them, most urgent first
+	Single  bool           // the per-target view: Target named exactly one target
+}
+
+// Folded is how many targets matched but are not listed.
+func (r *StatusReport) Folded() int { return r.Matched - len(r.Targets) }
+
+// statusEntry is a target before its row is built: enough to count, sort and
+// filter every target without building every row.
+type statusEntry struct {
+	ep      *endpointJob
+	file    *fileJob
+	name    string
+	address string
+	state   int // index in states
+	soonest time.Time
+}
+
+// Status snapshots every target, in urgency order.
 func (c *Collector) Status() []TargetStatus {
-	now := time.Now()
+	return c.StatusReport(StatusQuery{Limit: -1}, time.Now()).Targets
+}
+
+// StatusReport builds the report for q. It holds one small entry per
+// target and builds rows only for the targets it lists.
+func (c *Collector) StatusReport(q StatusQuery, now time.Time) *StatusReport {
 	c.mu.RLock()
 	endpoints, files := c.endpoints, c.files
 	c.mu.RUnlock()
-	out := make([]TargetStatus, 0, len(endpoints)+len(files))
+	rep := &StatusReport{Now: now, Query: q}
+	all := make([]statusEntry, 0, len(endpoints)+len(files))
 	for _, j := range endpoints {
-		ep := j.target.Endpoint
-		s := TargetStatus{Name: ep.Name, Kind: "endpoint", Target: firstNonEmpty(ep.URL, ep.Address), Pending: true}
-		if r := j.last.Load(); r != nil {
-			fillEndpointStatus(&s, r, now)
-		}
-		out = append(out, s)
+		all = append(all, rep.Summary.endpoint(j, now))
 	}
 	for _, j := range files {
-		s := TargetStatus{Name: j.group.Name, Kind: "file", Target: strings.Join(j.group.Paths, ", "), Pending: true}
-		if r := j.last.Load(); r != nil {
-			fillFileStatus(&s, r, now)
-		}
-		out = append(out, s)
+		all = append(all, rep.Summary.file(j, now))
 	}
-	return out
+	slices.SortStableFunc(all, urgency)
+	matched := all[:0]
+	exact := false
+	for _, e := range all {
+		if q.matches(e) {
+			matched = append(matched, e)
+			exact = exact || e.name == q.Target
+		}
+	}
+	if exact { // the per-target view: that target only, not others containing its name
+		matched = slices.DeleteFunc(matched, func(e statusEntry) bool { return e.name != q.Target })
+	}
+	rep.Matched, rep.Single = len(matched), exact && len(matched) == 1
+	if q.Limit >= 0 && len(matched) > q.Limit {
+		matched = matched[:q.Limit]
+	}
+	rep.Targets = make([]TargetStatus, len(matched))
+	for i, e := range matched {
+		rep.Targets[i] = e.row(now, rep.Single)
+	}
+	return rep
 }
 
-func fillEndpointStatus(s *TargetStatus, r *probe.TLSResult, now time.Time) {
-	s.Pending, s.LastRun = false, &r.Time
+// urgency orders failures first, then the soonest expiry, then by name.
+func urgency(a, b statusEntry) int {
+	if a.state != b.state {
+		return a.state - b.state
+	}
+	switch {
+	case a.soonest.Equal(b.soonest):
+	case a.soonest.IsZero():
+		return 1
+	case b.soonest.IsZero():
+		return -1
+	default:
+		return a.soonest.Compare(b.soonest)
+	}
+	return strings.Compare(a.name, b.name)
+}
+
+func (q *StatusQuery) matches(e statusEntry) bool {
+	if len(q.States) > 0 && !slices.Contains(q.States, states[e.state]) {
+		return false
+	}
+	return q.Target == "" || strings.Contains(e.name, q.Target) || strings.Contains(e.address, q.Target)
+}
+
+// endpoint counts an endpoint and returns its statusEntry.
+func (s *Summary) endpoint(j *endpointJob, now time.Time) statusEntry {
+	ep := &j.target.Endpoint
+	e := statusEntry{ep: j, name: ep.Name, address: firstNonEmpty(ep.URL, ep.Address)}
+	r := j.last.Load()
+	if r == nil {
+		return s.count(e, nil, false, false, now)
+	}
+	failed := r.Reason != probe.ReasonNone || (r.MCP != nil && r.MCP.Reason != probe.MCPReasonNone)
+	e.soonest = s.certs(r.Certificates, now)
+	violating := ep.PostureEnabled() && len(probe.EndpointViolations(j.posture.policy, *ep, r, j.posture.last())) > 0
+	return s.count(e, &r.Time, failed, violating, now)
+}
+
+// file counts a file group and returns its statusEntry.
+func (s *Summary) file(j *fileJob, now time.Time) statusEntry {
+	e := statusEntry{file: j, name: j.group.Name, address: strings.Join(j.group.Paths, ", ")}
+	r := j.last.Load()
+	if r == nil {
+		return s.count(e, nil, false, false, now)
+	}
+	failed := false
+	for _, f := range r.Files {
+		failed = failed || f.Reason != probe.ReasonNone
+		if soonest := s.certs(f.Certificates, now); !soonest.IsZero() && (e.soonest.IsZero() || soonest.Before(e.soonest)) {
+			e.soonest = soonest
+		}
+	}
+	violating := len(probe.FileViolations(j.posture.policy, r)) > 0
+	return s.count(e, &r.Time, failed, violating, now)
+}
+
+// certs counts certificates by expiry and returns the soonest NotAfter.
+func (s *Summary) certs(certs []probe.CertInfo, now time.Time) time.Time {
+	var soonest time.Time
+	for i := range certs {
+		at := certs[i].NotAfter
+		switch left := at.Sub(now); {
+		case left < 0:
+			s.Expired++
+		case left < soonWindow:
+			s.Within7d++
+			s.Within30d++
+		case left < expiringWindow:
+			s.Within30d++
+		}
+		if soonest.IsZero() || at.Before(soonest) {
+			soonest = at
+		}
+	}
+	return soonest
+}
+
+// count gives the statusEntry its state and counts it.
+func (s *Summary) count(e statusEntry, last *time.Time, failed, violating bool, now time.Time) statusEntry {
+	s.Targets++
+	if violating {
+		s.Violating++
+	}
+	if last != nil && (s.LastRefresh == nil || last.After(*s.LastRefresh)) {
+		at := *last
+		s.LastRefresh = &at
+	}
+	switch {
+	case last == nil:
+		e.state = slices.Index(states, StatePending)
+		s.Pending++
+	case failed:
+		e.state = slices.Index(states, StateFailing)
+		s.Failing++
+	case !e.soonest.IsZero() && e.soonest.Sub(now) < expiringWindow:
+		e.state = slices.Index(states, StateExpiring)
+		s.Expiring++
+	default:
+		e.state = slices.Index(states, StateHealthy)
+		s.Healthy++
+	}
+	return e
+}
+
+// row builds the target's row; with report, also its `check` text.
+func (e statusEntry) row(now time.Time, report bool) TargetStatus {
+	s := TargetStatus{Name: e.name, Target: e.address, State: states[e.state], Pending: e.state == slices.Index(states, StatePending)}
+	if !e.soonest.IsZero() {
+		at := e.soonest
+		s.SoonestExpiry = &at
+	}
+	if e.ep != nil {
+		s.Kind = "endpoint"
+		if r := e.ep.last.Load(); r != nil {
+			fillEndpointStatus(&s, e.ep, r, now, report)
+		}
+		return s
+	}
+	s.Kind = "file"
+	if r := e.file.last.Load(); r != nil {
+		fillFileStatus(&s, e.file, r, now, report)
+	}
+	return s
+}
+
+func fillEndpointStatus(s *TargetStatus, j *endpointJob, r *probe.TLSResult, now time.Time, report bool) {
+	ep, pol := &j.target.Endpoint, j.posture.policy
+	s.LastRun = &r.Time
 	if r.Reason != probe.ReasonNone {
 		s.Problems = append(s.Problems, problemOf("", r.Reason, r.Detail))
 	}
@@ -85,15 +322,38 @@ func fillEndpointStatus(s *TargetStatus, r *probe.TLSResult, now time.Time) {
 	}
 	s.Certs = certStatuses(s.Certs, "", r.Certificates, now)
 	fillMCPStatus(s, r.MCP)
+	var scan *probe.PostureResult
+	if ep.PostureEnabled() {
+		scan = j.posture.last()
+		s.Findings = findingStatuses(s.Findings, pol, "", r.Certificates)
+		s.Violations = violationStatuses(probe.EndpointViolations(pol, *ep, r, scan))
+	}
+	if report {
+		var b strings.Builder
+		WriteEndpointReport(&b, ep, r, now)
+		if scan != nil {
+			WritePosture(&b, pol, ep, r, scan)
+		}
+		s.Report = b.String()
+	}
 }
 
-func fillFileStatus(s *TargetStatus, r *probe.FileResult, now time.Time) {
-	s.Pending, s.LastRun = false, &r.Time
+func fillFileStatus(s *TargetStatus, j *fileJob, r *probe.FileResult, now time.Time, report bool) {
+	pol := j.posture.policy
+	s.LastRun = &r.Time
 	for _, f := range r.Files {
 		if f.Reason != probe.ReasonNone {
 			s.Problems = append(s.Problems, problemOf(f.Path, f.Reason, f.Detail))
 		}
 		s.Certs = certStatuses(s.Certs, f.Path, f.Certificates, now)
+		s.Findings = findingStatuses(s.Findings, pol, f.Path, f.Certificates)
+	}
+	slices.SortStableFunc(s.Certs, func(a, b CertStatus) int { return a.NotAfter.Compare(b.NotAfter) })
+	s.Violations = violationStatuses(probe.FileViolations(pol, r))
+	if report {
+		var b strings.Builder
+		writeFileReport(&b, &j.group, r, pol, now)
+		s.Report = b.String()
 	}
 }
 
@@ -103,10 +363,41 @@ func problemOf(path string, r probe.Reason, detail string) Problem {
 
 func certStatuses(out []CertStatus, path string, certs []probe.CertInfo, now time.Time) []CertStatus {
 	for _, c := range certs {
+		left := c.NotAfter.Sub(now)
 		out = append(out, CertStatus{
 			Path: path, Role: c.Role, Subject: c.SubjectCN, Issuer: c.IssuerCN,
-			NotAfter: c.NotAfter, ExpiresIn: HumanDuration(c.NotAfter.Sub(now)),
+			NotAfter: c.NotAfter, ExpiresIn: HumanDuration(left), Urgency: urgencyOf(left),
 		})
+	}
+	return out
+}
+
+func urgencyOf(left time.Duration) string {
+	switch {
+	case left < 0:
+		return "expired"
+	case left < soonWindow:
+		return "soon"
+	case left < expiringWindow:
+		return "expiring"
+	}
+	return ""
+}
+
+func findingStatuses(out []FindingStatus, pol config.Policy, path string, certs []probe.CertInfo) []FindingStatus {
+	for i := range certs {
+		c := &certs[i]
+		for _, f := range probe.CertFindings(c, pol) {
+			out = append(out, FindingStatus{Finding: string(f), Role: c.Role, Subject: c.SubjectCN, Path: path, Remedy: f.Remedy()})
+		}
+	}
+	return out
+}
+
+func violationStatuses(vs []probe.Violation) []ViolationStatus {
+	out := make([]ViolationStatus, len(vs))
+	for i, v := range vs {
+		out[i] = ViolationStatus{Rule: string(v.Rule), Detail: v.Detail, Remedy: v.Rule.Remedy()}
 	}
 	return out
 }
@@ -131,37 +422,3 @@ func firstNonEmpty(a, b string) string {
 	}
 	return b
 }
-
-// StatusHandler serves the status page as HTML, or as JSON with ?format=json.
-func (c *Collector) StatusHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		st := c.Status()
-		if r.URL.Query().Get("format") == "json" {
-			w.Header().Set("Content-Type", "application/json")
-			enc := json.NewEncoder(w)
-			enc.SetIndent("", "  ")
-			_ = enc.Encode(st)
-			return
-		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_ = statusPage.Execute(w, st)
-	})
-}
-
-var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{"deref": func(b *bool) bool { return *b }}).Parse(`<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>mcp_cert_exporter status</title>
-<style>body{font-family:sans-serif;margin:1em 2em}table{border-collapse:collapse;width:100%}
-td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
-.ok{color:#1a7f37}.bad{color:#cf222e;font-weight:bold}.remedy{color:#555;font-size:90%}</style></head>
-<body><h1>mcp_cert_exporter: targets</h1><p><a href="?format=json">JSON</a></p>
-<table><tr><th>Target</th><th>Kind</th><th>Status</th><th>TLS</th><th>MCP</th><th>Certificates</th><th>Last refresh</th></tr>
-{{range .}}<tr><td><b>{{.Name}}</b><br>{{.Target}}</td><td>{{.Kind}}</td><td>
-{{if .Pending}}pending first refresh{{else if .Problems}}{{range .Problems}}<div class="bad">{{if .Layer}}MCP {{end}}{{.Reason}}{{if .Path}} ({{.Path}}){{end}}</div>
-<div>{{.Detail}}</div><div class="remedy">{{.Remedy}}</div>{{end}}{{else}}<span class="ok">OK</span>{{end}}</td>
-<td>{{.Version}}<br>{{.Cipher}}{{if .Verified}}<br>verified: {{.Verified}}{{end}}</td>
-<td>{{with .MCP}}{{if .Up}}<span class="ok">up</span> {{.Transport}} {{.ProtocolVersion}}<br>{{.ServerName}} {{.ServerVersion}}{{else}}<span class="bad">down</span>{{end}}
-{{if .Connections}}<br>{{.Duration}}, {{.Connections}} TLS connection(s){{end}}{{with .Detail}}<div>{{.}}</div>{{end}}{{if .AuthMetadataValid}}<br>OAuth discovery well-formed: {{deref .AuthMetadataValid}}<div class="remedy">{{.AuthDetail}}</div>{{end}}{{end}}</td>
-<td>{{range .Certs}}<div>{{.Role}}: {{.Subject}} (issuer {{.Issuer}}) {{.ExpiresIn}}{{if .Path}} [{{.Path}}]{{end}}</div>{{end}}</td>
-<td>{{if .LastRun}}{{.LastRun.Format "2006-01-02 15:04:05Z07:00"}}{{end}}</td></tr>
-{{end}}</table></body></html>
-`))

@@ -3,7 +3,7 @@
 # can run scripts/test.sh. Safe to run again: finished work is skipped.
 #
 #   Go builds (into ./.tools/bin): promtool, prometheus, alertmanager, amtool
-#   Debian packages (apt-get):      nginx, testssl.sh, openssl
+#   Debian packages (apt-get):      nginx, testssl.sh, openssl, chromium (status page test)
 set -Eeuo pipefail
 trap 'printf "install-tools: error: %s failed (exit %d)\n" "$BASH_COMMAND" "$?" >&2' ERR
 
@@ -17,7 +17,7 @@ PROMETHEUS_MODULE_VERSION=v0.316.0
 # checked by the tests ever needs another one.
 PROMETHEUS_BUILD_TAGS=remove_all_sd,enable_dns_sd
 ALERTMANAGER_VERSION=v0.35.0
-APT_PACKAGES=(nginx testssl.sh openssl)
+APT_PACKAGES=(nginx testssl.sh openssl chromium)
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TOOLS_BIN=$REPO_ROOT/.tools/bin

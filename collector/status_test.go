@@ -1,0 +1,144 @@
+package collector
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcpcert/mcp_cert_exporter/config"
+	"github.com/mcpcert/mcp_cert_exporter/internal/testpki"
+	"github.com/mcpcert/mcp_cert_exporter/probe"
+)
+
+// statusCollector holds results as refreshes store them: an endpoint whose
+// leaf expired, one expiring in 3 days, one healthy, one not yet probed, and
+// a group of 8 roots.
+func statusCollector(t *testing.T) *Collector {
+	t.Helper()
+	yml := `interval: 1h
+endpoints:
+  - {name: c-ok, address: "127.0.0.1:1"}
+  - {name: a-fail, address: "127.0.0.1:2", posture: false}
+  - {name: d-pending, address: "127.0.0.1:3"}
+  - {name: b-soon, address: "127.0.0.1:4"}
+files:
+  - {name: store, paths: [/nonexistent/roots.pem]}
+`
+	cfg, err := config.Parse([]byte(yml), "status.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := New(slog.New(slog.DiscardHandler))
+	if err := c.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	ca := testpki.NewCA("Status Root")
+	leaf := func(cn string, left time.Duration) []probe.CertInfo {
+		l := ca.Issue(testpki.Options{CN: cn, NotBefore: now.Add(-48 * time.Hour), NotAfter: now.Add(left)})
+		return []probe.CertInfo{probe.CertInfoOf(l.Cert, probe.RoleLeaf), probe.CertInfoOf(ca.Cert, probe.RoleRoot)}
+	}
+	results := map[string]*probe.TLSResult{
+		"a-fail": {Reason: probe.ReasonCertificateExpired, Detail: "expired", Certificates: leaf("a", -time.Hour)},
+		"b-soon": {Verified: true, Certificates: leaf("b", 3*24*time.Hour)},
+		"c-ok":   {Verified: true, Certificates: leaf("c", 200*24*time.Hour)},
+	}
+	for _, j := range c.endpoints {
+		if r := results[j.name()]; r != nil {
+			r.Time, r.Success = now, true
+			j.store(r)
+		}
+	}
+	var roots []probe.CertInfo
+	for i := range 8 {
+		r := testpki.SelfSigned(testpki.Options{CN: fmt.Sprint("root ", i), IsCA: true, NotAfter: now.Add(time.Duration(2000+i) * time.Hour * 24)})
+		roots = append(roots, probe.CertInfoOf(r.Cert, probe.RoleRoot))
+	}
+	c.files[0].store(&probe.FileResult{Time: now, Files: []probe.FileState{{Path: "/nonexistent/roots.pem", Certificates: roots}}})
+	return c
+}
+
+func TestStatusFiltersAndOrder(t *testing.T) {
+	srv := httptest.NewServer(statusCollector(t).StatusHandler())
+	defer srv.Close()
+	for _, tc := range []struct {
+		query string
+		want  string // names in order, or the start of a 400's message
+	}{
+		{"", "a-fail b-soon c-ok store d-pending"},
+		{"state=failing", "a-fail"},
+		{"state=pending&state=healthy", "c-ok store d-pending"},
+		{"state=healthy,expiring", "b-soon c-ok store"},
+		{"target=ok", "c-ok"},
+		{"target=127.0.0.1:", "a-fail b-soon c-ok d-pending"},
+		{"target=roots.pem", "store"},
+		{"target=b-soon", "b-soon"},
+		{"target=nothing", ""},
+		{"limit=2", "a-fail b-soon"},
+		{"state=broken", "unknown state"},
+		{"format=xml", "unknown format"},
+		{"limit=-1", "limit"},
+	} {
+		t.Run(tc.query, func(t *testing.T) {
+			query := tc.query
+			if !strings.Contains(query, "format=") {
+				query += "&format=json"
+			}
+			resp, err := http.Get(srv.URL + "/status?" + query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode == http.StatusBadRequest {
+				msg, _ := io.ReadAll(resp.Body)
+				if !strings.HasPrefix(string(msg), tc.want) {
+					t.Errorf("400 %q, want %q", msg, tc.want)
+				}
+				return
+			}
+			var st []TargetStatus
+			if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, s := range st {
+				names = append(names, s.Name)
+			}
+			if got := strings.Join(names, " "); got != tc.want {
+				t.Errorf("targets %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestStatusSummaryAndViews(t *testing.T) {
+	c := statusCollector(t)
+	rep := c.StatusReport(StatusQuery{Limit: 1}, time.Now())
+	want := Summary{Targets: 5, Failing: 1, Expiring: 1, Healthy: 2, Pending: 1, Expired: 1, Within7d: 1, Within30d: 1}
+	got := rep.Summary
+	got.LastRefresh = nil
+	if got != want {
+		t.Errorf("summary %+v, want %+v", got, want)
+	}
+	if rep.Folded() != 4 || rep.Single {
+		t.Errorf("limit 1: %d folded, single %v", rep.Folded(), rep.Single)
+	}
+	one := c.StatusReport(StatusQuery{Target: "a-fail", Limit: -1}, time.Now())
+	if !one.Single || !strings.Contains(one.Targets[0].Report, "Verdict:      FAILED: CERTIFICATE_EXPIRED") {
+		t.Errorf("per-target view: single %v, report %q", one.Single, one.Targets[0].Report)
+	}
+	store := c.StatusReport(StatusQuery{Target: "store", Limit: -1}, time.Now()).Targets[0]
+	if !store.Collapsed() || store.Soonest().Subject != "root 0" || !slices.IsSortedFunc(store.Certs, func(a, b CertStatus) int { return a.NotAfter.Compare(b.NotAfter) }) {
+		t.Errorf("the group of 8 roots: collapsed %v, soonest %+v", store.Collapsed(), store.Soonest())
+	}
+	if !strings.Contains(store.Report, "/nonexistent/roots.pem") {
+		t.Errorf("the group's report lacks its path:\n%s", store.Report)
+	}
+}
