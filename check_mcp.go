@@ -37,8 +37,11 @@ func writeMCP(w io.Writer, m *probe.MCPResult) {
 	}
 	if m.AuthMetadataValid != nil {
 		verdict := "well-formed"
-		if !*m.AuthMetadataValid {
+		switch {
+		case !*m.AuthMetadataValid:
 			verdict = "BROKEN"
+		case m.AuthLegacy:
+			verdict = "working but pre-2025-06-18"
 		}
 		fmt.Fprintf(w, "OAuth:        discovery %s: %s\n", verdict, m.AuthDetail)
 	}

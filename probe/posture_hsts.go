@@ -76,6 +76,7 @@ func (t *Target) fetchHSTS(ctx context.Context) (*HSTSResult, *hstsError) {
 		return nil, &hstsError{reason: reasonHTTPError, err: fmt.Errorf("HSTS request to %s: %w", t.Endpoint.URL, err)}
 	}
 	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("User-Agent", userAgent())
 	resp, err := client.Do(req)
 	if err != nil {
 		if isTimeout(err) && failed.reason == reasonHTTPError {
