@@ -34,10 +34,14 @@ const (
 // on the server tries to close it, and so takes at most timeout+closeBudget.
 const closeBudget = 2 * time.Second
 
-// cleanupKey marks the context of the request that ends a session.
+// cleanupKey carries the deadline of the request that ends a session as a
+// value: Go's transport dials with the request's values, not its deadline.
 type cleanupKey struct{}
 
-func isCleanup(ctx context.Context) bool { return ctx.Value(cleanupKey{}) != nil }
+func cleanupDeadline(ctx context.Context) (time.Time, bool) {
+	d, ok := ctx.Value(cleanupKey{}).(time.Time)
+	return d, ok
+}
 
 var errClosed = errors.New("the probe is over")
 
@@ -137,8 +141,9 @@ func (h *mcpHTTP) dialTLS(ctx context.Context, _, _ string) (net.Conn, error) {
 		return c, nil
 	}
 	h.mu.Unlock()
-	deadline, cleanup := h.deadline, isCleanup(ctx)
-	if d, ok := ctx.Deadline(); cleanup && ok {
+	deadline := h.deadline
+	d, cleanup := cleanupDeadline(ctx)
+	if cleanup {
 		deadline = d // the DELETE's own budget, which may outlast the probe's
 	}
 	ctx, cancel := context.WithDeadline(ctx, deadline)
@@ -203,7 +208,7 @@ func (h *mcpHTTP) cleanupContext(ctx context.Context) (context.Context, context.
 		_ = c.SetDeadline(deadline) // a closed connection is simply not reused
 	}
 	h.mu.Unlock()
-	ctx, cancel := context.WithDeadline(context.WithValue(ctx, cleanupKey{}, true), deadline)
+	ctx, cancel := context.WithDeadline(context.WithValue(ctx, cleanupKey{}, deadline), deadline)
 	return ctx, cancel
 }
 
@@ -243,10 +248,11 @@ func portOf(u *url.URL) string {
 	return "443"
 }
 
-// userAgent names the exporter and, once main has set it, its version.
+// userAgent names the exporter and its version ("devel" in a build without
+// one), so that a server's logs say who asked.
 func userAgent() string {
 	if version.Version == "" {
-		return "mcp_cert_exporter"
+		return "mcp_cert_exporter/devel"
 	}
 	return "mcp_cert_exporter/" + version.Version
 }
