@@ -215,10 +215,13 @@ func (m *mcpTarget) sseOnly(ctx context.Context, h *mcpHTTP) *MCPResult {
 		r.Detail += "; Streamable HTTP did not answer either: " + other.Detail
 		return r
 	}
-	other.Up, other.Reason, other.Transport = false, MCPTransportMismatch, TransportSSE
 	other.Detail = fmt.Sprintf("transport sse failed (%s), but the server completed the handshake over Streamable HTTP "+
 		"(protocol %s, server %q): set mcp.transport to streamable or auto%s", r.Detail, other.ProtocolVersion, other.ServerName,
 		prefixed("; ", other.Detail))
+	// Not up: what answered is not what is configured. The server's
+	// name and version are in the detail, not in mcp_server_info.
+	other.Up, other.Reason, other.Transport = false, MCPTransportMismatch, TransportSSE
+	other.ProtocolVersion, other.ServerName, other.ServerVersion = "", "", ""
 	return other
 }
 
