@@ -14,7 +14,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
-	"github.com/prometheus/common/version"
 
 	"github.com/mcpcert/mcp_cert_exporter/config"
 )
@@ -91,7 +90,7 @@ func newMCPTarget(ep config.Endpoint) (*mcpTarget, error) {
 	if err != nil {
 		return nil, fmt.Errorf("url: %w", err)
 	}
-	impl := &mcp.Implementation{Name: "mcp_cert_exporter", Version: version.Version}
+	impl := &mcp.Implementation{Name: "mcp_cert_exporter", Version: exporterVersion()}
 	// No capabilities: the server has no reason to call us back.
 	client := mcp.NewClient(impl, &mcp.ClientOptions{Capabilities: &mcp.ClientCapabilities{}})
 	return &mcpTarget{url: u, transport: tr, tokenFile: ep.MCP.BearerTokenFile, client: client}, nil

