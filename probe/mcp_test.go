@@ -368,6 +368,23 @@ func TestMCP(t *testing.T) {
 			check: requests("DELETE", 1),
 		},
 		{
+			name: "TIMEOUT, and the DELETE stalls too: its own budget runs out, and the detail says the session was not closed",
+			endpoint: func(t *testing.T, e *mcpEnv) config.Endpoint {
+				h := stallAfterInit(mcptest.Streamable(mcptest.NewServer("stall", e.calls), e.calls, nil))
+				ep := e.serve(t, "/mcp", config.MCPConfig{}, handle("/mcp", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.Method == http.MethodDelete {
+						<-r.Context().Done()
+						return
+					}
+					h.ServeHTTP(w, r)
+				})))
+				ep.Timeout = config.Duration(time.Second)
+				return ep
+			},
+			want:  &MCPResult{Transport: "streamable", Reason: MCPTimeout, Session: true},
+			check: detail("the session the server assigned could not be closed: DELETE /mcp: "),
+		},
+		{
 			name: "SESSION_LOST: the next request reaches a replica that never saw the initialize",
 			endpoint: func(t *testing.T, e *mcpEnv) config.Endpoint {
 				a := mcptest.Streamable(mcptest.NewServer("replica-a", e.calls), e.calls, nil)
