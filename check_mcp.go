@@ -51,6 +51,8 @@ func sessionText(m *probe.MCPResult) string {
 	switch {
 	case !m.Session:
 		return ", no session"
+	case m.Reason == probe.MCPSessionLost:
+		return ", session lost by the server (nothing to close)"
 	case m.DeleteStatus == 0:
 		return ", session not closed (DELETE got no answer)"
 	}
