@@ -60,6 +60,19 @@ func (f *mcpFleet) protected() func(string, *http.ServeMux) {
 	}
 }
 
+// legacyAuth is a protected server of the 2025-03-26 revision: its 401 names
+// no resource_metadata, and RFC 8414 metadata sits at the host's root.
+func (f *mcpFleet) legacyAuth() func(string, *http.ServeMux) {
+	return func(base string, mux *http.ServeMux) {
+		s := mcptest.Streamable(mcptest.NewServer("guarded", f.calls), f.calls, nil)
+		mux.Handle("/mcp", mcptest.Protect(s, plantedToken, ""))
+		mux.HandleFunc("/.well-known/oauth-authorization-server", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"issuer":%[1]q,"authorization_endpoint":"%[1]s/authorize","token_endpoint":"%[1]s/token"}`, base)
+		})
+	}
+}
+
 // mcpTarget is one endpoint of the config and what its metrics must say.
 type mcpTarget struct {
 	name, url, extra string // extra: YAML lines under the endpoint
@@ -69,6 +82,7 @@ type mcpTarget struct {
 	server           string
 	reason           string // for mcp_error_info
 	authValid        string // "", "0" or "1"
+	authLegacy       string // with authValid: "0" or "1"
 }
 
 func TestMCPMetricsStatusAndCheck(t *testing.T) {
@@ -89,7 +103,8 @@ func TestMCPMetricsStatusAndCheck(t *testing.T) {
 			up: true, transport: "streamable", version: "2025-06-18", server: "pinned"},
 		{name: "legacy-sse", url: f.serve(t, "/sse", f.at("/sse", mcptest.SSE(mcptest.NewServer("legacy", f.calls), f.calls))),
 			up: true, transport: "sse", version: "2025-11-25", server: "legacy"},
-		{name: "protected", url: f.serve(t, "/mcp", f.protected()), reason: "AUTH_REQUIRED", authValid: "1"},
+		{name: "protected", url: f.serve(t, "/mcp", f.protected()), reason: "AUTH_REQUIRED", authValid: "1", authLegacy: "0"},
+		{name: "protected-2025-03-26", url: f.serve(t, "/mcp", f.legacyAuth()), reason: "AUTH_REQUIRED", authValid: "1", authLegacy: "1"},
 		{name: "protected-token", url: f.serve(t, "/mcp", f.protected()), extra: "    mcp: {bearer_token_file: " + f.tokenFile + "}\n",
 			up: true, transport: "streamable", version: "2025-11-25", server: "guarded"},
 		{name: "not-mcp", url: f.serve(t, "/mcp", f.at("/", http.NotFoundHandler())), reason: "NOT_MCP"},
@@ -148,8 +163,14 @@ func assertMCPMetrics(t *testing.T, fams metricstest.Families, tg mcpTarget) {
 	}
 	if tg.authValid == "" {
 		fams.Absent(t, "mcp_auth_metadata_valid", target)
-	} else if v := fams.One(t, "mcp_auth_metadata_valid", target); fmt.Sprint(v) != tg.authValid {
-		t.Errorf("%s: mcp_auth_metadata_valid %v, want %s", tg.name, v, tg.authValid)
+		fams.Absent(t, "mcp_auth_metadata_legacy", target)
+	} else {
+		if v := fams.One(t, "mcp_auth_metadata_valid", target); fmt.Sprint(v) != tg.authValid {
+			t.Errorf("%s: mcp_auth_metadata_valid %v, want %s", tg.name, v, tg.authValid)
+		}
+		if v := fams.One(t, "mcp_auth_metadata_legacy", target); fmt.Sprint(v) != tg.authLegacy {
+			t.Errorf("%s: mcp_auth_metadata_legacy %v, want %s", tg.name, v, tg.authLegacy)
+		}
 	}
 	if v := fams.One(t, "ssl_certificate_verified", target); v != 1 {
 		t.Errorf("%s: ssl_certificate_verified %v", tg.name, v)
@@ -210,6 +231,7 @@ func assertMCPCheck(t *testing.T, f *mcpFleet, targets []mcpTarget) {
 	}{
 		{"stateful", nil, 0, []string{`MCP:          OK: streamable, protocol 2025-11-25, server "stateful"`, "session closed (DELETE answered 204)"}},
 		{"protected", nil, 0, []string{"MCP:          FAILED: AUTH_REQUIRED", "OAuth:        discovery well-formed"}},
+		{"protected-2025-03-26", nil, 0, []string{"OAuth:        discovery working but pre-2025-06-18"}},
 		{"protected-token", []string{"--bearer-token-file", f.tokenFile}, 0, []string{`server "guarded"`}},
 		{"not-mcp", nil, 1, []string{"MCP:          FAILED: NOT_MCP", "MCP remedy:"}},
 		{"legacy-sse", []string{"--mcp-transport", "sse"}, 0, []string{"OK: sse"}},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"net/http"
@@ -10,11 +11,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/mcpcert/mcp_cert_exporter/config"
 	"github.com/mcpcert/mcp_cert_exporter/internal/mcptest"
 	"github.com/mcpcert/mcp_cert_exporter/internal/metricstest"
 	"github.com/mcpcert/mcp_cert_exporter/internal/testpki"
 	"github.com/mcpcert/mcp_cert_exporter/internal/tooltest"
+	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
 
 // nginxConf terminates TLS in front of a plain-HTTP MCP server the way
@@ -52,7 +56,7 @@ http {
             proxy_set_header Host $host;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_set_header X-Forwarded-Proto $scheme;
-            proxy_buffering off;
+            proxy_buffering {{buffering}};
             proxy_cache off;
             chunked_transfer_encoding on;
             proxy_read_timeout 1h;
@@ -66,12 +70,19 @@ http {
 // directives of the server block.
 func startNginx(t *testing.T, dir string, cert, inter *testpki.Cert, backend string, server ...string) string {
 	t.Helper()
+	return startNginxBuffering(t, dir, cert, inter, backend, "off", server...)
+}
+
+// startNginxBuffering is startNginx with proxy_buffering set to buffering.
+func startNginxBuffering(t *testing.T, dir string, cert, inter *testpki.Cert, backend, buffering string, server ...string) string {
+	t.Helper()
 	bin := tooltest.Require(t, "nginx")
 	listen := freeAddr(t)
 	testpki.WriteFile(t, dir, "fullchain.pem", testpki.Bundle(cert, inter))
 	testpki.WriteFile(t, dir, "key.pem", cert.KeyPEM())
-	conf := strings.NewReplacer("{{dir}}", dir, "{{backend}}", backend, "{{listen}}", listen,
-		"{{server}}", strings.Join(server, "\n        ")).Replace(nginxConf)
+	conf := strings.NewReplacer("{{dir}}", dir, "{{backend}}", backend, "{{listen}}", listen, "{{buffering}}", buffering,
+		"{{server}}", strings.Join(server, "
+        ")).Replace(nginxConf)
 	confFile := writeConfig(t, filepath.Join(dir, "nginx.conf"), conf)
 	var logs strings.Builder
 	cmd := exec.Command(bin, "-e", "stderr", "-p", dir, "-c", confFile,
@@ -150,5 +161,40 @@ func TestMCPBehindNginx(t *testing.T) {
 	}
 	if n := calls.SideEffects(); n != 0 {
 		t.Errorf("%d tool calls or resource reads, want none", n)
+	}
+}
+
+// nginx with proxy_buffering on holds an SSE stream back: the probe times
+// out waiting for the endpoint event. That is TIMEOUT, whose remedy names
+// proxy buffering, whether auto fell back to SSE or sse was configured.
+func TestMCPBehindBufferingNginx(t *testing.T) {
+	dir := t.TempDir()
+	ca := testpki.NewCA("Test Root")
+	leaf := ca.Leaf("localhost")
+	calls := &mcptest.Calls{}
+	backend := httptest.NewServer(mcptest.SSE(mcptest.NewServer("buffered-sse", calls), calls))
+	t.Cleanup(backend.Close)
+	listen := startNginxBuffering(t, dir, leaf, ca, strings.TrimPrefix(backend.URL, "http://"), "on")
+	caFile := testpki.WriteFile(t, dir, "ca.pem", ca.PEM())
+	for _, transport := range []string{config.TransportAuto, config.TransportSSE} {
+		t.Run(transport, func(t *testing.T) {
+			gets := calls.HTTP("GET")
+			target, err := probe.NewTarget(config.Endpoint{Name: "buffered", URL: "https://" + listen + "/sse",
+				Timeout: config.Duration(3 * time.Second), TLSConfig: config.TLSConfig{CAFile: caFile},
+				MCP: config.MCPConfig{Transport: transport}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := target.Probe(context.Background()).MCP
+			if m == nil || m.Reason != probe.MCPTimeout || m.Transport != probe.TransportSSE {
+				t.Fatalf("MCP result %+v, want TIMEOUT over sse", m)
+			}
+			if !strings.Contains(m.Reason.Remedy(), "proxy_buffering off") {
+				t.Errorf("remedy %q does not name proxy buffering", m.Reason.Remedy())
+			}
+			if calls.HTTP("GET") == gets {
+				t.Error("the SSE GET never reached the server behind nginx")
+			}
+		})
 	}
 }

@@ -20,7 +20,12 @@ var (
 		[]string{"target", "reason"}, nil)
 	mcpAuthMetadataValid = prometheus.NewDesc("mcp_auth_metadata_valid",
 		"Only for servers that answered 401: 1 if their OAuth discovery (WWW-Authenticate resource_metadata and RFC 9728 "+
-			"protected-resource metadata with authorization_servers) is well-formed."+cachedNote, []string{"target"}, nil)
+			"protected-resource metadata with authorization_servers) is well-formed, or clients of MCP 2025-03-26 can log in "+
+			"(see mcp_auth_metadata_legacy)."+cachedNote, []string{"target"}, nil)
+	mcpAuthMetadataLegacy = prometheus.NewDesc("mcp_auth_metadata_legacy",
+		"Only with mcp_auth_metadata_valid: 1 if clients can log in only through MCP 2025-03-26 discovery (no RFC 9728 "+
+			"document, RFC 8414 authorization-server metadata at the host's root): working, but pre-2025-06-18."+cachedNote,
+		[]string{"target"}, nil)
 )
 
 // renderMCP renders the MCP result of an endpoint probe; nil renders nothing.
@@ -40,5 +45,6 @@ func renderMCP(ch chan<- prometheus.Metric, target string, m *probe.MCPResult) {
 	}
 	if m.AuthMetadataValid != nil {
 		gauge(ch, mcpAuthMetadataValid, boolValue(*m.AuthMetadataValid), target)
+		gauge(ch, mcpAuthMetadataLegacy, boolValue(m.AuthLegacy), target)
 	}
 }

@@ -22,6 +22,7 @@ type MCPStatus struct {
 	Detail            string `json:"detail,omitempty"` // while up: a failure to close the session
 	AuthMetadataValid *bool  `json:"auth_metadata_valid,omitempty"`
 	AuthDetail        string `json:"auth_detail,omitempty"`
+	AuthLegacy        bool   `json:"auth_legacy,omitempty"` // working, but only through 2025-03-26 discovery
 }
 
 func fillMCPStatus(s *TargetStatus, m *probe.MCPResult) {
@@ -32,6 +33,7 @@ func fillMCPStatus(s *TargetStatus, m *probe.MCPResult) {
 		Up: m.Up, Transport: m.Transport, ProtocolVersion: m.ProtocolVersion, ServerName: m.ServerName,
 		ServerVersion: m.ServerVersion, HTTPStatus: m.HTTPStatus, Session: m.Session, DeleteStatus: m.DeleteStatus,
 		Connections: m.Connections, AuthMetadataValid: m.AuthMetadataValid, AuthDetail: m.AuthDetail,
+		AuthLegacy: m.AuthLegacy,
 	}
 	if m.Connections > 0 {
 		s.MCP.Duration = m.Duration.Round(time.Microsecond).String()

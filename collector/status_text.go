@@ -85,8 +85,11 @@ func writeMCP(w io.Writer, m *probe.MCPResult) {
 	}
 	if m.AuthMetadataValid != nil {
 		verdict := "well-formed"
-		if !*m.AuthMetadataValid {
+		switch {
+		case !*m.AuthMetadataValid:
 			verdict = "BROKEN"
+		case m.AuthLegacy:
+			verdict = "working but pre-2025-06-18"
 		}
 		fmt.Fprintf(w, "OAuth:        discovery %s: %s\n", verdict, m.AuthDetail)
 	}
@@ -96,6 +99,8 @@ func sessionText(m *probe.MCPResult) string {
 	switch {
 	case !m.Session:
 		return ", no session"
+	case m.Reason == probe.MCPSessionLost:
+		return ", session lost by the server (nothing to close)"
 	case m.DeleteStatus == 0:
 		return ", session not closed (DELETE got no answer)"
 	}

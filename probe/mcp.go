@@ -8,12 +8,12 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
-	"github.com/prometheus/common/version"
 
 	"github.com/mcpcert/mcp_cert_exporter/config"
 )
@@ -66,6 +66,11 @@ type MCPResult struct {
 	// well-formed. AuthDetail says where it was found or why it is not.
 	AuthMetadataValid *bool
 	AuthDetail        string
+	// AuthLegacy is true when a client can log in only through the
+	// discovery of MCP 2025-03-26: no RFC 9728 document, but RFC 8414
+	// authorization-server metadata at the root of the endpoint's host.
+	// AuthMetadataValid is then true: this works, it is just old.
+	AuthLegacy bool
 }
 
 // mcpTarget is what a url endpoint needs to speak MCP.
@@ -85,7 +90,7 @@ func newMCPTarget(ep config.Endpoint) (*mcpTarget, error) {
 	if err != nil {
 		return nil, fmt.Errorf("url: %w", err)
 	}
-	impl := &mcp.Implementation{Name: "mcp_cert_exporter", Version: version.Version}
+	impl := &mcp.Implementation{Name: "mcp_cert_exporter", Version: exporterVersion()}
 	// No capabilities: the server has no reason to call us back.
 	client := mcp.NewClient(impl, &mcp.ClientOptions{Capabilities: &mcp.ClientCapabilities{}})
 	return &mcpTarget{url: u, transport: tr, tokenFile: ep.MCP.BearerTokenFile, client: client}, nil
@@ -158,11 +163,12 @@ func (t *Target) speakMCP(ctx context.Context, conn *tls.Conn, res *TLSResult) *
 
 // handshake tries the configured transport; auto tries Streamable HTTP and
 // falls back to SSE when the POST answered 400, 404 or 405. The SSE attempt
-// is reported only if an SSE stream answered; otherwise the Streamable
-// failure is, with the SSE attempt in its detail.
+// is reported if an SSE stream answered or the attempt ran out of time (a
+// buffering proxy holds the stream back); otherwise the Streamable failure
+// is, with the SSE attempt in its detail.
 func (m *mcpTarget) handshake(ctx context.Context, h *mcpHTTP) *MCPResult {
 	if m.transport == config.TransportSSE {
-		return m.attempt(ctx, h, TransportSSE)
+		return m.sseOnly(ctx, h)
 	}
 	first := m.attempt(ctx, h, TransportStreamable)
 	if m.transport == config.TransportStreamable || first.Up || !postRejected(first) {
@@ -170,11 +176,64 @@ func (m *mcpTarget) handshake(ctx context.Context, h *mcpHTTP) *MCPResult {
 	}
 	mark := h.mark()
 	second := m.attempt(ctx, h, TransportSSE)
-	if second.Up || sseAnswered(h.since(mark)) {
+	if second.Up || second.Reason == MCPTimeout || sseAnswered(h.since(mark)) {
 		return second
 	}
 	first.Detail += "; SSE fallback: " + second.Detail
 	return first
+}
+
+// sseOnly speaks legacy SSE, as configured. A legacy server sends its
+// endpoint event as soon as the stream opens, so a stream that has not sent
+// a byte by half the time left is given up. When the SSE attempt failed so
+// (or at once, short of 401/403 or TLS), one Streamable HTTP attempt with the
+// rest of the time tells a server that speaks the other transport
+// (TRANSPORT_MISMATCH) from a slow one or a buffering proxy (the SSE failure).
+func (m *mcpTarget) sseOnly(ctx context.Context, h *mcpHTTP) *MCPResult {
+	deadline, _ := ctx.Deadline()
+	wait := time.Until(deadline) / 2
+	sseCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	mark := h.mark()
+	silent := time.AfterFunc(wait, func() {
+		if !streamStarted(h.since(mark)) {
+			cancel()
+		}
+	})
+	r := m.attempt(sseCtx, h, TransportSSE)
+	cutShort := !silent.Stop() && sseCtx.Err() != nil && ctx.Err() == nil
+	if cutShort {
+		r.Detail = fmt.Sprintf("the SSE stream sent nothing within %s (half the time left); %s", wait.Round(time.Millisecond), r.Detail)
+	}
+	if r.Up || r.Reason == MCPAuthRequired || r.Reason == MCPTLSFailed || ctx.Err() != nil ||
+		(!cutShort && sseAnswered(h.since(mark))) {
+		return r
+	}
+	other := m.attempt(ctx, h, TransportStreamable)
+	if !other.Up {
+		r.Detail += "; Streamable HTTP did not answer either: " + other.Detail
+		return r
+	}
+	other.Detail = fmt.Sprintf("transport sse failed (%s), but the server completed the handshake over Streamable HTTP "+
+		"(protocol %s, server %q): set mcp.transport to streamable or auto%s", r.Detail, other.ProtocolVersion, other.ServerName,
+		prefixed("; ", other.Detail))
+	// Not up: what answered is not what is configured. The server's
+	// name and version are in the detail, not in mcp_server_info.
+	other.Up, other.Reason, other.Transport = false, MCPTransportMismatch, TransportSSE
+	other.ProtocolVersion, other.ServerName, other.ServerVersion = "", "", ""
+	return other
+}
+
+func prefixed(prefix, s string) string {
+	if s == "" {
+		return ""
+	}
+	return prefix + s
+}
+
+// streamStarted is true when an SSE GET's body has delivered a byte.
+func streamStarted(ex []exchange) bool {
+	return slices.ContainsFunc(ex, func(e exchange) bool { return e.method == "GET" && e.read > 0 })
 }
 
 // postRejected is a Streamable HTTP POST that the server refused as a
@@ -182,7 +241,7 @@ func (m *mcpTarget) handshake(ctx context.Context, h *mcpHTTP) *MCPResult {
 func postRejected(r *MCPResult) bool {
 	switch r.HTTPStatus {
 	case 400, 404, 405:
-		return r.Reason != MCPAuthRequired
+		return r.Reason != MCPAuthRequired && r.Reason != MCPSessionLost
 	}
 	return false
 }
@@ -223,8 +282,22 @@ func (m *mcpTarget) attempt(ctx context.Context, h *mcpHTTP, transport string) *
 	r.DeleteStatus = deleteStatus(ex)
 	if !r.Up {
 		r.Reason, r.HTTPStatus, r.Detail = classify(ctx, err, ex)
+		r.Session = slices.ContainsFunc(ex, func(e exchange) bool { return e.sessionSet })
+		if r.Session && r.Reason != MCPSessionLost && (r.DeleteStatus < 200 || r.DeleteStatus > 299) {
+			r.Detail += "; the session the server assigned could not be closed: " + deleteText(ex)
+		}
 	}
 	return r
+}
+
+// deleteText says what became of the DELETE that should have ended a session.
+func deleteText(ex []exchange) string {
+	for _, e := range ex {
+		if e.method == "DELETE" {
+			return e.String()
+		}
+	}
+	return "no DELETE was sent"
 }
 
 func fillServer(r *MCPResult, init *mcp.InitializeResult) {

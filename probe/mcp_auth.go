@@ -20,8 +20,57 @@ const wellKnownResource = "/.well-known/oauth-protected-resource"
 // endpoint's host is contacted: a resource_metadata URL elsewhere is not
 // fetched, and the well-known URLs on the endpoint's host are tried instead.
 func checkAuthMetadata(ctx context.Context, h *mcpHTTP, r *MCPResult) {
-	valid, detail := authMetadata(ctx, h, challenge401(h))
+	wwwAuth := challenge401(h)
+	valid, detail := authMetadata(ctx, h, wwwAuth)
+	// A server that names its resource_metadata speaks 2025-06-18 or later,
+	// and its discovery is broken; one that names none may be older.
+	if !valid && h.verified && !advertisesMetadata(wwwAuth) {
+		if err := fetchAuthServerMeta(ctx, h); err == nil {
+			valid, r.AuthLegacy = true, true
+			detail = "working but pre-2025-06-18: no RFC 9728 protected-resource metadata (" + detail + "), but RFC 8414 " +
+				"authorization-server metadata at " + rootAuthServerURL(h.origin) + ", as MCP 2025-03-26 clients look for it; " +
+				"clients of 2025-06-18 and later need the protected-resource metadata"
+		} else {
+			detail += "; no 2025-03-26 fallback either: " + rootAuthServerURL(h.origin) + ": " + err.Error()
+		}
+	}
 	r.AuthMetadataValid, r.AuthDetail = &valid, detail
+}
+
+func advertisesMetadata(wwwAuth []string) bool {
+	challenges, _ := oauthex.ParseWWWAuthenticate(wwwAuth) // malformed ones were reported by authMetadata
+	for _, c := range challenges {
+		if c.Scheme == "bearer" && c.Params["resource_metadata"] != "" {
+			return true
+		}
+	}
+	return false
+}
+
+const wellKnownAuthServer = "/.well-known/oauth-authorization-server"
+
+// rootAuthServerURL is where MCP 2025-03-26 clients find the authorization
+// server: the endpoint's URL with its path discarded, plus RFC 8414's
+// well-known path.
+func rootAuthServerURL(origin *url.URL) string {
+	return origin.Scheme + "://" + origin.Host + wellKnownAuthServer
+}
+
+// fetchAuthServerMeta GETs RFC 8414 metadata at the root of the endpoint's
+// host and checks what a client needs of it: an https issuer and the
+// authorization and token endpoints.
+func fetchAuthServerMeta(ctx context.Context, h *mcpHTTP) error {
+	var meta oauthex.AuthServerMeta
+	if err := getJSON(ctx, h, rootAuthServerURL(h.origin), &meta); err != nil {
+		return err
+	}
+	for _, f := range []struct{ name, v string }{{"issuer", meta.Issuer},
+		{"authorization_endpoint", meta.AuthorizationEndpoint}, {"token_endpoint", meta.TokenEndpoint}} {
+		if u, err := url.Parse(f.v); err != nil || u.Scheme != "https" || u.Host == "" {
+			return fmt.Errorf("%s %q is not an https URL", f.name, f.v)
+		}
+	}
+	return nil
 }
 
 // challenge401 is the WWW-Authenticate of the first 401 answer.
@@ -103,6 +152,15 @@ func sameHost(u, origin *url.URL) bool {
 // fetchMetadata GETs the document without the bearer token (discovery is
 // public) and checks it.
 func fetchMetadata(ctx context.Context, h *mcpHTTP, u string) error {
+	var prm oauthex.ProtectedResourceMetadata
+	if err := getJSON(ctx, h, u, &prm); err != nil {
+		return err
+	}
+	return checkMetadata(&prm, h.origin)
+}
+
+// getJSON GETs a metadata document into v, without the bearer token.
+func getJSON(ctx context.Context, h *mcpHTTP, u string, v any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return err
@@ -116,11 +174,10 @@ func fetchMetadata(ctx context.Context, h *mcpHTTP, u string) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("answered %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
 	}
-	var prm oauthex.ProtectedResourceMetadata
-	if err := json.NewDecoder(resp.Body).Decode(&prm); err != nil {
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		return fmt.Errorf("not a JSON metadata document: %w", err)
 	}
-	return checkMetadata(&prm, h.origin)
+	return nil
 }
 
 // checkMetadata holds the document to what a client needs: the resource it

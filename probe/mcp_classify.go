@@ -13,10 +13,12 @@ import (
 //  3. a body past its size limit: PROTOCOL_ERROR
 //  4. the deadline passed, or cut a request or a body: TIMEOUT
 //  5. the last request got no answer: HTTP_ERROR
-//  6. the last answer was 404 or 405: NOT_MCP; 400 with a JSON body (a
+//  6. the last answer was 404 to a request carrying the session id the
+//     server assigned: SESSION_LOST
+//  7. the last answer was 404 or 405: NOT_MCP; 400 with a JSON body (a
 //     JSON-RPC error): PROTOCOL_ERROR; any other non-2xx: HTTP_ERROR
-//  7. a 2xx that is neither JSON nor an event stream: NOT_MCP
-//  8. otherwise (malformed JSON-RPC, an error to initialize, an
+//  8. a 2xx that is neither JSON nor an event stream: NOT_MCP
+//  9. otherwise (malformed JSON-RPC, an error to initialize, an
 //     unsupported version): PROTOCOL_ERROR
 func classify(ctx context.Context, err error, ex []exchange) (MCPReason, int, string) {
 	for _, e := range ex {
@@ -49,6 +51,8 @@ func classify(ctx context.Context, err error, ex []exchange) (MCPReason, int, st
 	switch {
 	case last.err != nil:
 		return MCPHTTPError, 0, last.String()
+	case last.status == 404 && last.sessionSent:
+		return MCPSessionLost, last.status, last.String() + " to a request carrying the session id that initialize assigned"
 	case last.status == 404 || last.status == 405:
 		return MCPNotMCP, last.status, last.String()
 	case last.status == 400 && last.contentType == "application/json":

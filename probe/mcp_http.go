@@ -23,9 +23,30 @@ const (
 	maxStreamBody  = 4 << 20 // everything one event stream sends
 	maxEventBytes  = 1 << 20 // one server-sent event
 	maxHeaderBytes = 64 << 10
+	// maxDrainBytes is how much of an unread JSON or empty body is read
+	// before it is closed, so that its connection can carry the next
+	// request instead of a new TLS handshake. Event streams are never drained.
+	maxDrainBytes = 64 << 10
 )
 
+// closeBudget is the time the DELETE that ends a session gets of its own,
+// even when the probe's timeout has run out: a probe that opened a session
+// on the server tries to close it, and so takes at most timeout+closeBudget.
+const closeBudget = 2 * time.Second
+
+// cleanupKey carries the deadline of the request that ends a session as a
+// value: Go's transport dials with the request's values, not its deadline.
+type cleanupKey struct{}
+
+func cleanupDeadline(ctx context.Context) (time.Time, bool) {
+	d, ok := ctx.Value(cleanupKey{}).(time.Time)
+	return d, ok
+}
+
 var errClosed = errors.New("the probe is over")
+
+// sessionHeader carries the session of the Streamable HTTP transport.
+const sessionHeader = "Mcp-Session-Id"
 
 // exchange is what one HTTP request of the MCP traffic met, so that failures
 // are named from what was observed rather than from the SDK's error texts.
@@ -39,6 +60,9 @@ type exchange struct {
 	tooLarge    bool  // the body went past its limit
 	timedOut    bool  // no response, or its body cut, by the deadline
 	refused     string
+	sessionSent bool  // the request carried an Mcp-Session-Id
+	sessionSet  bool  // the answer assigned an Mcp-Session-Id
+	read        int64 // body bytes read so far
 }
 
 func (e *exchange) String() string {
@@ -117,15 +141,21 @@ func (h *mcpHTTP) dialTLS(ctx context.Context, _, _ string) (net.Conn, error) {
 		return c, nil
 	}
 	h.mu.Unlock()
-	ctx, cancel := context.WithDeadline(ctx, h.deadline)
+	deadline := h.deadline
+	d, cleanup := cleanupDeadline(ctx)
+	if cleanup {
+		deadline = d // the DELETE's own budget, which may outlast the probe's
+	}
+	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	conn, _, res := h.target.handshake(ctx, h.target.mcpTLSConfig())
-	return h.keep(conn, res)
+	return h.keep(conn, res, cleanup)
 }
 
 // keep records a further handshake and decides whether its connection may
-// carry MCP: it must verify, unless insecure_skip_verify is set.
-func (h *mcpHTTP) keep(conn *tls.Conn, res *TLSResult) (net.Conn, error) {
+// carry MCP: it must verify, unless insecure_skip_verify is set. A failure
+// on the DELETE's connection (cleanup) is the DELETE's, not the handshake's.
+func (h *mcpHTTP) keep(conn *tls.Conn, res *TLSResult, cleanup bool) (net.Conn, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.dials++
@@ -145,7 +175,7 @@ func (h *mcpHTTP) keep(conn *tls.Conn, res *TLSResult) (net.Conn, error) {
 		if conn != nil {
 			_ = conn.Close() // refused; its verdict is the error
 		}
-		if h.tlsErr == nil && err != errClosed {
+		if h.tlsErr == nil && err != errClosed && !cleanup {
 			h.tlsErr = err
 		}
 		return nil, err
@@ -166,6 +196,20 @@ func (h *mcpHTTP) close() {
 		_ = c.Close() // the exchange is over; a failed close changes nothing
 	}
 	h.transport.CloseIdleConnections()
+}
+
+// cleanupContext gives the DELETE that ends a session its own closeBudget,
+// on a fresh deadline for the connections it may reuse, so that a probe that
+// ran out of time still closes what it opened.
+func (h *mcpHTTP) cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline := time.Now().Add(closeBudget)
+	h.mu.Lock()
+	for _, c := range h.conns {
+		_ = c.SetDeadline(deadline) // a closed connection is simply not reused
+	}
+	h.mu.Unlock()
+	ctx, cancel := context.WithDeadline(context.WithValue(ctx, cleanupKey{}, deadline), deadline)
+	return ctx, cancel
 }
 
 func (h *mcpHTTP) record(e *exchange) {
@@ -204,13 +248,18 @@ func portOf(u *url.URL) string {
 	return "443"
 }
 
-// userAgent names the exporter and, once main has set it, its version.
-func userAgent() string {
+// exporterVersion is the version main was built with, or "devel" in a
+// build without one: MCP's clientInfo requires a version.
+func exporterVersion() string {
 	if version.Version == "" {
-		return "mcp_cert_exporter"
+		return "devel"
 	}
-	return "mcp_cert_exporter/" + version.Version
+	return version.Version
 }
+
+// userAgent names the exporter and its version, so that a server's logs
+// say who asked.
+func userAgent() string { return "mcp_cert_exporter/" + exporterVersion() }
 
 // mcpRoundTripper adds the token, keeps requests on the target, records
 // what each exchange met and caps response bodies.
@@ -229,24 +278,31 @@ func (rt *mcpRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) 
 		}
 		return nil, errors.New(e.String())
 	}
-	req = req.Clone(req.Context())
+	ctx, cancel := req.Context(), context.CancelFunc(func() {})
+	if req.Method == http.MethodDelete {
+		ctx, cancel = rt.h.cleanupContext(ctx)
+	}
+	req = req.Clone(ctx)
+	e.sessionSent = req.Header.Get(sessionHeader) != ""
 	req.Header.Set("User-Agent", userAgent())
 	if rt.token != "" {
 		req.Header.Set("Authorization", "Bearer "+rt.token)
 	}
 	resp, err := rt.h.transport.RoundTrip(req)
 	if err != nil {
+		cancel()
 		e.err, e.timedOut = err, isTimeout(err)
 		rt.h.record(e)
 		return nil, err
 	}
 	e.status, e.wwwAuth = resp.StatusCode, resp.Header.Values("WWW-Authenticate")
+	e.sessionSet = resp.Header.Get(sessionHeader) != ""
 	e.contentType, _, _ = mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	limit := int64(maxJSONBody)
 	if e.contentType == "text/event-stream" {
 		limit = maxStreamBody
 	}
-	resp.Body = &cappedBody{rc: resp.Body, limit: limit, h: rt.h, e: e}
+	resp.Body = &cappedBody{rc: resp.Body, limit: limit, h: rt.h, e: e, done: cancel}
 	rt.h.record(e)
 	return resp, nil
 }
@@ -258,6 +314,7 @@ type cappedBody struct {
 	n     int64
 	h     *mcpHTTP
 	e     *exchange
+	done  context.CancelFunc // ends the request's own context, if it has one
 }
 
 func (b *cappedBody) Read(p []byte) (int, error) {
@@ -275,6 +332,9 @@ func (b *cappedBody) Read(p []byte) (int, error) {
 	}
 	n, err := b.rc.Read(p)
 	b.n += int64(n)
+	if n > 0 {
+		b.mark(func(e *exchange) { e.read += int64(n) })
+	}
 	if err != nil && isTimeout(err) {
 		b.mark(func(e *exchange) { e.timedOut = true })
 	}
@@ -287,4 +347,14 @@ func (b *cappedBody) mark(f func(*exchange)) {
 	b.h.mu.Unlock()
 }
 
-func (b *cappedBody) Close() error { return b.rc.Close() }
+// Close drains what is left of a small body that is not an event stream, so
+// that Go's transport keeps the connection for the next request: Node, for
+// one, answers a notification with a chunked 202 whose end would otherwise
+// stay unread and cost the next request a new TLS handshake.
+func (b *cappedBody) Close() error {
+	if b.e.contentType != "text/event-stream" && b.n < b.limit {
+		_, _ = io.CopyN(io.Discard, b.rc, maxDrainBytes) // best effort; what is left is closed below
+	}
+	defer b.done()
+	return b.rc.Close()
+}

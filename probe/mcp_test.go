@@ -87,6 +87,27 @@ func stall(gone chan<- struct{}) http.Handler {
 	})
 }
 
+// stallAfterInit passes initialize and the DELETE to h, and never answers
+// a POST carrying the session: a server that answers initialize, then stalls.
+func stallAfterInit(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.Header.Get(sessionHeader) != "" {
+			_, _ = io.Copy(io.Discard, r.Body) // so that the server sees the client go away
+			<-r.Context().Done()
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// authServerMeta is RFC 8414 metadata for an authorization server at base.
+func authServerMeta(base string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"issuer":%[1]q,"authorization_endpoint":%[1]q,"token_endpoint":%[1]q}`, base)
+	})
+}
+
 // flood sends body forever, in the given content type, until the client
 // goes away.
 func flood(contentType, chunk string) http.Handler {
@@ -334,6 +355,81 @@ func TestMCP(t *testing.T) {
 				return ep
 			},
 			want: failed("streamable", MCPTimeout, 0),
+		},
+		{
+			name: "TIMEOUT, not TLS_FAILED: answers initialize, then stalls; the session is still closed",
+			endpoint: func(t *testing.T, e *mcpEnv) config.Endpoint {
+				ep := e.serve(t, "/mcp", config.MCPConfig{}, handle("/mcp", stallAfterInit(mcptest.Streamable(mcptest.NewServer("stall", e.calls), e.calls, nil))))
+				ep.URL = strings.Replace(ep.URL, "127.0.0.1", "localhost", 1) // the DELETE's dial resolves a name
+				ep.Timeout = config.Duration(time.Second)
+				return ep
+			},
+			want:  &MCPResult{Transport: "streamable", Reason: MCPTimeout, Session: true, DeleteStatus: http.StatusNoContent},
+			check: requests("DELETE", 1),
+		},
+		{
+			name: "TIMEOUT, and the DELETE stalls too: its own budget runs out, and the detail says the session was not closed",
+			endpoint: func(t *testing.T, e *mcpEnv) config.Endpoint {
+				h := stallAfterInit(mcptest.Streamable(mcptest.NewServer("stall", e.calls), e.calls, nil))
+				ep := e.serve(t, "/mcp", config.MCPConfig{}, handle("/mcp", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.Method == http.MethodDelete {
+						<-r.Context().Done()
+						return
+					}
+					h.ServeHTTP(w, r)
+				})))
+				ep.Timeout = config.Duration(time.Second)
+				return ep
+			},
+			want:  &MCPResult{Transport: "streamable", Reason: MCPTimeout, Session: true},
+			check: detail("the session the server assigned could not be closed: DELETE /mcp: "),
+		},
+		{
+			name: "SESSION_LOST: the next request reaches a replica that never saw the initialize",
+			endpoint: func(t *testing.T, e *mcpEnv) config.Endpoint {
+				a := mcptest.Streamable(mcptest.NewServer("replica-a", e.calls), e.calls, nil)
+				b := mcptest.Streamable(mcptest.NewServer("replica-b", e.calls), e.calls, nil)
+				return e.serve(t, "/mcp", config.MCPConfig{}, handle("/mcp", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.Header.Get(sessionHeader) != "" {
+						b.ServeHTTP(w, r)
+						return
+					}
+					a.ServeHTTP(w, r)
+				})))
+			},
+			want:  &MCPResult{Transport: "streamable", Reason: MCPSessionLost, HTTPStatus: 404, Session: true},
+			check: requests("GET", 0), // no SSE fallback
+		},
+		{
+			name: "TRANSPORT_MISMATCH: transport sse at a Streamable HTTP server",
+			endpoint: func(t *testing.T, e *mcpEnv) config.Endpoint {
+				mc := config.MCPConfig{Transport: config.TransportSSE}
+				return e.serve(t, "/mcp", mc, handle("/mcp", mcptest.Streamable(mcptest.NewServer("modern", e.calls), e.calls, nil)))
+			},
+			want:  &MCPResult{Transport: "sse", Reason: MCPTransportMismatch, Session: true, DeleteStatus: http.StatusNoContent},
+			check: detail("set mcp.transport to streamable or auto"),
+		},
+		{
+			name: "2025-03-26-style auth: no RFC 9728 document, RFC 8414 metadata at the root: working but legacy",
+			endpoint: func(t *testing.T, e *mcpEnv) config.Endpoint {
+				return e.serve(t, "/mcp", config.MCPConfig{}, func(base string, mux *http.ServeMux) {
+					protected(e, "", nil)(base, mux)
+					mux.Handle(wellKnownAuthServer, authServerMeta(base))
+				})
+			},
+			want:      &MCPResult{Transport: "streamable", Reason: MCPAuthRequired, HTTPStatus: 401, AuthLegacy: true},
+			authValid: yes,
+			check:     authDetail("working but pre-2025-06-18"),
+		},
+		{
+			name: "a broken resource_metadata is broken, even with RFC 8414 metadata at the root",
+			endpoint: func(t *testing.T, e *mcpEnv) config.Endpoint {
+				return e.serve(t, "/mcp", config.MCPConfig{}, func(base string, mux *http.ServeMux) {
+					protected(e, wellKnownResource+"/mcp", nil)(base, mux)
+					mux.Handle(wellKnownAuthServer, authServerMeta(base))
+				})
+			},
+			want: failed("streamable", MCPAuthRequired, 401), authValid: no,
 		},
 		{
 			name: "PROTOCOL_ERROR: an endless event stream is cut at its size limit",

@@ -92,13 +92,15 @@ type MCPReason string
 
 // MCP failure reasons.
 const (
-	MCPReasonNone    MCPReason = ""
-	MCPAuthRequired  MCPReason = "AUTH_REQUIRED"
-	MCPNotMCP        MCPReason = "NOT_MCP"
-	MCPHTTPError     MCPReason = "HTTP_ERROR"
-	MCPProtocolError MCPReason = "PROTOCOL_ERROR"
-	MCPTimeout       MCPReason = "TIMEOUT"
-	MCPTLSFailed     MCPReason = "TLS_FAILED"
+	MCPReasonNone        MCPReason = ""
+	MCPAuthRequired      MCPReason = "AUTH_REQUIRED"
+	MCPNotMCP            MCPReason = "NOT_MCP"
+	MCPHTTPError         MCPReason = "HTTP_ERROR"
+	MCPProtocolError     MCPReason = "PROTOCOL_ERROR"
+	MCPTimeout           MCPReason = "TIMEOUT"
+	MCPTLSFailed         MCPReason = "TLS_FAILED"
+	MCPSessionLost       MCPReason = "SESSION_LOST"
+	MCPTransportMismatch MCPReason = "TRANSPORT_MISMATCH"
 )
 
 var mcpRemedies = map[MCPReason]string{
@@ -113,6 +115,11 @@ var mcpRemedies = map[MCPReason]string{
 		"version this exporter does not speak. Check the server's MCP SDK version and its logs.",
 	MCPTimeout: "The MCP handshake did not finish within the endpoint's timeout, which covers TLS and MCP together. Check that " +
 		"the proxy does not buffer event streams (nginx: proxy_buffering off) and the server's load, or raise timeout.",
+	MCPSessionLost: "The server answered 404 to a request that carried the session it had just assigned: it lost the session " +
+		"between initialize and the next request. Replicas behind a load balancer without affinity, or a restart, do this. Make " +
+		"the balancer sticky on Mcp-Session-Id (or the client), share sessions between replicas, or run the server stateless.",
+	MCPTransportMismatch: "mcp.transport names a transport this server does not speak at this URL: the configured one failed and " +
+		"the other completed the handshake (the detail says which). Set mcp.transport to the one named, or to auto.",
 	MCPTLSFailed: "MCP was not spoken because TLS failed or did not verify (see ssl_probe_error_info), or a further connection " +
 		"the MCP traffic opened met a certificate that does not verify (the detail names it). Fix TLS first.",
 }
@@ -121,4 +128,5 @@ var mcpRemedies = map[MCPReason]string{
 func (r MCPReason) Remedy() string { return mcpRemedies[r] }
 
 // MCPReasons lists every MCP reason, in documentation order.
-var MCPReasons = []MCPReason{MCPAuthRequired, MCPNotMCP, MCPHTTPError, MCPProtocolError, MCPTimeout, MCPTLSFailed}
+var MCPReasons = []MCPReason{MCPAuthRequired, MCPNotMCP, MCPHTTPError, MCPProtocolError, MCPTimeout, MCPSessionLost,
+	MCPTransportMismatch, MCPTLSFailed}

