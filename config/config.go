@@ -36,6 +36,11 @@ type Config struct {
 	Endpoints       []Endpoint  `yaml:"endpoints"`
 	Files           []FileGroup `yaml:"files"`
 
+	// Discovery: /probe modules and file_sd target files (modules.go).
+	ProbeConcurrency int               `yaml:"probe_concurrency"`
+	Modules          map[string]Module `yaml:"modules"`
+	TargetFiles      []TargetFiles     `yaml:"target_files"`
+
 	// File is the path the config was read from, for messages.
 	File string `yaml:"-"`
 }
@@ -237,6 +242,7 @@ func (c *Config) applyDefaults(root *yaml.Node) {
 			c.Files[i].Interval = c.Interval
 		}
 	}
+	c.applyDiscoveryDefaults(unset)
 }
 
 // resolvePaths makes relative paths relative to the config file, so the
@@ -262,6 +268,7 @@ func (c *Config) resolvePaths(dir string) {
 			join(&c.Files[i].KeyPaths[j])
 		}
 	}
+	c.resolveDiscoveryPaths(join)
 }
 
 // Names of every target, endpoints and file groups alike, for uniqueness.

@@ -67,7 +67,8 @@ func TestLoadFileGood(t *testing.T) {
 			},
 			{Name: "fixtures", Paths: []string{"testdata/*.pem"}, Interval: Duration(2 * time.Minute)},
 		},
-		File: "testdata/good.yml",
+		File:             "testdata/good.yml",
+		ProbeConcurrency: DefaultProbeConcurrency,
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("parsed\n%#v\nwant\n%#v", cfg, want)
@@ -104,6 +105,8 @@ func TestDefaultsApplyToAbsentKeys(t *testing.T) {
 				Policy:          Policy{MinVersion: TLSVersion(tls.VersionTLS12)},
 				Endpoints:       tt.endpoints,
 				File:            "mcp.yml",
+
+				ProbeConcurrency: DefaultProbeConcurrency,
 			}
 			if !reflect.DeepEqual(cfg, want) {
 				t.Errorf("parsed\n%#v\nwant\n%#v", cfg, want)

@@ -41,6 +41,7 @@ func (c *Config) validate() problems {
 		c.Files[i].validate(at, &ps)
 		ps.unique(seen, c.Files[i].Name, at)
 	}
+	c.validateDiscovery(&ps)
 	return ps
 }
 
