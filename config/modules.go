@@ -74,12 +74,37 @@ func (a *AllowedTargets) Allow(host string, port int) error {
 		return fmt.Errorf("%w: IP address %s is not inside allowed_targets.cidrs %v", ErrTargetNotAllowed, ip, a.CIDRs)
 	}
 	name := strings.ToLower(strings.TrimSuffix(host, "."))
+	if err := checkName(name); err != nil {
+		return fmt.Errorf("%w: host %q %v", ErrTargetNotAllowed, host, err)
+	}
 	for _, p := range a.Hosts {
 		if ok, _ := doublestar.Match(labels(strings.ToLower(p)), labels(name)); ok && name != "" {
 			return nil
 		}
 	}
 	return fmt.Errorf("%w: host %q matches no pattern of allowed_targets.hosts %v", ErrTargetNotAllowed, host, a.Hosts)
+}
+
+// checkName refuses what is not a plain DNS name. Resolvers built on
+// inet_aton read 127.1, 2130706433 or 0x7f000001 as IPv4 addresses, which
+// would slip an address past cidrs as a "name" that a broad host pattern
+// allows; a real name's last label is never a number.
+func checkName(name string) error {
+	labels := strings.Split(name, ".")
+	if len(name) > 253 {
+		return errors.New("is longer than a DNS name can be")
+	}
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || strings.ContainsFunc(l, func(r rune) bool {
+			return !('a' <= r && r <= 'z' || '0' <= r && r <= '9' || r == '-' || r == '_')
+		}) {
+			return errors.New("is not a DNS name (letters, digits, - and _ in dot-separated labels)")
+		}
+	}
+	if _, err := strconv.ParseUint(labels[len(labels)-1], 0, 64); err == nil {
+		return errors.New("ends in a number: an IP address in another notation, not a name")
+	}
+	return nil
 }
 
 // AllowAddr reports whether a resolved address may be dialled: inside one

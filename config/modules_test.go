@@ -119,6 +119,17 @@ func TestAllowedTargets(t *testing.T) {
 	if guard.AllowAddr(netip.MustParseAddr("192.168.0.1")) || !guard.AllowAddr(netip.MustParseAddr("10.1.0.9")) {
 		t.Error("AllowAddr does not follow cidrs")
 	}
+	// Even ** allows only names: numbers that inet_aton-style resolvers read
+	// as 127.0.0.1 are not names.
+	everyName := AllowedTargets{Hosts: []string{"**"}}
+	for _, h := range []string{"127.1", "2130706433", "0x7f000001", "0177.0.0.1", "a..example", "a b.example", "a%25eth0.example"} {
+		if err := everyName.Allow(h, 443); err == nil {
+			t.Errorf("hosts [**] allows %q", h)
+		}
+	}
+	if err := everyName.Allow("any.example", 443); err != nil {
+		t.Errorf("hosts [**] refuses any.example: %v", err)
+	}
 	var none AllowedTargets
 	for _, h := range []string{"localhost", "127.0.0.1", "::1", "example.com"} {
 		if none.Allow(h, 443) == nil {
