@@ -49,7 +49,7 @@ func New(logger *slog.Logger, opts ...Option) *Collector {
 		live:   prometheus.NewRegistry(),
 	}
 	c.ondemand, c.tf = newOnDemand(), newTargetFiles()
-	c.live.MustRegister(liveMetrics{c}, c.ondemand, c.tf)
+	c.live.MustRegister(liveMetrics{c})
 	for _, o := range opts {
 		o(c)
 	}
@@ -274,6 +274,8 @@ func (c *Collector) collectLive(ch chan<- prometheus.Metric) {
 	endpoints, files := len(c.endpoints), len(c.files)
 	c.mu.RUnlock()
 	c.self.collect(ch, endpoints, files)
+	c.ondemand.Collect(ch)
+	c.tf.Collect(ch)
 }
 
 // liveMetrics is collectLive as a prometheus.Collector, unchecked.

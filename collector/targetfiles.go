@@ -318,8 +318,7 @@ func (t *targetFiles) guard(target *probe.Target) {
 	}
 }
 
-func (t *targetFiles) Describe(chan<- *prometheus.Desc) {}
-
+// Collect sends each file's state, with the exporter's own (collectLive).
 func (t *targetFiles) Collect(ch chan<- prometheus.Metric) {
 	t.statsMu.Lock()
 	stats := maps.Clone(t.stats)
