@@ -31,6 +31,7 @@ const (
 	probeDenied     = "denied"
 	probeBadRequest = "bad_request"
 	probeBusy       = "busy"
+	probeFailed     = "error"
 )
 
 // onDemand is the state of /probe: how many probes run now and what the
@@ -45,7 +46,8 @@ func newOnDemand() *onDemand {
 	o := &onDemand{requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "mcp_cert_exporter_probe_requests_total",
 		Help: "Requests to /probe by module (empty for an unknown one) and result: probed, denied (outside the module's " +
-			"allowed_targets, 403), bad_request (400) or busy (probe_concurrency reached, 503).",
+			"allowed_targets, 403), bad_request (400), busy (probe_concurrency reached, 503) or error (the module's files " +
+			"cannot be used now, 500).",
 	}, []string{"module", "result"})}
 	o.running = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "mcp_cert_exporter_probe_in_flight",
@@ -110,7 +112,8 @@ func (c *Collector) serveProbe(w http.ResponseWriter, r *http.Request, cfg *conf
 	}
 	ep, err := m.Endpoint(target, 0)
 	if errors.Is(err, config.ErrTargetNotAllowed) {
-		logger.Warn("probe refused", "module", name, "target", target, "err", err)
+		// Debug: whoever reaches the port could otherwise flood the log.
+		logger.Debug("probe refused", "module", name, "target", target, "err", err)
 		return probeDenied, http.StatusForbidden, fmt.Sprintf("module %q may not probe %q: %v", name, target, err)
 	}
 	if err != nil {
@@ -130,7 +133,7 @@ func (c *Collector) serveProbe(w http.ResponseWriter, r *http.Request, cfg *conf
 	}
 	reg, err := c.probeOnce(r.Context(), cfg.Policy, m, ep, plog.With("module", name, "target", target))
 	if err != nil {
-		return probeBadRequest, http.StatusInternalServerError, err.Error()
+		return probeFailed, http.StatusInternalServerError, err.Error()
 	}
 	if debug {
 		writeDebug(w, reg, &logs, name, m)

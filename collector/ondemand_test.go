@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -356,5 +357,27 @@ func TestProbeTimeout(t *testing.T) {
 		if got := probeTimeout(r, tt.module); got != tt.want {
 			t.Errorf("probeTimeout(%q, %v) = %v, want %v", tt.header, tt.module, got, tt.want)
 		}
+	}
+}
+
+// TestProbeModuleFileGone: a module whose ca_file went away after the
+// config loaded answers 500 and counts an error, not a bad request.
+func TestProbeModuleFileGone(t *testing.T) {
+	dir := t.TempDir()
+	caFile := testpki.WriteFile(t, dir, "ca.pem", testpki.NewCA("Root").PEM())
+	c, base := probeServer(t, fmt.Sprintf(`
+modules:
+  tls:
+    tls_config: {ca_file: %q}
+    allowed_targets: {cidrs: [127.0.0.1/32]}
+`, caFile))
+	if err := os.Remove(caFile); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := probeGet(t, base, "tls", "127.0.0.1:1", nil); code != http.StatusInternalServerError || !strings.Contains(body, "ca_file") {
+		t.Errorf("got %d %q, want 500 naming ca_file", code, body)
+	}
+	if got := scrapeLive(t, c).One(t, "mcp_cert_exporter_probe_requests_total", map[string]string{"module": "tls", "result": "error"}); got != 1 {
+		t.Errorf("error requests = %v, want 1", got)
 	}
 }

@@ -69,6 +69,8 @@ func TestTargetFiles(t *testing.T) {
 	cfg := &tls.Config{Certificates: []tls.Certificate{testpki.NewCA("Root").Leaf("localhost").TLS()}}
 	a, b := serveCounting(t, "127.0.0.1", cfg), serveCounting(t, "127.0.0.1", cfg)
 	outside := serveCounting(t, "127.0.0.2", cfg)
+	useFakeDNS(t, map[string]string{"rebind.test": "127.0.0.2"})
+	rebind := "rebind.test:" + outside.port
 	dir := t.TempDir()
 	sd := filepath.Join(dir, "sd")
 	if err := os.Mkdir(sd, 0o755); err != nil {
@@ -80,7 +82,7 @@ func TestTargetFiles(t *testing.T) {
 interval: 1h
 modules:
   tls:
-    allowed_targets: {cidrs: [127.0.0.1/32]}
+    allowed_targets: {hosts: [rebind.test], cidrs: [127.0.0.1/32]}
   other:
     allowed_targets: {cidrs: [127.0.0.1/32]}
 target_files:
@@ -103,16 +105,18 @@ target_files:
 	awaitScrape(t, "bad file keeps its targets", wantTargets(a.addr, b.addr), c)
 
 	// JSON, a module per group, and targets that cost only themselves.
-	write(t, jc, `[{"targets": ["`+outside.addr+`", "no-port"]},
+	write(t, jc, `[{"targets": ["`+outside.addr+`", "no-port", "`+rebind+`"]},
 	               {"targets": ["127.0.0.1:1", "127.0.0.1:1"], "labels": {"__param_module": "other"}},
 	               {"targets": ["127.0.0.1:2"], "labels": {"__param_module": "missing"}}]`)
 	awaitScrape(t, "rejected targets", wantGauge("mcp_cert_exporter_target_file_rejected_targets", jc, 4), c)
-	awaitScrape(t, "json file", wantTargets(a.addr, b.addr, "127.0.0.1:1"), c)
+	fams := awaitScrape(t, "json file", wantTargets(a.addr, b.addr, "127.0.0.1:1", rebind), c)
+	// Allowed by name, it resolves outside the cidrs: never dialled.
+	fams.One(t, "ssl_probe_error_info", map[string]string{"target": rebind, "reason": "DNS_FAILURE"})
 
 	if err := os.Remove(ya); err != nil {
 		t.Fatal(err)
 	}
-	fams := awaitScrape(t, "file removed", wantTargets("127.0.0.1:1"), c)
+	fams = awaitScrape(t, "file removed", wantTargets("127.0.0.1:1", rebind), c)
 	fams.Absent(t, "mcp_cert_exporter_target_file_last_load_successful", map[string]string{"path": ya})
 	if n := outside.accepts.Load(); n != 0 {
 		t.Errorf("%d connections to a target outside allowed_targets", n)

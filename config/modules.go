@@ -16,7 +16,7 @@ import (
 
 // Defaults of the discovery keys.
 const (
-	DefaultProbeConcurrency   = 16
+	DefaultProbeConcurrency   = 64
 	DefaultTargetFilesRefresh = 30 * time.Second
 )
 
