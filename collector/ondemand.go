@@ -83,14 +83,12 @@ func (o *onDemand) release() { o.inFlight.Add(-1) }
 func (c *Collector) ProbeHandler(logger *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cfg := c.Config()
-		q := r.URL.Query()
-		name, target := q.Get("module"), q.Get("target")
-		m, ok := cfg.Modules[name]
+		name := r.URL.Query().Get("module")
 		label := name
-		if !ok {
+		if _, known := cfg.Modules[name]; !known {
 			label = "" // unknown names must not grow the metric's series
 		}
-		result, code, msg := c.serveProbe(w, r, cfg, name, m, ok, target, logger)
+		result, code, msg := c.serveProbe(w, r, cfg, logger)
 		c.ondemand.requests.WithLabelValues(label, result).Inc()
 		if code != http.StatusOK {
 			http.Error(w, msg, code)
@@ -100,8 +98,11 @@ func (c *Collector) ProbeHandler(logger *slog.Logger) http.Handler {
 
 // serveProbe answers one request and says how it ended; a status other
 // than 200 is for the caller to write with msg.
-func (c *Collector) serveProbe(w http.ResponseWriter, r *http.Request, cfg *config.Config, name string, m config.Module,
-	known bool, target string, logger *slog.Logger) (result string, code int, msg string) {
+func (c *Collector) serveProbe(w http.ResponseWriter, r *http.Request, cfg *config.Config, logger *slog.Logger) (
+	result string, code int, msg string) {
+	q := r.URL.Query()
+	name, target := q.Get("module"), q.Get("target")
+	m, known := cfg.Modules[name]
 	switch {
 	case name == "":
 		return probeBadRequest, http.StatusBadRequest, "module parameter is missing"
@@ -127,7 +128,7 @@ func (c *Collector) serveProbe(w http.ResponseWriter, r *http.Request, cfg *conf
 	ep.Timeout = config.Duration(probeTimeout(r, m.Timeout.D()))
 	var logs bytes.Buffer
 	plog := logger
-	debug := r.URL.Query().Get("debug") == "true"
+	debug := q.Get("debug") == "true"
 	if debug {
 		plog = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
