@@ -148,7 +148,7 @@ func minTime(a, b time.Time) time.Time {
 func (t *targetFiles) changed(tf config.TargetFiles) bool {
 	for _, p := range matches(tf.Files) {
 		f, ok := t.files[p]
-		if !ok || f.stamp != stampOf(p) {
+		if !ok || f.stamp != stampOf(p) || f.stamp.recent() {
 			return true
 		}
 	}
@@ -181,6 +181,13 @@ func matches(globs []string) []string {
 	sort.Strings(out)
 	return slices.Compact(out)
 }
+
+// recentWrite is how long after its last modification a file is read
+// again at every check: a second write within the same timestamp, of the
+// same size, would otherwise go unseen.
+const recentWrite = 2 * time.Second
+
+func (s fileStamp) recent() bool { return time.Since(s.mod) < recentWrite }
 
 func stampOf(p string) fileStamp {
 	var s fileStamp
@@ -249,7 +256,7 @@ func (t *targetFiles) expand(cfg *config.Config, logger *slog.Logger) *config.Co
 func (t *targetFiles) read(p string, logger *slog.Logger) *sdFile {
 	prev := t.files[p]
 	stamp := stampOf(p)
-	if prev != nil && prev.stamp == stamp {
+	if prev != nil && prev.stamp == stamp && !stamp.recent() {
 		return prev
 	}
 	groups, err := parseTargetFile(p)
