@@ -196,6 +196,7 @@ func routes(f serveFlags, reg *prometheus.Registry, coll *collector.Collector, r
 		fmt.Fprintln(w, "Reloaded")
 	})
 	mux.Handle("/status", coll.StatusHandler())
+	mux.Handle("/probe", coll.ProbeHandler(logger))
 	if f.telemetryPath != "/" {
 		mux.Handle("/", landingPage(f.telemetryPath, logger))
 	}
@@ -212,6 +213,7 @@ func landingPage(metricsPath string, logger *slog.Logger) http.Handler {
 			{Address: metricsPath, Text: "Metrics"},
 			{Address: "/status", Text: "Status", Description: "A summary, then every target most urgent first, with its failure reason and remedy"},
 			{Address: "/-/healthy", Text: "Health"},
+			{Address: "/probe", Text: "Probe", Description: "Probe ?target= with ?module= now (multi-target pattern; &debug=true explains)"},
 		},
 	})
 	if err != nil {

@@ -81,8 +81,7 @@ func startNginxBuffering(t *testing.T, dir string, cert, inter *testpki.Cert, ba
 	testpki.WriteFile(t, dir, "fullchain.pem", testpki.Bundle(cert, inter))
 	testpki.WriteFile(t, dir, "key.pem", cert.KeyPEM())
 	conf := strings.NewReplacer("{{dir}}", dir, "{{backend}}", backend, "{{listen}}", listen, "{{buffering}}", buffering,
-		"{{server}}", strings.Join(server, "
-        ")).Replace(nginxConf)
+		"{{server}}", strings.Join(server, "\n        ")).Replace(nginxConf)
 	confFile := writeConfig(t, filepath.Join(dir, "nginx.conf"), conf)
 	var logs strings.Builder
 	cmd := exec.Command(bin, "-e", "stderr", "-p", dir, "-c", confFile,

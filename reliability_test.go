@@ -369,33 +369,37 @@ func pointLink(link, target string) error {
 	return os.Rename(tmp, link)
 }
 
-// The exporter has no /probe?target= endpoint and dials only what its
-// config names: a listener named in requests of every shape gets no
-// connection, while the configured targets are probed again and again.
-func TestNoProbeEndpointAndNoStrayDials(t *testing.T) {
+// The exporter dials only what its config names: /probe refuses targets
+// outside a module's allowed_targets (here a module that allows nothing) and
+// requests without a known module, and a listener named in requests of
+// every shape gets no connection, while the configured targets are probed
+// again and again.
+func TestNoStrayDials(t *testing.T) {
 	var stray atomic.Int64
 	canary := testpki.ServeRaw(t, func(net.Conn) { stray.Add(1) })
 	s := startServers(t)
 	cfg := writeConfig(t, filepath.Join(t.TempDir(), "c.yml"),
-		strings.Replace(endpointsConfig(s, "good", "expired"), "interval: 1h", "interval: 50ms", 1))
+		strings.Replace(endpointsConfig(s, "good", "expired"), "interval: 1h", "interval: 50ms\nmodules: {tls: {}}", 1))
 	e := startExporter(t, "--config.file="+cfg)
 
-	for _, path := range []string{
-		"/probe?target=" + canary,
-		"/probe?target=https://" + canary + "/mcp&module=tls",
-		"/probe?target=" + canary + "&debug=true",
-		"/probe",
+	for path, want := range map[string]int{
+		"/probe?target=" + canary:                             http.StatusBadRequest,
+		"/probe?module=tls&target=" + canary:                  http.StatusForbidden,
+		"/probe?module=tls&target=https://" + canary + "/mcp": http.StatusBadRequest,
+		"/probe?module=tls&debug=true&target=" + canary:       http.StatusForbidden,
+		"/probe?module=other&target=" + canary:                http.StatusBadRequest,
+		"/probe":                                              http.StatusBadRequest,
 	} {
-		if code, _ := e.get(path); code != http.StatusNotFound {
-			t.Errorf("GET %s = %d, want 404", path, code)
+		if code, _ := e.get(path); code != want {
+			t.Errorf("GET %s = %d, want %d", path, code, want)
 		}
 		resp, err := http.Post("http://"+e.addr+path, "", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusNotFound {
-			t.Errorf("POST %s = %d, want 404", path, resp.StatusCode)
+		if resp.StatusCode != want {
+			t.Errorf("POST %s = %d, want %d", path, resp.StatusCode, want)
 		}
 	}
 	for _, path := range []string{"/metrics?target=" + canary, "/status?target=" + canary, "/?target=" + canary} {

@@ -30,6 +30,9 @@ type Collector struct {
 	live   *prometheus.Registry // what MetricsHandler renders at scrape time
 	shard  Shard
 
+	ondemand *onDemand    // /probe (ondemand.go)
+	tf       *targetFiles // target_files (targetfiles.go)
+
 	mu        sync.RWMutex
 	cfg       *config.Config
 	endpoints []*endpointJob
@@ -45,6 +48,7 @@ func New(logger *slog.Logger, opts ...Option) *Collector {
 		self:   newSelfMetrics(),
 		live:   prometheus.NewRegistry(),
 	}
+	c.ondemand, c.tf = newOnDemand(), newTargetFiles()
 	c.live.MustRegister(liveMetrics{c})
 	for _, o := range opts {
 		o(c)
@@ -53,17 +57,20 @@ func New(logger *slog.Logger, opts ...Option) *Collector {
 }
 
 // Run refreshes targets until ctx ends, then waits for in-flight probes.
-func (c *Collector) Run(ctx context.Context) { c.sched.run(ctx) }
+func (c *Collector) Run(ctx context.Context) {
+	watched := make(chan struct{})
+	go func() { c.watchTargetFiles(ctx); close(watched) }()
+	c.sched.run(ctx)
+	<-watched
+}
 
 // Refreshes counts the endpoint probes and file reads completed so far, not
 // posture scans: a cheap progress signal for the load harness.
 func (c *Collector) Refreshes() uint64 { return c.self.done.Load() }
 
-// Apply switches to a new config, keeping only the targets of the
-// collector's shard. Targets that did not change keep their
-// results and schedule; new or changed ones are refreshed at once. On error
-// nothing changes.
-func (c *Collector) Apply(cfg *config.Config) error {
+// apply switches to a config whose target_files are expanded (Apply, in
+// targetfiles.go), keeping only the targets of the collector's shard.
+func (c *Collector) apply(cfg *config.Config) error {
 	cfg = c.shard.filter(cfg)
 	endpoints, err := c.endpointJobs(cfg)
 	if err != nil {
@@ -123,6 +130,7 @@ func (c *Collector) endpointJobs(cfg *config.Config) ([]*endpointJob, error) {
 		if err != nil {
 			return nil, fmt.Errorf("endpoint %s: %w", ep.Name, err)
 		}
+		c.tf.guard(target)
 		j := &endpointJob{id: identity("endpoint", ep), target: target, self: c.self, logger: c.logger, change: changesFor(changes, ep.Name)}
 		prev, ok := old[j.id]
 		if ok {
@@ -269,6 +277,8 @@ func (c *Collector) collectLive(ch chan<- prometheus.Metric) {
 	endpoints, files := len(c.endpoints), len(c.files)
 	c.mu.RUnlock()
 	c.self.collect(ch, endpoints, files)
+	c.ondemand.Collect(ch)
+	c.tf.Collect(ch)
 }
 
 // liveMetrics is collectLive as a prometheus.Collector, unchecked.

@@ -37,6 +37,11 @@ type Config struct {
 	Files           []FileGroup `yaml:"files"`
 	Limits          Limits      `yaml:"limits"`
 
+	// Discovery: /probe modules and file_sd target files (modules.go).
+	ProbeConcurrency int               `yaml:"probe_concurrency"`
+	Modules          map[string]Module `yaml:"modules"`
+	TargetFiles      []TargetFiles     `yaml:"target_files"`
+
 	// File is the path the config was read from, for messages.
 	File string `yaml:"-"`
 }
@@ -249,6 +254,7 @@ func (c *Config) applyDefaults(root *yaml.Node) {
 		}
 	}
 	c.applyLimitDefaults(unset)
+	c.applyDiscoveryDefaults(unset)
 }
 
 // resolvePaths makes relative paths relative to the config file, so the
@@ -274,6 +280,7 @@ func (c *Config) resolvePaths(dir string) {
 			join(&c.Files[i].KeyPaths[j])
 		}
 	}
+	c.resolveDiscoveryPaths(join)
 }
 
 // Names of every target, endpoints and file groups alike, for uniqueness.

@@ -69,8 +69,9 @@ func TestLoadFileGood(t *testing.T) {
 			},
 			{Name: "fixtures", Paths: []string{"testdata/*.pem"}, Interval: Duration(2 * time.Minute), Limits: DefaultLimits},
 		},
-		Limits: DefaultLimits,
-		File:   "testdata/good.yml",
+		Limits:           DefaultLimits,
+		File:             "testdata/good.yml",
+		ProbeConcurrency: DefaultProbeConcurrency,
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("parsed\n%#v\nwant\n%#v", cfg, want)
@@ -108,6 +109,8 @@ func TestDefaultsApplyToAbsentKeys(t *testing.T) {
 				Endpoints:       tt.endpoints,
 				Limits:          DefaultLimits,
 				File:            "mcp.yml",
+
+				ProbeConcurrency: DefaultProbeConcurrency,
 			}
 			if !reflect.DeepEqual(cfg, want) {
 				t.Errorf("parsed\n%#v\nwant\n%#v", cfg, want)

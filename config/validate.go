@@ -50,6 +50,7 @@ func (c *Config) validate() problems {
 		c.inherited(&ps, append(at, "interval"), c.Files[i].Interval, c.Interval, MaxInterval)
 		ps.unique(seen, c.Files[i].Name, at)
 	}
+	c.validateDiscovery(&ps)
 	return ps
 }
 

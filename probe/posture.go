@@ -284,6 +284,7 @@ func (t *Target) withoutClientCert() (*Target, error) {
 		return nil, fmt.Errorf("preparing a handshake without client certificate: %w", err)
 	}
 	bare.certRequests.Store(true)
+	bare.allowAddr = t.allowAddr // the same guard for the same host
 	return bare, nil
 }
 

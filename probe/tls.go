@@ -30,6 +30,7 @@ type Target struct {
 	timeout    time.Duration
 	minVersion uint16
 	maxVersion uint16
+	allowAddr  func(netip.Addr) bool // nil: any address (guard.go)
 
 	// certRequests is set once the server asked for a client certificate.
 	certRequests atomic.Bool
@@ -201,7 +202,7 @@ func (t *Target) dial(ctx context.Context, ph *Phases) (net.Conn, error) {
 	if !t.ip.IsValid() {
 		start := time.Now()
 		var err error
-		ips, err = net.DefaultResolver.LookupNetIP(ctx, "ip", t.host)
+		ips, err = Resolver.LookupNetIP(ctx, "ip", t.host)
 		ph.DNS = time.Since(start)
 		if err == nil && len(ips) == 0 {
 			err = &net.DNSError{Err: "no addresses", Name: t.host, IsNotFound: true}
@@ -209,6 +210,10 @@ func (t *Target) dial(ctx context.Context, ph *Phases) (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
+	}
+	ips, err := t.allowed(ips)
+	if err != nil {
+		return nil, err
 	}
 	start := time.Now()
 	conn, err := dialFirst(ctx, ips, t.port)

@@ -1,0 +1,242 @@
+package collector
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/expfmt"
+	"gopkg.in/yaml.v3"
+
+	"github.com/mcpcert/mcp_cert_exporter/config"
+	"github.com/mcpcert/mcp_cert_exporter/probe"
+)
+
+// scrapeTimeoutOffset is taken off Prometheus' scrape timeout, as
+// blackbox_exporter does, so the answer arrives before Prometheus gives up.
+const scrapeTimeoutOffset = 500 * time.Millisecond
+
+// Results of a /probe request, the result label of
+// mcp_cert_exporter_probe_requests_total.
+const (
+	probeProbed     = "probed"
+	probeDenied     = "denied"
+	probeBadRequest = "bad_request"
+	probeBusy       = "busy"
+	probeFailed     = "error"
+)
+
+// onDemand is the state of /probe: how many probes run now and what the
+// requests came to. Results are never cached: every request probes.
+type onDemand struct {
+	inFlight atomic.Int64
+	requests *prometheus.CounterVec
+	running  prometheus.GaugeFunc
+}
+
+func newOnDemand() *onDemand {
+	o := &onDemand{requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mcp_cert_exporter_probe_requests_total",
+		Help: "Requests to /probe by module (empty for an unknown one) and result: probed, denied (outside the module's " +
+			"allowed_targets, 403), bad_request (400), busy (probe_concurrency reached, 503) or error (the module's files " +
+			"cannot be used now, 500).",
+	}, []string{"module", "result"})}
+	o.running = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "mcp_cert_exporter_probe_in_flight",
+		Help: "/probe requests probing now; at most probe_concurrency.",
+	}, func() float64 { return float64(o.inFlight.Load()) })
+	return o
+}
+
+func (o *onDemand) Describe(ch chan<- *prometheus.Desc) {
+	o.requests.Describe(ch)
+	o.running.Describe(ch)
+}
+func (o *onDemand) Collect(ch chan<- prometheus.Metric) {
+	o.requests.Collect(ch)
+	o.running.Collect(ch)
+}
+
+// acquire takes a probe slot unless limit are taken.
+func (o *onDemand) acquire(limit int) bool {
+	if o.inFlight.Add(1) > int64(limit) {
+		o.inFlight.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (o *onDemand) release() { o.inFlight.Add(-1) }
+
+// ProbeHandler serves /probe?target=…&module=…: it probes the target with
+// the module's settings now and answers with that target's metrics. A
+// target outside the module's allowed_targets is refused with 403 before
+// any DNS lookup or connection.
+func (c *Collector) ProbeHandler(logger *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cfg := c.Config()
+		name := r.URL.Query().Get("module")
+		label := name
+		if _, known := cfg.Modules[name]; !known {
+			label = "" // unknown names must not grow the metric's series
+		}
+		result, code, msg := c.serveProbe(w, r, cfg, logger)
+		c.ondemand.requests.WithLabelValues(label, result).Inc()
+		if code != http.StatusOK {
+			http.Error(w, msg, code)
+		}
+	})
+}
+
+// serveProbe answers one request and says how it ended; a status other
+// than 200 is for the caller to write with msg.
+func (c *Collector) serveProbe(w http.ResponseWriter, r *http.Request, cfg *config.Config, logger *slog.Logger) (
+	result string, code int, msg string) {
+	q := r.URL.Query()
+	name, target := q.Get("module"), q.Get("target")
+	m, known := cfg.Modules[name]
+	switch {
+	case name == "":
+		return probeBadRequest, http.StatusBadRequest, "module parameter is missing"
+	case !known:
+		return probeBadRequest, http.StatusBadRequest, fmt.Sprintf("unknown module %q", name)
+	case target == "":
+		return probeBadRequest, http.StatusBadRequest, "target parameter is missing"
+	}
+	ep, err := m.Endpoint(target, 0)
+	if errors.Is(err, config.ErrTargetNotAllowed) {
+		// Debug: whoever reaches the port could otherwise flood the log.
+		logger.Debug("probe refused", "module", name, "target", target, "err", err)
+		return probeDenied, http.StatusForbidden, fmt.Sprintf("module %q may not probe %q: %v", name, target, err)
+	}
+	if err != nil {
+		return probeBadRequest, http.StatusBadRequest, err.Error()
+	}
+	if !c.ondemand.acquire(cfg.ProbeConcurrency) {
+		return probeBusy, http.StatusServiceUnavailable,
+			fmt.Sprintf("%d probes are running, the probe_concurrency limit; try again later", cfg.ProbeConcurrency)
+	}
+	defer c.ondemand.release()
+	ep.Timeout = config.Duration(probeTimeout(r, m.Timeout.D()))
+	var logs bytes.Buffer
+	plog := logger
+	debug := q.Get("debug") == "true"
+	if debug {
+		plog = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	reg, err := c.probeOnce(r.Context(), cfg.Policy, m, ep, plog.With("module", name, "target", target))
+	if err != nil {
+		return probeFailed, http.StatusInternalServerError, err.Error()
+	}
+	if debug {
+		writeDebug(w, reg, &logs, name, m)
+	} else {
+		promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+	}
+	return probeProbed, http.StatusOK, ""
+}
+
+// probeTimeout is the module's timeout, or Prometheus' scrape timeout less
+// an offset when that is shorter.
+func probeTimeout(r *http.Request, module time.Duration) time.Duration {
+	s, err := strconv.ParseFloat(r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds"), 64)
+	if err != nil || s <= 0 {
+		return module
+	}
+	scrape := time.Duration(s * float64(time.Second))
+	if scrape > scrapeTimeoutOffset {
+		scrape -= scrapeTimeoutOffset
+	}
+	return min(scrape, module)
+}
+
+// probeOnce probes ep, and scans its posture when the module asks, and
+// renders both with the functions configured endpoints use.
+func (c *Collector) probeOnce(ctx context.Context, pol config.Policy, m config.Module, ep config.Endpoint,
+	logger *slog.Logger) (*prometheus.Registry, error) {
+	t, err := probe.NewTarget(ep)
+	if err != nil {
+		return nil, err
+	}
+	if m.AllowedTargets.RestrictsAddrs() {
+		t.RestrictAddrs(m.AllowedTargets.AllowAddr)
+	}
+	ctx, cancel := context.WithTimeout(ctx, ep.Timeout.D())
+	defer cancel()
+	logger.Debug("probing", "timeout", ep.Timeout.D(), "prober", m.Prober)
+	start := time.Now()
+	res := t.Probe(ctx)
+	logResult(logger, res, time.Since(start))
+	var scan *probe.PostureResult
+	if m.Posture {
+		scan = t.Posture(ctx, probe.PostureOptions{ClientCert: ep.TLSConfig.CertFile != "" || pol.RequireClientCert})
+		for _, u := range scan.Unknown {
+			logger.Debug("posture check unknown", "check", u.Check, "reason", u.Reason, "detail", u.Detail)
+		}
+	}
+	reg := prometheus.NewRegistry()
+	err = reg.Register(renderFunc(func(ch chan<- prometheus.Metric) {
+		all := make(chan prometheus.Metric)
+		go func() {
+			defer close(all)
+			renderEndpoint(all, ep, res, time.Now())
+			if m.Posture {
+				renderEndpointPosture(all, pol, ep, res, scan)
+			}
+		}()
+		for metric := range all {
+			// A /probe target has no refresh interval of ours: Prometheus'
+			// scrape interval is its interval.
+			if metric.Desc() != refreshInterval {
+				ch <- metric
+			}
+		}
+	}))
+	return reg, err
+}
+
+func logResult(logger *slog.Logger, res *probe.TLSResult, took time.Duration) {
+	if res.Reason != probe.ReasonNone {
+		logger.Debug("probe failed", "reason", res.Reason, "detail", res.Detail)
+	}
+	if res.MCP != nil && !res.MCP.Up {
+		logger.Debug("MCP handshake failed", "reason", res.MCP.Reason, "detail", res.MCP.Detail)
+	}
+	logger.Debug("probe done", "success", res.Success, "verified", res.Verified, "duration", took)
+}
+
+// renderFunc is a render function as an unchecked collector.
+type renderFunc func(chan<- prometheus.Metric)
+
+func (f renderFunc) Describe(chan<- *prometheus.Desc)    {}
+func (f renderFunc) Collect(ch chan<- prometheus.Metric) { f(ch) }
+
+// writeDebug is blackbox_exporter's debug view: the probe's log lines, the
+// metrics and the module. The module holds file paths, never their contents.
+func writeDebug(w http.ResponseWriter, reg *prometheus.Registry, logs *bytes.Buffer, name string, m config.Module) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintf(w, "Logs for the probe:\n%s\n\nMetrics that would have been returned:\n", logs)
+	mfs, err := reg.Gather()
+	if err != nil {
+		fmt.Fprintf(w, "error gathering metrics: %v\n", err)
+	}
+	enc := expfmt.NewEncoder(w, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, mf := range mfs {
+		if err := enc.Encode(mf); err != nil {
+			fmt.Fprintf(w, "error encoding metrics: %v\n", err)
+		}
+	}
+	out, err := yaml.Marshal(map[string]config.Module{name: m})
+	if err != nil {
+		out = []byte(err.Error())
+	}
+	fmt.Fprintf(w, "\n\nModule configuration:\n%s", out)
+}
