@@ -286,3 +286,36 @@ func TestScaledRules(t *testing.T) {
 		t.Errorf("the first tier's bound is not scaled to 1s:\n%s", scaled)
 	}
 }
+
+// TestPintLint runs cloudflare/pint's offline checks on the rendered rules
+// with the repository's .pint.hcl, failing on any problem of severity
+// warning or worse; the same run on a broken copy must fail, so the config
+// cannot quietly exclude the rules.
+func TestPintLint(t *testing.T) {
+	pint := tooltest.Require(t, "pint")
+	root := tooltest.RepoRoot(t)
+	lint := func(dir string) ([]byte, error) {
+		cmd := exec.Command(pint, "--no-color", "--config", filepath.Join(root, ".pint.hcl"),
+			"lint", "--min-severity=info", "--fail-on=warning", "alerts/")
+		cmd.Dir = dir
+		return cmd.CombinedOutput()
+	}
+	out, err := lint(root)
+	if err != nil {
+		t.Fatalf("pint lint alerts/: %v\n%s", err, out)
+	}
+	t.Logf("pint lint alerts/:\n%s", out)
+
+	broken := t.TempDir()
+	rules := strings.Replace(string(render(t, 1)), "for: 2m", "for: 2m\n        keep_firing_for: -1m", 1)
+	rules = strings.Replace(rules, "avg_over_time(ssl_probe_success", "rate(ssl_probe_success", 1)
+	if err := os.MkdirAll(filepath.Join(broken, "alerts"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(broken, "alerts", rulesFile), []byte(rules), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := lint(broken); err == nil {
+		t.Errorf("pint lint passed rules with a rate() of a gauge and a negative keep_firing_for:\n%s", out)
+	}
+}
