@@ -73,6 +73,9 @@ func renderEndpoint(ch chan<- prometheus.Metric, ep config.Endpoint, r *probe.TL
 	gauge(ch, lastRun, unix(r.Time), name)
 	gauge(ch, refreshInterval, ep.Interval.D().Seconds(), name)
 	gauge(ch, insecureSkip, boolValue(ep.TLSConfig.InsecureSkipVerify), name)
+	if ep.MCPTransport() != config.TransportNone {
+		gauge(ch, mcpBearerToken, boolValue(ep.MCP.BearerTokenFile != ""), name)
+	}
 	if r.Reason != probe.ReasonNone {
 		gauge(ch, probeError, 1, name, string(r.Reason))
 	}
@@ -109,7 +112,7 @@ func renderFileStates(ch chan<- prometheus.Metric, g config.FileGroup, files []p
 			gauge(ch, fileError, 1, g.Name, f.Path, string(f.Reason))
 			continue
 		}
-		renderCerts(ch, g.Name, "file", f.Path, f.Certificates, now)
+		renderCerts(ch, g.Name, g.Source(), f.Path, f.Certificates, now)
 	}
 }
 
