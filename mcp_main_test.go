@@ -94,7 +94,7 @@ func TestMCPMetricsStatusAndCheck(t *testing.T) {
 			up: true, transport: "streamable", version: "2025-11-25", server: "guarded"},
 		// A revoked token: refused although one is configured, which pages.
 		{name: "protected-revoked", url: f.serve(t, "/mcp", f.protected()),
-			extra: "    mcp: {bearer_token_file: " + testpki.WriteFile(t, f.dir, "revoked", []byte("revoked-token\n")) + "}\n",
+			extra:  "    mcp: {bearer_token_file: " + testpki.WriteFile(t, f.dir, "revoked", []byte("revoked-token\n")) + "}\n",
 			reason: "AUTH_REQUIRED", authValid: "1"},
 		{name: "not-mcp", url: f.serve(t, "/mcp", f.at("/", http.NotFoundHandler())), reason: "NOT_MCP"},
 		{name: "stalls", url: f.serve(t, "/mcp", f.at("/mcp", stall)), extra: "    timeout: 1s\n", reason: "TIMEOUT"},
