@@ -544,9 +544,14 @@ func (p *stackProm) configure(t *testing.T, exporterAddr string, rules bool) {
 		targets = fmt.Sprintf("[%q]", exporterAddr)
 	}
 	writeConfig(t, p.config, fmt.Sprintf(promConfig, ruleFiles, p.amAddr, p.job, targets))
-	if p.api == nil {
-		return
+	if p.api != nil {
+		p.reload(t)
 	}
+}
+
+// reload makes a running Prometheus read its config file again.
+func (p *stackProm) reload(t *testing.T) {
+	t.Helper()
 	resp, err := stackHTTP.Post("http://"+p.addr+"/-/reload", "", nil)
 	if err != nil {
 		t.Fatal(err)

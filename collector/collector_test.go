@@ -57,9 +57,9 @@ func scrape(t *testing.T, c *Collector) metricstest.Families {
 	return metricstest.Parse(t, b.String())
 }
 
-// mixedCollector has an endpoint that sends a chain, one that refuses, and a
+// mixedCollector has an endpoint that sends a chain, one that refuses, a
 // file group with a good file, a broken one and a glob that matches
-// nothing, all refreshed once. It returns the files' directory.
+// nothing, and a trust store, all refreshed once. It returns the files' directory.
 func mixedCollector(t *testing.T) (*Collector, string) {
 	t.Helper()
 	root := testpki.NewCA("Root")
