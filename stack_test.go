@@ -566,15 +566,14 @@ func (p *stackProm) reload(t *testing.T) {
 // forClause is the for: line of each rule in the rendered rules file.
 var forClause = regexp.MustCompile(`(?m)^(\s+for: )\S+$`)
 
-// immediateRules is the shipped rules file with every for: set to 0s, and
-// nothing else changed: Prometheus cannot fast-forward through minutes of
-// pending, so alerts fire on their first true evaluation.
+// immediateRules are the shipped rules scaled down by 60 (alerts.RenderDir),
+// so the availability windows last seconds, with every for: set to 0s:
+// Prometheus cannot fast-forward through minutes of pending, so alerts fire
+// on their first true evaluation. The availability alerts still wait until
+// Prometheus has scraped the exporter for one (scaled) window.
 func immediateRules(t *testing.T) string {
 	t.Helper()
-	src, err := os.ReadFile("alerts/mcp_cert_exporter.rules.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := []byte(scaledRules(t, 60))
 	alerts, fors := strings.Count(string(src), "- alert: "), len(forClause.FindAll(src, -1))
 	if alerts == 0 || fors != alerts {
 		t.Fatalf("the shipped rules have %d alerts and %d for: lines; the stack test rewrites one for: per alert", alerts, fors)
