@@ -58,7 +58,10 @@ func TestAlertScenarios(t *testing.T) {
 // scenarios are the servers and files of TestAlertScenarios.
 type scenarios struct {
 	config string
-	// longFailed is when the long-interval server failed its one probe.
+	begin  time.Time // when the scenarios started
+	// Once armLong is set, the long-interval server fails its next probe,
+	// and records when in longFailed.
+	armLong    atomic.Bool
 	longFailed atomic.Int64
 	// silent are the targets that must raise no alert: no page, no ticket,
 	// not even a pending rule.
@@ -77,7 +80,7 @@ const (
 func startScenarios(t *testing.T) *scenarios {
 	t.Helper()
 	dir := t.TempDir()
-	sc := &scenarios{}
+	sc := &scenarios{begin: time.Now()}
 	pki := newStackPKI()
 	caFile := testpki.WriteFile(t, dir, "ca.pem", pki.root.PEM())
 	tlsFor := func(cn string) *tls.Config { return pki.hardened(pki.leaf(cn, 90*day)) }
@@ -98,7 +101,7 @@ func startScenarios(t *testing.T) *scenarios {
 	}
 	endpoint("alternating", address(alternatingServer(t)), caFile, "")
 	endpoint("intermittent", address(intermittentServer(t, tlsFor("intermittent.test"))), caFile, "")
-	endpoint("long-interval", address(failOnceServer(t, tlsFor("long.test"), &sc.longFailed)), caFile,
+	endpoint("long-interval", address(failOnceServer(t, tlsFor("long.test"), &sc.armLong, &sc.longFailed)), caFile,
 		fmt.Sprintf("    interval: %s\n", model.Duration(longInterval)))
 	endpoint("slow-mcp", slowMCPURL(t, tlsFor("slow-mcp.test")), caFile, "    timeout: 800ms\n")
 	endpoint("anchored-root", address(testpki.Serve(t, anchored)), shortRootFile, "")
@@ -210,13 +213,15 @@ func serveTLSOn(c net.Conn, cfg *tls.Config) {
 	}
 }
 
-// alternatingServer is down the whole time but never the same way twice
-// in a row: it resets one connection and stalls the next past the probe's
-// timeout, so the reason alternates between CONNECTION_RESET and TIMEOUT.
+// alternatingServer is down the whole time, its failure mode alternating:
+// it resets two connections, then stalls two past the probe's timeout, so
+// the reason alternates between CONNECTION_RESET and TIMEOUT. (Single
+// timeouts would show for only the half second between the timeout and the
+// next probe, which a scrape every second can miss every time.)
 func alternatingServer(t *testing.T) string {
 	var n atomic.Int64
 	return testpki.ServeRaw(t, func(c net.Conn) {
-		if n.Add(1)%2 == 1 {
+		if n.Add(1)%4 < 2 {
 			reset(c)
 			return
 		}
@@ -237,13 +242,12 @@ func intermittentServer(t *testing.T, cfg *tls.Config) string {
 	})
 }
 
-// failOnceServer resets its second connection only, recording when: one
-// failed probe in an otherwise healthy history.
-func failOnceServer(t *testing.T, cfg *tls.Config, failed *atomic.Int64) string {
-	var n atomic.Int64
+// failOnceServer resets the first connection after armed is set, and only
+// that one, recording when: one failed probe in a healthy history that
+// Prometheus has recorded.
+func failOnceServer(t *testing.T, cfg *tls.Config, armed *atomic.Bool, failed *atomic.Int64) string {
 	return testpki.ServeRaw(t, func(c net.Conn) {
-		if n.Add(1) == 2 {
-			failed.Store(time.Now().UnixNano())
+		if armed.Load() && failed.CompareAndSwap(0, time.Now().UnixNano()) {
 			reset(c)
 			return
 		}
@@ -422,41 +426,55 @@ func checkScenarioPages(t *testing.T, hook *webhook, prom *stackProm, job string
 	}
 }
 
-// silenceHold is how long after the long-interval server's one failure
-// nothing may fire: the failed result is held one interval, and a rule
-// would fire after its window and for: at most; both come from
-// thresholds.yml's tier for that interval, scaled.
-func silenceHold(t *testing.T) time.Duration {
+// longTier is the availability tier of the long-interval endpoint, its
+// window and for: scaled as the rules are.
+func longTier(t *testing.T) (window, forDur time.Duration) {
 	t.Helper()
 	th, err := alerts.LoadThresholds("alerts/thresholds.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	real := longInterval * timeScale
-	var hold time.Duration
 	for _, tier := range th.AvailabilityTiers() {
 		if time.Duration(tier.Lower) < real && (tier.Upper == 0 || real <= time.Duration(tier.Upper)) {
-			hold = real + time.Duration(tier.Window) + time.Duration(tier.For)
+			return time.Duration(tier.Window) / timeScale, time.Duration(tier.For) / timeScale
 		}
 	}
-	if hold == 0 {
-		t.Fatalf("no availability tier takes interval %s", real)
-	}
-	return hold / timeScale
+	t.Fatalf("no availability tier takes interval %s", real)
+	return 0, 0
 }
 
-// checkScenarioSilence waits until the last silent scenario would have
-// fired, then checks that none of them ever had an alert, pending or
-// firing, in Prometheus, and that Alertmanager and the receivers saw none.
-func checkScenarioSilence(t *testing.T, am *alertmanager, hook *webhook, prom *stackProm, sc *scenarios) {
-	start := time.Now()
+// stageLongFailure waits until Prometheus holds a whole window of the
+// long-interval endpoint's healthy probes, as a long-running target has,
+// then has its server fail one probe. It returns when nothing can fire for
+// it any more: the failed result is held one interval, and a rule would
+// fire after its window and for: at most.
+func stageLongFailure(t *testing.T, prom *stackProm, sc *scenarios) time.Time {
+	t.Helper()
+	window, forDur := longTier(t)
+	full := fmt.Sprintf(`time() - min_over_time(timestamp(ssl_probe_success{target="long-interval"} == 1)[%s:1s]) > %d`,
+		model.Duration(2*window), int(window.Seconds())+1)
+	await(t, "a whole window of the long-interval endpoint's history", func() error {
+		if v, err := prom.query(full); err != nil || empty(v) {
+			return fmt.Errorf("%s: %v %v", full, v, err)
+		}
+		return nil
+	})
+	sc.armLong.Store(true)
 	await(t, "the long-interval server's one failure", func() error {
 		if sc.longFailed.Load() == 0 {
 			return fmt.Errorf("not yet")
 		}
 		return nil
 	})
-	until := time.Unix(0, sc.longFailed.Load()).Add(silenceHold(t) + 5*time.Second)
+	return time.Unix(0, sc.longFailed.Load()).Add(longInterval + window + forDur + 5*time.Second)
+}
+
+// checkScenarioSilence waits until the last silent scenario would have
+// fired, then checks that none of them ever had an alert, pending or
+// firing, in Prometheus, and that Alertmanager and the receivers saw none.
+func checkScenarioSilence(t *testing.T, am *alertmanager, hook *webhook, prom *stackProm, sc *scenarios) {
+	until := stageLongFailure(t, prom, sc)
 	silent := []string{
 		fmt.Sprintf(`ALERTS{target=~%q}`, strings.Join(append([]string{"long-interval"}, sc.silent...), "|")),
 		fmt.Sprintf(`ALERTS{job=%q}`, foreignJob),
@@ -465,7 +483,7 @@ func checkScenarioSilence(t *testing.T, am *alertmanager, hook *webhook, prom *s
 	// The scenario is the wait: until the rules have had every chance to
 	// fire, any alert of a silent scenario, even pending, fails at once.
 	for {
-		window := fmt.Sprintf("[%ds]", int(time.Since(start).Seconds())+120)
+		window := fmt.Sprintf("[%ds]", int(time.Since(sc.begin).Seconds())+5)
 		for _, expr := range silent {
 			v, err := prom.query(`max_over_time(` + expr + window + `)`)
 			if err != nil {
@@ -480,9 +498,9 @@ func checkScenarioSilence(t *testing.T, am *alertmanager, hook *webhook, prom *s
 		}
 		time.Sleep(time.Second)
 	}
-	window := fmt.Sprintf("[%ds]", int(time.Since(start).Seconds())+120)
+	window := fmt.Sprintf("[%ds]", int(time.Since(sc.begin).Seconds())+5)
 	for what, expr := range map[string]string{
-		"the long-interval probe failed once": `count_over_time((ssl_probe_success{target="long-interval"} == 0)` + window + `) > 0`,
+		"the long-interval probe failed once": `count_over_time((ssl_probe_success{target="long-interval"} == 0)` + strings.TrimSuffix(window, "]") + `:1s]) > 0`,
 		"the trust store holds expired roots": `ssl_certificate_expiry_seconds{target="trust-store",source="trust_store",role="root"} < 0`,
 		"the stranger key is unknown, not judged": fmt.Sprintf(`ssl_posture_check_unknown_info{target="nginx",reason="KEY_NOT_PAIRED",check="private_key:%s"}`,
 			sc.strangerKey),
