@@ -7,6 +7,7 @@ package alerts
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -205,6 +206,10 @@ func durationFuncs(scale int) template.FuncMap {
 		},
 	}
 }
+
+// MaxFailureRatio is the share of failed probes in the window above which
+// the availability alerts fire.
+func (a Availability) MaxFailureRatio() float64 { return math.Round((1-a.MinSuccessRatio)*1e9) / 1e9 }
 
 // TierBounds is one availability tier with the interval range it covers:
 // Lower is zero for the first tier, Upper zero for the last, which takes
