@@ -416,8 +416,7 @@ func checkScenarioPages(t *testing.T, hook *webhook, prom *stackProm, job string
 		"slow-mcp's MCP nearly never completed": `avg_over_time(mcp_up{target="slow-mcp"}[5m]) < 0.2`,
 	} {
 		if v, err := prom.query(expr); err != nil || empty(v) {
-			lhs, _, _ := strings.Cut(expr, ") ")
-			got, _ := prom.query(lhs + ")")
+			got, _ := prom.query(expr[:strings.LastIndex(expr, ") ")+1])
 			t.Errorf("%s: %s gives %v %v (left side: %v)", what, expr, v, err, got)
 		}
 	}
