@@ -10,9 +10,8 @@ RUN CGO_ENABLED=0 go build -trimpath -o mcp_cert_exporter .
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /src/mcp_cert_exporter /bin/mcp_cert_exporter
-COPY config.example.yml /etc/mcp_cert_exporter/config.yml
-COPY examples/certs /etc/mcp_cert_exporter/examples/certs
-# The example config names examples/certs relative to here.
+# A quiet configuration: the image's trust store only (examples/image-config.yml).
+COPY examples/image-config.yml /etc/mcp_cert_exporter/config.yml
 WORKDIR /etc/mcp_cert_exporter
 USER 65532:65532
 EXPOSE 9879

@@ -107,6 +107,10 @@ func TestMCPMetricsStatusAndCheck(t *testing.T) {
 		{name: "protected-2025-03-26", url: f.serve(t, "/mcp", f.legacyAuth()), reason: "AUTH_REQUIRED", authValid: "1", authLegacy: "1"},
 		{name: "protected-token", url: f.serve(t, "/mcp", f.protected()), extra: "    mcp: {bearer_token_file: " + f.tokenFile + "}\n",
 			up: true, transport: "streamable", version: "2025-11-25", server: "guarded"},
+		// A revoked token: refused although one is configured, which pages.
+		{name: "protected-revoked", url: f.serve(t, "/mcp", f.protected()),
+			extra:  "    mcp: {bearer_token_file: " + testpki.WriteFile(t, f.dir, "revoked", []byte("revoked-token\n")) + "}\n",
+			reason: "AUTH_REQUIRED", authValid: "1"},
 		{name: "not-mcp", url: f.serve(t, "/mcp", f.at("/", http.NotFoundHandler())), reason: "NOT_MCP"},
 		{name: "stalls", url: f.serve(t, "/mcp", f.at("/mcp", stall)), extra: "    timeout: 1s\n", reason: "TIMEOUT"},
 	}
@@ -174,6 +178,9 @@ func assertMCPMetrics(t *testing.T, fams metricstest.Families, tg mcpTarget) {
 	}
 	if v := fams.One(t, "ssl_certificate_verified", target); v != 1 {
 		t.Errorf("%s: ssl_certificate_verified %v", tg.name, v)
+	}
+	if v, want := fams.One(t, "mcp_bearer_token_configured", target), strings.Contains(tg.extra, "bearer_token_file"); (v == 1) != want {
+		t.Errorf("%s: mcp_bearer_token_configured %v, want %v", tg.name, v, want)
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -152,6 +151,8 @@ func startStackTargets(t *testing.T) *stackTargets {
 		{name: "expired", at: address(testpki.Serve(t, pki.hardened(pki.issue("expired.test", -91*day, -day)))), timeout: "5s"},
 		{name: "legacy", at: address(testpki.Serve(t, legacy)), timeout: "5s"},
 		{name: "not-mcp", at: notMCPURL(t, pki.hardened(pki.leaf("not-mcp.test", 90*day))), timeout: "5s"},
+		// An MCP server behind an expired certificate: MCP is not spoken.
+		{name: "mcp-expired", at: mcpURL(t, pki.hardened(pki.issue("mcp-expired.test", -91*day, -day))), timeout: "5s"},
 		{name: "refused", at: address(refusedAddr(t)), timeout: "5s"},
 		// Its timeout outlasts the test: once the server stops answering,
 		// the probe hangs and the last result ages into staleness. A posture
@@ -543,9 +544,14 @@ func (p *stackProm) configure(t *testing.T, exporterAddr string, rules bool) {
 		targets = fmt.Sprintf("[%q]", exporterAddr)
 	}
 	writeConfig(t, p.config, fmt.Sprintf(promConfig, ruleFiles, p.amAddr, p.job, targets))
-	if p.api == nil {
-		return
+	if p.api != nil {
+		p.reload(t)
 	}
+}
+
+// reload makes a running Prometheus read its config file again.
+func (p *stackProm) reload(t *testing.T) {
+	t.Helper()
 	resp, err := stackHTTP.Post("http://"+p.addr+"/-/reload", "", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -560,15 +566,14 @@ func (p *stackProm) configure(t *testing.T, exporterAddr string, rules bool) {
 // forClause is the for: line of each rule in the rendered rules file.
 var forClause = regexp.MustCompile(`(?m)^(\s+for: )\S+$`)
 
-// immediateRules is the shipped rules file with every for: set to 0s, and
-// nothing else changed: Prometheus cannot fast-forward through minutes of
-// pending, so alerts fire on their first true evaluation.
+// immediateRules are the shipped rules scaled down by 60 (alerts.RenderDir),
+// so the availability windows last seconds, with every for: set to 0s:
+// Prometheus cannot fast-forward through minutes of pending, so alerts fire
+// on their first true evaluation. The availability alerts still wait until
+// Prometheus has scraped the exporter for one (scaled) window.
 func immediateRules(t *testing.T) string {
 	t.Helper()
-	src, err := os.ReadFile("alerts/mcp_cert_exporter.rules.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := []byte(scaledRules(t, 60))
 	alerts, fors := strings.Count(string(src), "- alert: "), len(forClause.FindAll(src, -1))
 	if alerts == 0 || fors != alerts {
 		t.Fatalf("the shipped rules have %d alerts and %d for: lines; the stack test rewrites one for: per alert", alerts, fors)
@@ -603,6 +608,8 @@ func empty(v model.Value) bool {
 type wantAlert struct {
 	labels     map[string]string
 	suppressed bool
+	// description is a part of the description it must carry, if set.
+	description string
 }
 
 func checkStackAlerts(t *testing.T, am *alertmanager, hook *webhook, prom *stackProm, job, instance string, tg *stackTargets) {
@@ -616,28 +623,32 @@ func checkStackAlerts(t *testing.T, am *alertmanager, hook *webhook, prom *stack
 		// The example's inhibit rule: a critical alert silences warnings
 		// about the same target.
 		{labels: leaf("McpCertExpiringSoon", "warning", "expiring"), suppressed: true},
-		{labels: map[string]string{"alertname": "McpCertEndpointUnreachable", "severity": "critical", "target": "refused",
-			"reason": string(probe.ReasonConnectionRefused)}},
+		// The reason is in the description, not in the alert's identity.
+		{labels: map[string]string{"alertname": "McpCertEndpointUnreachable", "severity": "critical", "target": "refused"},
+			description: string(probe.ReasonConnectionRefused)},
 		{labels: map[string]string{"alertname": "McpCertFileError", "severity": "warning", "target": "broken-files",
 			"reason": string(probe.ReasonParseError), "path": tg.brokenPath}},
 		{labels: map[string]string{"alertname": "McpCertProbeStale", "severity": "warning", "target": "stalled"}},
 		// TLS works, the MCP handshake does not.
-		{labels: map[string]string{"alertname": "McpCertMcpDown", "severity": "critical", "target": "not-mcp",
-			"reason": string(probe.MCPNotMCP)}},
+		{labels: map[string]string{"alertname": "McpCertMcpDown", "severity": "critical", "target": "not-mcp"},
+			description: string(probe.MCPNotMCP)},
+		// One cause, one page: the expired certificate pages, and the
+		// example's second inhibit rule silences the MCP failure it causes.
+		{labels: leaf("McpCertExpired", "critical", "mcp-expired")},
+		{labels: map[string]string{"alertname": "McpCertMcpDown", "severity": "critical", "target": "mcp-expired"},
+			suppressed: true},
+		// Posture checks cannot reach a refused port: info, silenced by the
+		// target's critical page.
+		{labels: map[string]string{"alertname": "McpCertPostureCheckUnknown", "severity": "info", "target": "refused"},
+			suppressed: true},
 	}
-	// Each way the legacy server breaks the hardening guide.
-	legacy := func(alert string, more map[string]string) wantAlert {
-		l := map[string]string{"alertname": alert, "severity": "warning", "target": "legacy"}
-		maps.Copy(l, more)
-		return wantAlert{labels: l}
-	}
+	// The legacy server breaks the hardening guide in several ways, one of
+	// them its cause: one alert lists the versions, suites and policy rules.
 	want = append(want,
-		legacy("McpCertLegacyTlsAccepted", map[string]string{"version": "TLS 1.0"}),
-		legacy("McpCertLegacyTlsAccepted", map[string]string{"version": "TLS 1.1"}),
-		legacy("McpCertInsecureCipherAccepted", nil),
-		legacy("McpCertPolicyViolation", map[string]string{"rule": string(probe.RuleMinVersion)}),
-		legacy("McpCertPolicyViolation", map[string]string{"rule": string(probe.RuleAllowInsecureCiphers)}),
-		legacy("McpCertCertificateFinding", map[string]string{"finding": string(probe.FindingValidityTooLong), "source": "endpoint", "role": "leaf"}),
+		wantAlert{labels: map[string]string{"alertname": "McpCertLegacyTls", "severity": "warning", "target": "legacy"},
+			description: "accepts TLS 1.0 TLS 1.1;"},
+		wantAlert{labels: map[string]string{"alertname": "McpCertCertificateFinding", "severity": "warning", "target": "legacy",
+			"finding": string(probe.FindingValidityTooLong), "source": "endpoint", "role": "leaf"}},
 	)
 	for _, w := range want {
 		w.labels["job"], w.labels["instance"] = job, instance
@@ -686,6 +697,9 @@ func matchAlerts(alerts []amAlert, want []wantAlert) error {
 		}
 		if len(found) != 1 {
 			return fmt.Errorf("%d alerts match %v, want 1", len(found), w.labels)
+		}
+		if d := found[0].Annotations["description"]; !strings.Contains(d, w.description) {
+			return fmt.Errorf("%v: description %q does not say %q", w.labels, d, w.description)
 		}
 		state := "active"
 		if w.suppressed {
@@ -883,6 +897,7 @@ func checkDashboard(t *testing.T, p *stackProm, job, instance string, targets []
 	}
 	values := resolveVariables(t, p, d.Templating.List, map[string][]string{
 		"job": {job}, "instance": {instance}, "target": targets,
+		"role": {"leaf", "intermediate"}, "source": {"endpoint", "file"},
 	})
 	contract := metricset.Contract()
 	var live []panelQuery
@@ -950,7 +965,8 @@ func resolveVariables(t *testing.T, p *stackProm, vars []grafanaVariable, offere
 			return nil
 		})
 		values[v.Name] = regexValue(want[0])
-		if v.Name == "target" {
+		// All, as the dashboard opens: every target, role and source.
+		if v.Name == "target" || v.Name == "role" || v.Name == "source" {
 			values[v.Name] = v.AllValue
 		}
 	}

@@ -1,20 +1,18 @@
 package alerts_test
 
 import (
-	"bytes"
 	"flag"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-	"text/template"
 
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
 
+	"github.com/mcpcert/mcp_cert_exporter/alerts"
 	"github.com/mcpcert/mcp_cert_exporter/internal/golden"
 	"github.com/mcpcert/mcp_cert_exporter/internal/metricset"
 	"github.com/mcpcert/mcp_cert_exporter/internal/tooltest"
@@ -22,12 +20,17 @@ import (
 
 var update = flag.Bool("update", false, "rewrite mcp_cert_exporter.rules.yml from the template and thresholds.yml")
 
-const (
-	rulesFile     = "mcp_cert_exporter.rules.yml"
-	templateFile  = "mcp_cert_exporter.rules.tmpl"
-	thresholdFile = "thresholds.yml"
-	testsFile     = "tests.yml"
-)
+const rulesFile = alerts.RulesFile
+
+// testFiles are the promtool unit tests, one file per behaviour.
+func testFiles(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob("tests/*.yml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no promtool tests in tests/ (%v)", err)
+	}
+	return files
+}
 
 // exporterAlerts have no target: they are about the exporter itself, so
 // their description names its instance or job instead.
@@ -35,74 +38,29 @@ var exporterAlerts = map[string]bool{
 	"McpCertExporterAbsent": true, "McpCertExporterDown": true, "McpCertConfigReloadFailed": true,
 }
 
-type thresholds struct {
-	ExporterJob             string `yaml:"exporter_job"`
-	ExpiryWarningDays       int    `yaml:"expiry_warning_days"`
-	ExpiryCriticalDays      int    `yaml:"expiry_critical_days"`
-	StaleIntervals          int    `yaml:"stale_intervals"`
-	CertificateChangeWindow string `yaml:"certificate_change_window"`
-	RunbookBaseURL          string `yaml:"runbook_base_url"`
-}
-
-func (th *thresholds) validate() error {
-	switch {
-	case th.ExporterJob == "" || th.RunbookBaseURL == "":
-		return fmt.Errorf("exporter_job and runbook_base_url are required")
-	case th.ExpiryCriticalDays <= 0 || th.ExpiryWarningDays <= th.ExpiryCriticalDays:
-		return fmt.Errorf("need 0 < expiry_critical_days < expiry_warning_days, got %d and %d",
-			th.ExpiryCriticalDays, th.ExpiryWarningDays)
-	case th.StaleIntervals < 1:
-		return fmt.Errorf("stale_intervals must be at least 1, got %d", th.StaleIntervals)
-	}
-	if _, err := model.ParseDuration(th.CertificateChangeWindow); err != nil {
-		return fmt.Errorf("certificate_change_window: %w", err)
-	}
-	return nil
-}
-
-func loadThresholds(t *testing.T) *thresholds {
+func loadThresholds(t *testing.T) *alerts.Thresholds {
 	t.Helper()
-	f, err := os.Open(thresholdFile)
+	th, err := alerts.LoadThresholds(alerts.ThresholdsFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	dec := yaml.NewDecoder(f)
-	dec.KnownFields(true)
-	var th thresholds
-	if err := dec.Decode(&th); err != nil {
-		t.Fatalf("decoding %s: %v", thresholdFile, err)
-	}
-	if err := th.validate(); err != nil {
-		t.Fatalf("%s: %v", thresholdFile, err)
-	}
-	return &th
+	return th
 }
 
-// render uses [[ ]] as delimiters: the rules carry Prometheus' own {{ }}
-// templates, which must pass through untouched.
-func render(t *testing.T, th *thresholds) []byte {
+func render(t *testing.T, scale int) []byte {
 	t.Helper()
-	src, err := os.ReadFile(templateFile)
+	out, err := alerts.RenderDir(".", scale)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl, err := template.New(templateFile).Delims("[[", "]]").Option("missingkey=error").Parse(string(src))
-	if err != nil {
-		t.Fatalf("parsing %s: %v", templateFile, err)
-	}
-	var buf bytes.Buffer
-	if err := tmpl.Execute(&buf, th); err != nil {
-		t.Fatalf("rendering %s: %v", templateFile, err)
-	}
-	return buf.Bytes()
+	return out
 }
 
 // regenerate rewrites every generated file that derives from the rules.
 const regenerate = "go test ./alerts ./examples -update"
 
 func TestRulesMatchTemplateAndThresholds(t *testing.T) {
-	golden.Check(t, rulesFile, render(t, loadThresholds(t)), *update, regenerate)
+	golden.Check(t, rulesFile, render(t, 1), *update, regenerate)
 }
 
 func TestPromtoolCheckRules(t *testing.T) {
@@ -112,7 +70,7 @@ func TestPromtoolCheckRules(t *testing.T) {
 
 func TestPromtoolTestRules(t *testing.T) {
 	promtool := tooltest.Require(t, "promtool")
-	runTool(t, promtool, "test", "rules", testsFile)
+	runTool(t, promtool, append([]string{"test", "rules"}, testFiles(t)...)...)
 }
 
 func runTool(t *testing.T, tool string, args ...string) {
@@ -191,7 +149,7 @@ func TestAlertConventions(t *testing.T) {
 		if d := r.Annotations["description"]; !strings.Contains(d, want) {
 			t.Errorf("%s: description %q does not name %s", name, d, want)
 		}
-		if strings.Contains(r.Expr, "reason") && !strings.Contains(r.Annotations["description"], "$labels.reason") {
+		if strings.Contains(r.Expr, "reason") && !strings.Contains(r.Annotations["description"], "reason") {
 			t.Errorf("%s: selects on reason but its description does not show it", name)
 		}
 		url := r.Annotations["runbook_url"]
@@ -223,47 +181,49 @@ func runbookAnchors(t *testing.T) map[string]bool {
 	return anchors
 }
 
-// TestEveryAlertIsTested asks tests.yml for, per alert, a case where each of
-// its severities fires and a case where it does not fire.
+// TestEveryAlertIsTested asks the promtool tests for, per alert, a case
+// where each of its severities fires and a case where it does not fire.
 func TestEveryAlertIsTested(t *testing.T) {
-	raw, err := os.ReadFile(testsFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var file struct {
-		RuleFiles []string `yaml:"rule_files"`
-		Tests     []struct {
-			AlertRuleTests []struct {
-				Alertname string `yaml:"alertname"`
-				ExpAlerts []struct {
-					ExpLabels map[string]string `yaml:"exp_labels"`
-				} `yaml:"exp_alerts"`
-			} `yaml:"alert_rule_test"`
-		} `yaml:"tests"`
-	}
-	if err := yaml.Unmarshal(raw, &file); err != nil {
-		t.Fatalf("decoding %s: %v", testsFile, err)
-	}
-	if len(file.RuleFiles) != 1 || file.RuleFiles[0] != rulesFile {
-		t.Errorf("%s tests %v, want [%s]", testsFile, file.RuleFiles, rulesFile)
-	}
 	fires, quiet := map[string]bool{}, map[string]bool{}
-	for _, tc := range file.Tests {
-		for _, at := range tc.AlertRuleTests {
-			if len(at.ExpAlerts) == 0 {
-				quiet[at.Alertname] = true
-			}
-			for _, a := range at.ExpAlerts {
-				fires[at.Alertname+"/"+a.ExpLabels["severity"]] = true
+	for _, path := range testFiles(t) {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var file struct {
+			RuleFiles []string `yaml:"rule_files"`
+			Tests     []struct {
+				AlertRuleTests []struct {
+					Alertname string `yaml:"alertname"`
+					ExpAlerts []struct {
+						ExpLabels map[string]string `yaml:"exp_labels"`
+					} `yaml:"exp_alerts"`
+				} `yaml:"alert_rule_test"`
+			} `yaml:"tests"`
+		}
+		if err := yaml.Unmarshal(raw, &file); err != nil {
+			t.Fatalf("decoding %s: %v", path, err)
+		}
+		if want := "../" + rulesFile; len(file.RuleFiles) != 1 || file.RuleFiles[0] != want {
+			t.Errorf("%s tests %v, want [%s]", path, file.RuleFiles, want)
+		}
+		for _, tc := range file.Tests {
+			for _, at := range tc.AlertRuleTests {
+				if len(at.ExpAlerts) == 0 {
+					quiet[at.Alertname] = true
+				}
+				for _, a := range at.ExpAlerts {
+					fires[at.Alertname+"/"+a.ExpLabels["severity"]] = true
+				}
 			}
 		}
 	}
 	for _, r := range loadRules(t) {
 		if key := r.Alert + "/" + r.Labels["severity"]; !fires[key] {
-			t.Errorf("%s: no test in %s where it fires with severity %s", r.Alert, testsFile, r.Labels["severity"])
+			t.Errorf("%s: no test in tests/ where it fires with severity %s", r.Alert, r.Labels["severity"])
 		}
 		if !quiet[r.Alert] {
-			t.Errorf("%s: no test in %s where it does not fire", r.Alert, testsFile)
+			t.Errorf("%s: no test in tests/ where it does not fire", r.Alert)
 		}
 	}
 }
@@ -279,5 +239,83 @@ func TestRulesUseKnownMetrics(t *testing.T) {
 				t.Errorf("%s: queries %s, which the exporter does not export", r.Alert, name)
 			}
 		}
+	}
+}
+
+// TestEverySelectorHasTheJobSelector holds every series a rule selects to
+// job_selector, so that another job's ssl_* series (ribbybibby/ssl_exporter,
+// blackbox_exporter) never reach our alerts. tests/foreign_jobs.yml shows it
+// in Prometheus; this catches a selector a new rule forgets.
+func TestEverySelectorHasTheJobSelector(t *testing.T) {
+	sel := loadThresholds(t).Selector()
+	for _, r := range loadRules(t) {
+		for _, name := range metricset.Names(r.Expr) {
+			use := regexp.MustCompile(`\b` + regexp.QuoteMeta(name) + `\b(\{[^}]*\})?`)
+			for _, m := range use.FindAllStringSubmatch(r.Expr, -1) {
+				if !strings.Contains(m[1], "{"+sel) {
+					t.Errorf("%s: %s%s does not start with the job selector {%s", r.Alert, name, m[1], sel)
+				}
+			}
+		}
+	}
+}
+
+// TestScaledRules renders the rules the way the time-compressed stack test
+// does and checks that every duration shrank by the factor and nothing else
+// changed.
+func TestScaledRules(t *testing.T) {
+	const scale = 60
+	shipped, scaled := string(render(t, 1)), string(render(t, scale))
+	duration := regexp.MustCompile(`(for: |\[)((?:[0-9]+[a-z]+)+)`)
+	var want []string
+	for _, m := range duration.FindAllStringSubmatch(shipped, -1) {
+		d, err := model.ParseDuration(m[2])
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, m[1]+(d/scale).String())
+	}
+	var got []string
+	for _, m := range duration.FindAllStringSubmatch(scaled, -1) {
+		got = append(got, m[1]+m[2])
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") || len(got) == 0 {
+		t.Errorf("scaled durations:\n%v\nwant:\n%v", got, want)
+	}
+	if !strings.Contains(scaled, "ssl_probe_interval_seconds{job=\"mcp_cert_exporter\"} <= 1)") {
+		t.Errorf("the first tier's bound is not scaled to 1s:\n%s", scaled)
+	}
+}
+
+// TestPintLint runs cloudflare/pint's offline checks on the rendered rules
+// with the repository's .pint.hcl, failing on any problem of severity
+// warning or worse; the same run on a broken copy must fail, so the config
+// cannot quietly exclude the rules.
+func TestPintLint(t *testing.T) {
+	pint := tooltest.Require(t, "pint")
+	root := tooltest.RepoRoot(t)
+	lint := func(dir string) ([]byte, error) {
+		cmd := exec.Command(pint, "--no-color", "--config", filepath.Join(root, ".pint.hcl"),
+			"lint", "--min-severity=info", "--fail-on=warning", "alerts/")
+		cmd.Dir = dir
+		return cmd.CombinedOutput()
+	}
+	out, err := lint(root)
+	if err != nil {
+		t.Fatalf("pint lint alerts/: %v\n%s", err, out)
+	}
+	t.Logf("pint lint alerts/:\n%s", out)
+
+	broken := t.TempDir()
+	rules := strings.Replace(string(render(t, 1)), "for: 2m", "for: 2m\n        keep_firing_for: -1m", 1)
+	rules = strings.Replace(rules, "avg_over_time(ssl_probe_success", "rate(ssl_probe_success", 1)
+	if err := os.MkdirAll(filepath.Join(broken, "alerts"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(broken, "alerts", rulesFile), []byte(rules), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := lint(broken); err == nil {
+		t.Errorf("pint lint passed rules with a rate() of a gauge and a negative keep_firing_for:\n%s", out)
 	}
 }

@@ -57,9 +57,9 @@ func scrape(t *testing.T, c *Collector) metricstest.Families {
 	return metricstest.Parse(t, b.String())
 }
 
-// mixedCollector has an endpoint that sends a chain, one that refuses, and a
+// mixedCollector has an endpoint that sends a chain, one that refuses, a
 // file group with a good file, a broken one and a glob that matches
-// nothing, all refreshed once. It returns the files' directory.
+// nothing, and a trust store, all refreshed once. It returns the files' directory.
 func mixedCollector(t *testing.T) (*Collector, string) {
 	t.Helper()
 	root := testpki.NewCA("Root")
@@ -76,9 +76,10 @@ endpoints:
   - {name: refused, address: "127.0.0.1:1", timeout: 2s, posture: false}
 files:
   - {name: certs, paths: ["`+dir+`/certs/*.pem", "`+dir+`/missing/*.pem"]}
+  - {name: roots, paths: ["`+caFile+`"], trust_store: true}
 `)
 	// Posture is off so that no scan lands between two scrapes a test compares.
-	eventually(t, "all three targets refreshed", func() bool { return c.Refreshes() == 3 })
+	eventually(t, "all four targets refreshed", func() bool { return c.Refreshes() == 4 })
 	return c, dir
 }
 
@@ -91,6 +92,10 @@ func TestBrokenTargetsDoNotHideOthers(t *testing.T) {
 	}
 	f.One(t, "ssl_probe_error_info", map[string]string{"target": "refused", "reason": "CONNECTION_REFUSED"})
 	f.One(t, "ssl_certificate_expiry_seconds", map[string]string{"target": "certs", "subject_cn": "file-ok", "source": "file"})
+	// A trust store's roots are told apart from the roots a served chain
+	// depends on, which count under the endpoint.
+	f.One(t, "ssl_certificate_expiry_seconds", map[string]string{"target": "roots", "subject_cn": "Root", "source": "trust_store", "role": "root"})
+	f.One(t, "ssl_certificate_expiry_seconds", map[string]string{"target": "good", "subject_cn": "Root", "source": "endpoint", "role": "root"})
 	f.One(t, "ssl_file_error_info", map[string]string{"target": "certs", "reason": "PARSE_ERROR", "path": filepath.Join(dir, "certs/broken.pem")})
 	f.One(t, "ssl_file_error_info", map[string]string{"target": "certs", "reason": "NO_MATCH"})
 	f.Absent(t, "ssl_certificate_verified", map[string]string{"target": "refused"})

@@ -120,8 +120,8 @@ func TestMetricsHandlerMergesGatheredFamilies(t *testing.T) {
 	if v := f.One(t, "ssl_probe_last_run_timestamp_seconds", map[string]string{"target": "from-gatherer"}); v != 7 {
 		t.Errorf("gathered sample = %v", v)
 	}
-	if n := len(f.Samples("ssl_probe_last_run_timestamp_seconds", nil)); n != 4 {
-		t.Errorf("%d last-run samples, want 3 targets and the gathered one", n)
+	if n := len(f.Samples("ssl_probe_last_run_timestamp_seconds", nil)); n != 5 {
+		t.Errorf("%d last-run samples, want 4 targets and the gathered one", n)
 	}
 }
 

@@ -76,6 +76,9 @@ func renderEndpoint(ch chan<- prometheus.Metric, ep config.Endpoint, r *probe.TL
 	gauge(ch, lastRun, unix(r.Time), name)
 	gauge(ch, refreshInterval, ep.Interval.D().Seconds(), name)
 	gauge(ch, insecureSkip, boolValue(ep.TLSConfig.InsecureSkipVerify), name)
+	if ep.MCPTransport() != config.TransportNone {
+		gauge(ch, mcpBearerToken, boolValue(ep.MCP.BearerTokenFile != ""), name)
+	}
 	if r.Reason != probe.ReasonNone {
 		gauge(ch, probeError, 1, name, string(r.Reason))
 	}
@@ -120,7 +123,7 @@ func renderFileStates(ch chan<- prometheus.Metric, g config.FileGroup, files []p
 			continue
 		}
 		renderLimits(ch, g.Name, f.Path, f.Limits)
-		renderCerts(ch, g.Name, "file", f.Path, f.Certificates, g.Limits, now)
+		renderCerts(ch, g.Name, g.Source(), f.Path, f.Certificates, g.Limits, now)
 	}
 }
 

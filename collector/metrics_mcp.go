@@ -18,6 +18,9 @@ var (
 	mcpError = prometheus.NewDesc("mcp_error_info",
 		"1 for the reason the last MCP handshake failed; absent when it completed. Reasons and remedies are in the README."+cachedNote,
 		[]string{"target", "reason"}, nil)
+	mcpBearerToken = prometheus.NewDesc("mcp_bearer_token_configured",
+		"1 if the endpoint sends a bearer token (mcp.bearer_token_file is set), 0 if not; only for endpoints that speak MCP. "+
+			"AUTH_REQUIRED with a token configured means the server refused it.", []string{"target"}, nil)
 	mcpAuthMetadataValid = prometheus.NewDesc("mcp_auth_metadata_valid",
 		"Only for servers that answered 401: 1 if their OAuth discovery (WWW-Authenticate resource_metadata and RFC 9728 "+
 			"protected-resource metadata with authorization_servers) is well-formed, or clients of MCP 2025-03-26 can log in "+

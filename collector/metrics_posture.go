@@ -51,8 +51,9 @@ var (
 		"When the last posture scan of this target (an endpoint's scan, a file group's key check) started, as a Unix timestamp.",
 		[]string{"target"}, nil)
 	keyMatches = prometheus.NewDesc("ssl_private_key_matches_certificate",
-		"1 if the private key file belongs to a certificate it is paired with (same name, directory or group), 0 if not; "+
-			"absent when the key could not be read."+postureNote, []string{"target", "path"}, nil)
+		"1 if the private key file belongs to the certificate it is paired with (its own file, key_pairs, the same name "+
+			"stem, or else a certificate of the group with its public key), 0 if not; absent when the key could not be read or "+
+			"belongs to no certificate of the group."+postureNote, []string{"target", "path"}, nil)
 	keyInsecure = prometheus.NewDesc("ssl_private_key_insecure_permissions",
 		"1 if the private key file is readable by its group or by others, or is not a regular file."+postureNote,
 		[]string{"target", "path"}, nil)
@@ -138,7 +139,7 @@ func renderPins(ch chan<- prometheus.Metric, ep config.Endpoint, last *probe.TLS
 
 func renderFilePosture(ch chan<- prometheus.Metric, pol config.Policy, g config.FileGroup, res *probe.FileResult) {
 	for _, f := range res.Files {
-		renderFindings(ch, pol, g.Name, "file", f.Path, f.Certificates)
+		renderFindings(ch, pol, g.Name, g.Source(), f.Path, f.Certificates)
 	}
 	for _, v := range probe.FileViolations(pol, res) {
 		gauge(ch, policyViolation, 1, g.Name, string(v.Rule))

@@ -100,13 +100,34 @@ type Policy struct {
 
 // FileGroup is a set of certificate files read from disk.
 type FileGroup struct {
-	Name     string   `yaml:"name"`
-	Paths    []string `yaml:"paths"`
-	KeyPaths []string `yaml:"key_paths"`
-	Interval Duration `yaml:"interval"`
+	Name     string    `yaml:"name"`
+	Paths    []string  `yaml:"paths"`
+	KeyPaths []string  `yaml:"key_paths"`
+	KeyPairs []KeyPair `yaml:"key_pairs"`
+	Interval Duration  `yaml:"interval"`
+	// TrustStore marks a bundle of CA roots that clients may trust (the
+	// system store): its certificates are exported with source
+	// "trust_store", so alerts can leave roots no served chain uses alone,
+	// and its keys are not looked for.
+	TrustStore bool `yaml:"trust_store"`
 
 	// Limits are the config's limits, copied here for the reader.
 	Limits Limits `yaml:"-"`
+}
+
+// KeyPair names the certificate file a key file belongs to, when their
+// names do not tell.
+type KeyPair struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+// Source is the source label of the group's certificates.
+func (f *FileGroup) Source() string {
+	if f.TrustStore {
+		return "trust_store"
+	}
+	return "file"
 }
 
 // HostPort returns the host:port the endpoint dials.
@@ -278,6 +299,10 @@ func (c *Config) resolvePaths(dir string) {
 		}
 		for j := range c.Files[i].KeyPaths {
 			join(&c.Files[i].KeyPaths[j])
+		}
+		for j := range c.Files[i].KeyPairs {
+			join(&c.Files[i].KeyPairs[j].Cert)
+			join(&c.Files[i].KeyPairs[j].Key)
 		}
 	}
 	c.resolveDiscoveryPaths(join)

@@ -64,10 +64,12 @@ func TestLoadFileGood(t *testing.T) {
 				Name:     "mcp-server-tls",
 				Paths:    []string{"/etc/mcp/tls/*.crt", "/etc/letsencrypt/live/**/fullchain.pem"},
 				KeyPaths: []string{"/etc/mcp/tls/*.key"},
+				KeyPairs: []KeyPair{{Cert: "/etc/nginx/ssl/api.crt", Key: "testdata/api-private.pem"}},
 				Interval: Duration(10 * time.Minute),
 				Limits:   DefaultLimits,
 			},
 			{Name: "fixtures", Paths: []string{"testdata/*.pem"}, Interval: Duration(2 * time.Minute), Limits: DefaultLimits},
+			{Name: "system-roots", Paths: []string{"/etc/ssl/certs/ca-certificates.crt"}, Interval: Duration(2 * time.Minute), TrustStore: true, Limits: DefaultLimits},
 		},
 		Limits:           DefaultLimits,
 		File:             "testdata/good.yml",
@@ -239,6 +241,10 @@ var badConfigs = map[string]string{
 	"tls_config_string.yml":        `4: endpoints[0].tls_config: must be a mapping, not "insecure"`,
 	"posture_not_bool.yml":         `4: endpoints[0].posture: must be true or false, not "sometimes"`,
 	"name_list.yml":                "2: endpoints[0].name: must be a string, not a list",
+	"trust_store_not_bool.yml":     `4: files[0].trust_store: must be true or false, not "yes please"`,
+	"trust_store_with_keys.yml":    "5: files[0].trust_store: cannot be used with key_paths or key_pairs: a trust store holds CA roots, not their keys",
+	"key_pair_no_key.yml":          "5: files[0].key_pairs[0].key: is required: a key pair names a certificate file and its key file",
+	"key_pair_unknown.yml":         "7: files[0].key_pairs[0].passphrase: unknown field; check its spelling and indentation",
 }
 
 func TestLoadFileBad(t *testing.T) {

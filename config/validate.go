@@ -221,6 +221,17 @@ func (f *FileGroup) validate(at path, ps *problems) {
 	}
 	validateGlobs(f.Paths, append(at, "paths"), ps)
 	validateGlobs(f.KeyPaths, append(at, "key_paths"), ps)
+	for i, kp := range f.KeyPairs {
+		if kp.Cert == "" {
+			ps.add(append(at, "key_pairs", i, "cert"), "is required: a key pair names a certificate file and its key file")
+		}
+		if kp.Key == "" {
+			ps.add(append(at, "key_pairs", i, "key"), "is required: a key pair names a certificate file and its key file")
+		}
+	}
+	if f.TrustStore && len(f.KeyPaths)+len(f.KeyPairs) > 0 {
+		ps.add(append(at, "trust_store"), "cannot be used with key_paths or key_pairs: a trust store holds CA roots, not their keys")
+	}
 }
 
 func validateGlobs(globs []string, at path, ps *problems) {

@@ -12,6 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/mcpcert/mcp_cert_exporter/alerts"
 	"github.com/mcpcert/mcp_cert_exporter/internal/metricset"
 	"github.com/mcpcert/mcp_cert_exporter/internal/tooltest"
 	"github.com/mcpcert/mcp_cert_exporter/probe"
@@ -41,6 +42,7 @@ type variable struct {
 	Type       string      `json:"type"`
 	Query      any         `json:"query"`
 	Datasource *datasource `json:"datasource"`
+	AllValue   *string     `json:"allValue"`
 }
 
 type panel struct {
@@ -115,7 +117,7 @@ func TestDashboardModel(t *testing.T) {
 	if v := vars["datasource"]; v.Type != "datasource" || v.Query != "prometheus" {
 		t.Errorf("want a datasource variable of type datasource for prometheus, got %+v", v)
 	}
-	for _, name := range []string{"job", "instance", "target"} {
+	for _, name := range []string{"job", "instance", "target", "role", "source"} {
 		v, ok := vars[name]
 		if !ok || v.Type != "query" || !usesVariable(v.Datasource) {
 			t.Errorf("want a %s query variable on ${datasource}, got %+v", name, v)
@@ -129,7 +131,9 @@ func usesVariable(ds *datasource) bool {
 
 // current are the panel types of today's Grafana; graph, singlestat,
 // table-old and the like were removed.
-var current = map[string]bool{"row": true, "stat": true, "table": true, "timeseries": true, "bargauge": true, "text": true}
+var current = map[string]bool{
+	"row": true, "stat": true, "table": true, "timeseries": true, "bargauge": true, "text": true, "state-timeline": true,
+}
 
 func TestPanels(t *testing.T) {
 	ids := map[int]string{}
@@ -172,7 +176,7 @@ func TestRequiredPanels(t *testing.T) {
 		"Verification failures", "Certificates by time to expiry", "Failure reasons and remedies",
 		"Negotiated TLS versions", "Negotiated cipher suites", "Handshake latency by phase", "MCP servers",
 		"MCP handshake latency", "Certificate findings", "Protocol posture by endpoint", "Policy violations",
-		"Refresh duration", "Last config reload", "Build",
+		"Refresh duration", "Last config reload", "Build", "Exporters up", "Probe success over time",
 	} {
 		if !titles[want] {
 			t.Errorf("no panel titled %q", want)
@@ -388,4 +392,97 @@ func decodeMapping(t *testing.T, raw json.RawMessage) map[string]string {
 		}
 	}
 	return out
+}
+
+// TestDashboardFollowsThresholds keeps the dashboard in sync with
+// alerts/thresholds.yml, as the mixins render theirs: the job variable lists
+// only the jobs of job_selector, every query is bound to $job, and the
+// expiry counts and colours use the expiry thresholds.
+func TestDashboardFollowsThresholds(t *testing.T) {
+	th, err := alerts.LoadThresholds(filepath.Join("..", "alerts", alerts.ThresholdsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := load(t)
+	for _, v := range d.Templating.List {
+		q, _ := v.Query.(map[string]any)
+		text, _ := q["query"].(string)
+		if v.Name == "job" {
+			if want := fmt.Sprintf("label_values(mcp_cert_exporter_build_info{%s}, job)", th.Selector()); text != want {
+				t.Errorf("job variable: query %q, want %q", text, want)
+			}
+			if v.AllValue != nil {
+				t.Errorf("job variable: allValue %q would select every job's series; leave it unset", *v.AllValue)
+			}
+			continue
+		}
+		if v.Type == "query" && !strings.Contains(text, `job=~"$job"`) {
+			t.Errorf("variable %s: query %q is not bound to $job", v.Name, text)
+		}
+	}
+	bound := regexp.MustCompile(`\{job=~"\$job"[,}]`)
+	for _, p := range d.all() {
+		for _, q := range p.Targets {
+			for _, name := range metricset.Names(q.Expr) {
+				use := regexp.MustCompile(`\b` + regexp.QuoteMeta(name) + `\b(\{[^}]*\})?`)
+				for _, m := range use.FindAllStringSubmatch(q.Expr, -1) {
+					if !bound.MatchString(m[1]) {
+						t.Errorf("panel %d %q: %s%s is not bound to $job", p.ID, p.Title, name, m[1])
+					}
+				}
+			}
+		}
+	}
+	checkExpiryColours(t, d, th)
+}
+
+// checkExpiryColours holds the expiry stats and the days-left colours to the
+// alert thresholds.
+func checkExpiryColours(t *testing.T, d *dashboard, th *alerts.Thresholds) {
+	t.Helper()
+	for _, days := range []int{th.ExpiryWarningDays, th.ExpiryCriticalDays} {
+		title := fmt.Sprintf("Expiring in < %d days", days)
+		found := false
+		for _, p := range d.all() {
+			if p.Title == title && len(p.Targets) == 1 && strings.Contains(p.Targets[0].Expr, fmt.Sprintf("< %d * 86400", days)) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no stat %q counting under %d * 86400", title, days)
+		}
+	}
+	for _, p := range d.all() {
+		for _, o := range p.FieldConfig.Overrides {
+			if o.Matcher.Options != "Days left" {
+				continue
+			}
+			for _, prop := range o.Properties {
+				if prop.ID != "thresholds" {
+					continue
+				}
+				var th2 struct {
+					Steps []struct {
+						Color string   `json:"color"`
+						Value *float64 `json:"value"`
+					} `json:"steps"`
+				}
+				if err := json.Unmarshal(prop.Value, &th2); err != nil {
+					t.Fatal(err)
+				}
+				var got []float64
+				for _, s := range th2.Steps {
+					if s.Value != nil {
+						got = append(got, *s.Value)
+					}
+				}
+				want := []float64{float64(th.ExpiryCriticalDays), float64(th.ExpiryWarningDays)}
+				if fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Errorf("panel %q: days-left colours change at %v, want the alert thresholds %v", p.Title, got, want)
+				}
+				return
+			}
+		}
+	}
+	t.Error("no table colours a Days left column by thresholds")
 }

@@ -175,23 +175,41 @@ type alertmanagerConfig struct {
 func TestAlertmanagerConfig(t *testing.T) {
 	var cfg alertmanagerConfig
 	decode(t, "alertmanager.yml", &cfg)
-	inhibits := false
-	for _, r := range cfg.InhibitRules {
-		if slicesContain(r.SourceMatchers, `severity="critical"`) && slicesContain(r.TargetMatchers, `severity=~"warning|info"`) &&
-			slicesContain(r.Equal, "target") {
-			inhibits = true
-		}
+	// Each inhibit rule the shipped alerts rely on, matching on the whole
+	// identity of a target: a target name is unique only within one exporter.
+	wantInhibits := []struct{ source, target string }{
+		{`severity="critical"`, `severity=~"warning|info"`},
+		{`alertname=~"McpCertEndpointUnreachable|McpCertVerificationFailed|McpCertExpired"`, `alertname="McpCertMcpDown"`},
 	}
-	if !inhibits {
-		t.Errorf("no inhibit rule where critical silences warning for the same target: %+v", cfg.InhibitRules)
+	for _, w := range wantInhibits {
+		found := false
+		for _, r := range cfg.InhibitRules {
+			if slicesContain(r.SourceMatchers, w.source) && slicesContain(r.TargetMatchers, w.target) {
+				found = true
+				if !reflect.DeepEqual(r.Equal, []string{"job", "instance", "target"}) {
+					t.Errorf("inhibit rule %s -> %s: equal %v, want [job instance target]", w.source, w.target, r.Equal)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no inhibit rule where %s silences %s: %+v", w.source, w.target, cfg.InhibitRules)
+		}
 	}
 	amtool := tooltest.Require(t, "amtool")
 	run(t, amtool, "check-config", "alertmanager.yml")
-	for severity, want := range map[string]string{"critical": "critical-pager", "warning": "warning-tickets", "info": "info-feed"} {
+	for _, tc := range []struct{ alert, severity, want string }{
+		{"McpCertExpiringSoon", "critical", "critical-pager"},
+		{"McpCertExpiringSoon", "warning", "warning-tickets"},
+		{"McpCertEndpointUnreachable", "critical", "critical-pager"},
+		{"McpCertMcpDown", "critical", "critical-pager"},
+		{"McpCertLegacyTls", "warning", "warning-tickets"},
+		{"McpCertPostureCheckUnknown", "info", "info-feed"},
+		{"McpCertCertificateChanged", "info", "info-feed"},
+	} {
 		got := strings.TrimSpace(run(t, amtool, "config", "routes", "test", "--config.file=alertmanager.yml",
-			"alertname=McpCertExpiringSoon", "target=web", "severity="+severity))
-		if got != want {
-			t.Errorf("severity %s routes to %q, want %q", severity, got, want)
+			"alertname="+tc.alert, "job=mcp_cert_exporter", "instance=exporter:9879", "target=web", "severity="+tc.severity))
+		if got != tc.want {
+			t.Errorf("%s with severity %s routes to %q, want %q", tc.alert, tc.severity, got, tc.want)
 		}
 	}
 }

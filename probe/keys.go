@@ -48,6 +48,7 @@ const (
 	reasonKeyEncrypted Reason = "KEY_ENCRYPTED"
 	reasonNotAKey      Reason = "NOT_A_KEY"
 	reasonNoPair       Reason = "NO_CERTIFICATE_TO_PAIR"
+	reasonNotPaired    Reason = "KEY_NOT_PAIRED"
 )
 
 // maxKeySize bounds what is read of a key file; an RSA 16384 key is 13 KB.
@@ -58,19 +59,23 @@ const maxKeySize = 64 << 10
 // certbot's privkey.pem (privkey3.pem in archive/).
 var keyNames = []string{"*.key", "*-key.pem", "*_key.pem", "key.pem", "privkey*.pem"}
 
-// CheckKeys finds the group's private keys (key_paths, or the usual names
-// next to its certificates, or a key in a certificate file itself), pairs
-// each with certificates of files (the group's last read), and checks its
-// permissions. Key bytes are cleared after use and never appear in a
-// result or an error.
+// CheckKeys finds the group's private keys (key_paths and key_pairs, or the
+// usual names next to its certificates, or a key in a certificate file
+// itself), pairs each with certificates of files (the group's last read),
+// and checks its permissions. A key that belongs to none of the group's
+// certificates is only recorded as unknown: it is another certificate's.
+// Key bytes are cleared after use and never appear in a result or an error.
 func CheckKeys(ctx context.Context, g config.FileGroup, files *FileResult) *KeyResult {
 	res := &KeyResult{Time: time.Now()}
+	if g.TrustStore {
+		return res // CA roots; their keys are elsewhere
+	}
 	paths := keyPaths(ctx, g, files, res)
 	for _, p := range paths {
 		if ctx.Err() != nil {
 			return res
 		}
-		if st, ok := checkKey(p, files, res); ok {
+		if st, ok := checkKey(p, g, files, res); ok {
 			res.Keys = append(res.Keys, st)
 		}
 	}
@@ -91,6 +96,9 @@ func keyPaths(ctx context.Context, g config.FileGroup, files *FileResult, res *K
 		}
 	} else {
 		paths = keysNextTo(files, res)
+	}
+	for _, kp := range g.KeyPairs {
+		paths = append(paths, kp.Key)
 	}
 	for _, f := range files.Files {
 		if len(f.Certificates) > 0 && holdsKey(f.Path) {
@@ -132,9 +140,10 @@ func holdsKey(path string) bool {
 	return err == nil && bytes.Contains(data, []byte("PRIVATE KEY-----"))
 }
 
-// checkKey stats, reads and pairs one key file; ok is false when the file
-// is gone (recorded as unknown).
-func checkKey(path string, files *FileResult, res *KeyResult) (KeyState, bool) {
+// checkKey stats, reads and pairs one key file. ok is false when the key
+// is not reported as a key: the file is gone, or the key belongs to none of
+// the group's certificates (both recorded as unknown).
+func checkKey(path string, g config.FileGroup, files *FileResult, res *KeyResult) (KeyState, bool) {
 	check := "private_key:" + path
 	info, err := os.Stat(path)
 	if err != nil {
@@ -142,28 +151,56 @@ func checkKey(path string, files *FileResult, res *KeyResult) (KeyState, bool) {
 		return KeyState{}, false
 	}
 	st := KeyState{Path: path, Mode: info.Mode(), InsecurePermissions: !info.Mode().IsRegular() || info.Mode().Perm()&0o044 != 0}
+	named, claimed := pairFor(path, g, files)
 	if !info.Mode().IsRegular() {
 		res.Unknown = append(res.Unknown, UnknownCheck{Check: check, Reason: ReasonUnreadable, Detail: notRegular(path, info).Error()})
-		return st, true
+		return st, claimed
 	}
 	spki, reason, err := keySPKI(path)
 	if err != nil {
 		res.Unknown = append(res.Unknown, UnknownCheck{Check: check, Reason: reason, Detail: err.Error()})
-		return st, true
+		return st, claimed
 	}
-	candidates := pairFor(path, files)
-	for _, f := range candidates {
+	if !claimed {
+		named = owners(spki, files.Files)
+	}
+	if len(named) == 0 {
+		res.Unknown = append(res.Unknown, unpaired(check, claimed, files))
+		return st, claimed
+	}
+	for _, f := range named {
 		st.Paired = append(st.Paired, f.Path)
 	}
-	if len(candidates) == 0 {
-		res.Unknown = append(res.Unknown, UnknownCheck{Check: check, Reason: reasonNoPair, Detail: "no certificate of the group to compare the key with"})
-		return st, true
-	}
-	match := slices.ContainsFunc(candidates, func(f FileState) bool {
-		return slices.ContainsFunc(f.Certificates, func(c CertInfo) bool { return c.SPKISHA256 == spki })
-	})
+	match := len(owners(spki, named)) > 0
 	st.Matches = &match
 	return st, true
+}
+
+// unpaired is the unknown check of a key with no certificate to compare:
+// its pairing names a file the group did not read, or nothing names it and
+// it matches none of the group's certificates, so it belongs to a
+// certificate this group does not watch and is not judged at all.
+func unpaired(check string, claimed bool, files *FileResult) UnknownCheck {
+	switch {
+	case claimed:
+		return UnknownCheck{Check: check, Reason: reasonNoPair, Detail: "the certificate file paired with the key was not read"}
+	case slices.ContainsFunc(files.Files, func(f FileState) bool { return len(f.Certificates) > 0 }):
+		return UnknownCheck{Check: check, Reason: reasonNotPaired,
+			Detail: "no certificate of the group has the key's name or public key; the key belongs to a certificate the group does not watch"}
+	default:
+		return UnknownCheck{Check: check, Reason: reasonNoPair, Detail: "no certificate of the group to compare the key with"}
+	}
+}
+
+// owners are the files holding a certificate with the public key spki.
+func owners(spki string, files []FileState) []FileState {
+	var out []FileState
+	for _, f := range files {
+		if slices.ContainsFunc(f.Certificates, func(c CertInfo) bool { return c.SPKISHA256 == spki }) {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // keySPKI reads a key file and returns the digest of its public key, as
@@ -260,30 +297,38 @@ func readSmall(path string) ([]byte, error) {
 	return data, nil
 }
 
-// pairFor picks the certificate files a key belongs with, the first
-// non-empty of: the file itself (a combined PEM); the same name stem in the
-// same directory, then anywhere in the group (tls.key and tls.crt,
-// server-key.pem and server-cert.pem, certbot's privkey3.pem and
-// fullchain3.pem); the same directory; every certificate file of the group.
-func pairFor(key string, files *FileResult) []FileState {
+// pairFor picks the certificate files a key belongs with by name: the file
+// itself (a combined PEM); the cert of a key_pairs entry naming the key;
+// the same name stem in the same directory, then anywhere in the group
+// (tls.key and tls.crt, server-key.pem and server-cert.pem, certbot's
+// privkey3.pem and fullchain3.pem). claimed is whether any of these names
+// the key, even when the named file holds no certificate; a key nothing
+// claims is paired only with certificates that hold its public key.
+func pairFor(key string, g config.FileGroup, files *FileResult) (named []FileState, claimed bool) {
 	var withCerts []FileState
 	for _, f := range files.Files {
 		if len(f.Certificates) > 0 {
 			withCerts = append(withCerts, f)
 		}
 	}
+	var explicit []string
+	for _, kp := range g.KeyPairs {
+		if filepath.Clean(kp.Key) == filepath.Clean(key) {
+			explicit = append(explicit, filepath.Clean(kp.Cert))
+		}
+	}
 	dir, ks := filepath.Dir(key), stem(key, keyStemRe)
 	for _, same := range []func(FileState) bool{
 		func(f FileState) bool { return f.Path == key },
+		func(f FileState) bool { return slices.Contains(explicit, filepath.Clean(f.Path)) },
 		func(f FileState) bool { return filepath.Dir(f.Path) == dir && stem(f.Path, certStemRe) == ks },
 		func(f FileState) bool { return stem(f.Path, certStemRe) == ks },
-		func(f FileState) bool { return filepath.Dir(f.Path) == dir },
 	} {
 		if picked := slices.DeleteFunc(slices.Clone(withCerts), func(f FileState) bool { return !same(f) }); len(picked) > 0 {
-			return picked
+			return picked, true
 		}
 	}
-	return withCerts
+	return nil, len(explicit) > 0
 }
 
 // Name stems: the file name without its extension and without a key or

@@ -27,11 +27,17 @@ type keyWant struct {
 
 type keyLayout struct {
 	name     string
-	keyPaths []string // relative globs for key_paths
-	build    func(t *testing.T, dir string)
-	want     map[string]keyWant // by path relative to dir
-	noMatch  []string           // key_paths patterns that must be reported NO_MATCH
-	gone     []string           // keys that must be reported UNREADABLE and nothing else
+	keyPaths []string         // relative globs for key_paths
+	keyPairs []config.KeyPair // relative cert and key of key_pairs
+	paths    string           // relative glob for paths, when not every .crt and .pem
+	// trustStore marks the group trust_store: true.
+	trustStore bool
+	build      func(t *testing.T, dir string)
+	want       map[string]keyWant // by path relative to dir
+	noMatch    []string           // key_paths patterns that must be reported NO_MATCH
+	// gone and strangers must be reported as unknown with this reason and
+	// not judged: no match, no permissions.
+	gone map[string]Reason
 }
 
 func writeMode(t *testing.T, dir, name string, data []byte, mode os.FileMode) string {
@@ -152,21 +158,101 @@ func TestCheckKeys(t *testing.T) {
 			},
 			want: map[string]keyWant{
 				"combined.pem": {matches: "true", insecure: true},
-				"enc.key":      {unknown: reasonKeyEncrypted},
-				"junk.key":     {unknown: reasonNotAKey},
-				"fifo.key":     {insecure: true, unknown: ReasonUnreadable},
 				"k8s/tls.key":  yes,
 			},
-			gone: []string{"dangling.key"},
+			// Nothing pairs them by name, and their public key cannot be read.
+			gone: map[string]Reason{"dangling.key": ReasonUnreadable, "enc.key": reasonKeyEncrypted, "junk.key": reasonNotAKey,
+				"fifo.key": ReasonUnreadable},
+		},
+		{
+			name: "keys that cannot be read are judged when their name pairs them",
+			build: func(t *testing.T, dir string) {
+				testpki.WriteFile(t, dir, "enc.crt", ec.PEM())
+				writeMode(t, dir, "enc.key", pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: []byte("secret-ciphertext")}), 0o644)
+				testpki.WriteFile(t, dir, "fifo.crt", ec.PEM())
+				if err := syscall.Mkfifo(filepath.Join(dir, "fifo.key"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			},
+			want: map[string]keyWant{
+				"enc.key":  {insecure: true, unknown: reasonKeyEncrypted},
+				"fifo.key": {insecure: true, unknown: ReasonUnreadable},
+			},
+		},
+		{
+			// Issue 10: a group watching one certificate of a directory that
+			// holds others' keys judges only the key that is its own.
+			name:  "nginx directory: the group watches api.crt only",
+			paths: "api.crt",
+			build: func(t *testing.T, dir string) {
+				testpki.WriteFile(t, dir, "api.crt", ec.PEM())
+				writeMode(t, dir, "api.key", ec.KeyPEM(), 0o600)
+				testpki.WriteFile(t, dir, "web.crt", other.PEM())
+				writeMode(t, dir, "web.key", other.KeyPEM(), 0o644)
+				writeMode(t, dir, "stray.key", rsaCert.KeyPEM(), 0o644)
+			},
+			want: map[string]keyWant{"api.key": yes},
+			gone: map[string]Reason{"web.key": reasonNotPaired, "stray.key": reasonNotPaired},
+		},
+		{
+			name:  "a key named like none of the certificates pairs by its public key",
+			paths: "certs/*.pem",
+			build: func(t *testing.T, dir string) {
+				testpki.WriteFile(t, dir, "certs/server.pem", ec.PEM())
+				testpki.WriteFile(t, dir, "certs/other.pem", other.PEM())
+				writeMode(t, dir, "certs/secret.key", ec.KeyPEM(), 0o640)
+			},
+			want: map[string]keyWant{"certs/secret.key": {matches: "true", insecure: true}},
+		},
+		{
+			name:     "key_pairs name a key's certificate: a wrong key is a mismatch",
+			paths:    "certs/*.pem",
+			keyPaths: []string{"private/*.pem"},
+			keyPairs: []config.KeyPair{{Cert: "certs/server.pem", Key: "private/secret.pem"}, {Cert: "certs/gone.pem", Key: "private/lost.pem"}},
+			build: func(t *testing.T, dir string) {
+				testpki.WriteFile(t, dir, "certs/server.pem", ec.PEM())
+				testpki.WriteFile(t, dir, "certs/other.pem", other.PEM())
+				testpki.WriteFile(t, dir, "private/secret.pem", other.KeyPEM())
+				writeMode(t, dir, "private/lost.pem", other.KeyPEM(), 0o644)
+			},
+			want: map[string]keyWant{
+				"private/secret.pem": no,
+				"private/lost.pem":   {insecure: true, unknown: reasonNoPair},
+			},
+		},
+		{
+			name:     "a group without certificates has nothing to pair",
+			paths:    "none/*.pem",
+			keyPaths: []string{"none/key.pem"},
+			build: func(t *testing.T, dir string) {
+				testpki.WriteFile(t, dir, "none/cert.pem", []byte("not a certificate"))
+				testpki.WriteFile(t, dir, "none/key.pem", ec.KeyPEM())
+			},
+			gone: map[string]Reason{"none/key.pem": reasonNoPair},
+		},
+		{
+			name:       "a trust store's keys are not looked for",
+			paths:      "roots/*.pem",
+			trustStore: true,
+			build: func(t *testing.T, dir string) {
+				testpki.WriteFile(t, dir, "roots/ca.pem", ca.PEM())
+				writeMode(t, dir, "roots/key.pem", ca.KeyPEM(), 0o644)
+			},
 		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			tc.build(t, dir)
-			g := config.FileGroup{Name: "g", Paths: []string{dir + "/**/*.{crt,pem}"}}
+			g := config.FileGroup{Name: "g", Paths: []string{dir + "/**/*.{crt,pem}"}, TrustStore: tc.trustStore}
+			if tc.paths != "" {
+				g.Paths = []string{filepath.Join(dir, tc.paths)}
+			}
 			for _, kp := range tc.keyPaths {
 				g.KeyPaths = append(g.KeyPaths, filepath.Join(dir, kp))
+			}
+			for _, kp := range tc.keyPairs {
+				g.KeyPairs = append(g.KeyPairs, config.KeyPair{Cert: filepath.Join(dir, kp.Cert), Key: filepath.Join(dir, kp.Key)})
 			}
 			files := NewFileReader().Read(context.Background(), g)
 			res := CheckKeys(context.Background(), g, files)
@@ -213,9 +299,12 @@ func (tc *keyLayout) check(t *testing.T, dir string, res *KeyResult) {
 			t.Errorf("key_paths %s: %q, want %s (unknown: %v)", p, unknown[p], ReasonGlobEmpty, unknown)
 		}
 	}
-	for _, p := range tc.gone {
-		if _, isKey := got[p]; isKey || unknown[p] != ReasonUnreadable {
-			t.Errorf("%s: reported as a key %v, unknown reason %q; want only %s", p, isKey, unknown[p], ReasonUnreadable)
+	if len(tc.want)+len(tc.gone) == 0 && len(res.Unknown) > 0 {
+		t.Errorf("unknown checks where none were expected: %+v", res.Unknown)
+	}
+	for p, reason := range tc.gone {
+		if _, isKey := got[p]; isKey || unknown[p] != reason {
+			t.Errorf("%s: reported as a key %v, unknown reason %q; want only %s", p, isKey, unknown[p], reason)
 		}
 	}
 }

@@ -2,7 +2,7 @@
 # Installs every external tool the tests need, so a fresh machine with only Go
 # can run scripts/test.sh. Safe to run again: finished work is skipped.
 #
-#   Go builds (into ./.tools/bin): promtool, prometheus, alertmanager, amtool
+#   Go builds (into ./.tools/bin): promtool, prometheus, alertmanager, amtool, pint
 #   Debian packages (apt-get):      nginx, testssl.sh, openssl, chromium (status
 #                                   page test), and nodejs, npm when no node is
 #                                   on the machine
@@ -22,6 +22,8 @@ PROMETHEUS_MODULE_VERSION=v0.316.0
 # checked by the tests ever needs another one.
 PROMETHEUS_BUILD_TAGS=remove_all_sd,enable_dns_sd
 ALERTMANAGER_VERSION=v0.35.0
+# cloudflare/pint, the rule linter (pint lint alerts/ in the tests).
+PINT_VERSION=v0.87.0
 APT_PACKAGES=(nginx testssl.sh openssl chromium)
 # npm packages, exact versions, installed outside the repo; the interop tests
 # in internal/interop find them there (tooltest.NPMPackage). The conformance
@@ -119,6 +121,20 @@ build_alertmanager() {
 	(cd "$src" && CGO_ENABLED=0 go build -trimpath -ldflags="$ALERTMANAGER_LDFLAGS" -o "$TOOLS_BIN/" "${pkgs[@]}")
 }
 
+# build_pint builds from a copy of the module: `go install ...@version`
+# fails because the proxy refuses pint's version list, which go install reads
+# for deprecation notices; an exact version downloads fine.
+build_pint() {
+	local module=github.com/cloudflare/pint dir
+	local src=$WORK/pint
+	dir=$(cd "$WORK" && go mod download -json "$module@$PINT_VERSION" |
+		sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+	[[ -n $dir ]] || die "go mod download $module@$PINT_VERSION gave no directory"
+	cp -R "$dir" "$src"
+	chmod -R u+w "$src"
+	(cd "$src" && CGO_ENABLED=0 go build -trimpath -ldflags="$PINT_LDFLAGS" -o "$TOOLS_BIN/pint" ./cmd/pint)
+}
+
 # recipe names everything that decides what a build produces.
 # Usage: recipe MODULE VERSION TAGS LDFLAGS
 recipe() {
@@ -204,6 +220,7 @@ print_versions() {
 	"$TOOLS_BIN/prometheus" --version 2>&1 | sed -n 1p
 	"$TOOLS_BIN/alertmanager" --version 2>&1 | sed -n 1p
 	"$TOOLS_BIN/amtool" --version 2>&1 | sed -n 1p
+	"$TOOLS_BIN/pint" version 2>&1 | sed -n 1p
 	PATH=$PATH:/usr/sbin:/sbin nginx -v 2>&1
 	# `testssl --version` spends ~8s probing openssl, so ask dpkg instead.
 	command -v testssl >/dev/null || die "testssl not found in PATH after installing testssl.sh"
@@ -224,6 +241,9 @@ main() {
 		build_prometheus promtool prometheus
 	ensure_built "$(recipe github.com/prometheus/alertmanager "$ALERTMANAGER_VERSION" "" "$ALERTMANAGER_LDFLAGS")" \
 		build_alertmanager alertmanager amtool
+	PINT_LDFLAGS="-s -w -X main.version=${PINT_VERSION#v} -X main.commit=$PINT_VERSION"
+	ensure_built "$(recipe github.com/cloudflare/pint "$PINT_VERSION" "" "$PINT_LDFLAGS")" \
+		build_pint pint
 	install_apt_packages
 	install_npm_packages
 	note_nginx_daemon
