@@ -3,7 +3,12 @@
 # can run scripts/test.sh. Safe to run again: finished work is skipped.
 #
 #   Go builds (into ./.tools/bin): promtool, prometheus, alertmanager, amtool
-#   Debian packages (apt-get):      nginx, testssl.sh, openssl
+#   Debian packages (apt-get):      nginx, testssl.sh, openssl; docker.io, docker-compose
+#                                   and debootstrap for deploy/ (scripts/docker.sh);
+#                                   nodejs and npm when node is missing
+#   npm packages (into the cache):  kubernetes-models and
+#                                   @kubernetes-models/prometheus-operator, the
+#                                   schemas examples/ validates manifests against
 set -Eeuo pipefail
 trap 'printf "install-tools: error: %s failed (exit %d)\n" "$BASH_COMMAND" "$?" >&2' ERR
 
@@ -17,7 +22,12 @@ PROMETHEUS_MODULE_VERSION=v0.316.0
 # checked by the tests ever needs another one.
 PROMETHEUS_BUILD_TAGS=remove_all_sd,enable_dns_sd
 ALERTMANAGER_VERSION=v0.35.0
-APT_PACKAGES=(nginx testssl.sh openssl)
+APT_PACKAGES=(nginx testssl.sh openssl docker.io docker-compose debootstrap)
+# Pinned npm packages with the Kubernetes and prometheus-operator schemas.
+K8S_MODELS_PACKAGES=(kubernetes-models@5.1.0 @kubernetes-models/prometheus-operator@6.0.0)
+CACHE_DIR=${MCPCERT_CACHE:-$HOME/.cache/mcp_cert_exporter}
+# examples/kubernetes_schema_test.go looks here too.
+K8S_MODELS_DIR=$CACHE_DIR/npm-k8s
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TOOLS_BIN=$REPO_ROOT/.tools/bin
@@ -162,6 +172,24 @@ note_nginx_daemon() {
 	fi
 }
 
+# install_k8s_models installs the schema packages outside the repository,
+# once per pinned set.
+install_k8s_models() {
+	local stamp=$K8S_MODELS_DIR/.stamp start
+	if [[ -f $stamp && $(<"$stamp") == "${K8S_MODELS_PACKAGES[*]}" ]]; then
+		log "npm ${K8S_MODELS_PACKAGES[*]} already installed: skipped"
+		return
+	fi
+	command -v npm >/dev/null 2>&1 || die "npm not found after installing nodejs and npm"
+	log "installing npm ${K8S_MODELS_PACKAGES[*]} into $K8S_MODELS_DIR"
+	start=$SECONDS
+	mkdir -p "$K8S_MODELS_DIR"
+	npm install --prefix "$K8S_MODELS_DIR" --no-audit --no-fund --no-save "${K8S_MODELS_PACKAGES[@]}" >/dev/null ||
+		die "npm install ${K8S_MODELS_PACKAGES[*]} failed"
+	printf '%s' "${K8S_MODELS_PACKAGES[*]}" >"$stamp"
+	log "installed the Kubernetes schema packages in $((SECONDS - start))s"
+}
+
 print_versions() {
 	log "installed tools:"
 	"$TOOLS_BIN/promtool" --version 2>&1 | sed -n 1p
@@ -173,6 +201,9 @@ print_versions() {
 	command -v testssl >/dev/null || die "testssl not found in PATH after installing testssl.sh"
 	printf 'testssl (Debian testssl.sh %s)\n' "$(dpkg-query -W -f='${Version}' testssl.sh)"
 	openssl version
+	/usr/bin/docker --version
+	docker-compose --version
+	printf 'node %s\n' "$(node --version)"
 }
 
 main() {
@@ -187,7 +218,10 @@ main() {
 		build_prometheus promtool prometheus
 	ensure_built "$(recipe github.com/prometheus/alertmanager "$ALERTMANAGER_VERSION" "" "$ALERTMANAGER_LDFLAGS")" \
 		build_alertmanager alertmanager amtool
+	# Debian's nodejs would clash with a node installed otherwise.
+	command -v node >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
 	install_apt_packages
+	install_k8s_models
 	note_nginx_daemon
 	print_versions
 }
