@@ -31,7 +31,11 @@ var composePorts = map[string]string{"mcp_cert_exporter": "9879", "prometheus": 
 // the exporter, a shipped alert fires and Alertmanager routes it to the
 // receiver the shipped alertmanager.yml names. Grafana is not started.
 func TestComposeStack(t *testing.T) {
-	e := dockerEngine(t)
+	// The exporter's image is the one TestImage built from the same
+	// Dockerfile: Compose 1.29 builds through docker-py, whose build
+	// context misses the engine's layer cache, and a second cold build would
+	// double the test's cost.
+	e, _ := exporterImage(t)
 	compose := tooltest.Require(t, "docker-compose")
 	for service, port := range composePorts {
 		ln, err := net.Listen("tcp", "127.0.0.1:"+port)
@@ -47,13 +51,13 @@ func TestComposeStack(t *testing.T) {
 	f := newFixture(t)
 	hook := newWebhook(t)
 	dir := t.TempDir()
+	base := writeHostNetworkBase(t, e, dir)
 	override := writeOverride(t, e, dir, images, f, hook.addr)
 
 	project := "mcpcerte2e"
 	dc := func(args ...string) (string, error) {
 		cmd := exec.Command(compose, append([]string{"-p", project, "--project-directory",
-			filepath.Join(e.root, "examples"), "-f", filepath.Join(e.root, "examples", "docker-compose.yml"),
-			"-f", override}, args...)...)
+			filepath.Join(e.root, "examples"), "-f", base, "-f", override}, args...)...)
 		cmd.Env = append(e.env, "COMPOSE_DOCKER_CLI_BUILD=0")
 		out, err := cmd.CombinedOutput()
 		return string(out), err
@@ -69,7 +73,7 @@ func TestComposeStack(t *testing.T) {
 	})
 	services := []string{"mcp_cert_exporter", "prometheus", "alertmanager"}
 	start := time.Now()
-	if out, err := dc(append([]string{"up", "-d", "--build"}, services...)...); err != nil {
+	if out, err := dc(append([]string{"up", "-d", "--no-build"}, services...)...); err != nil {
 		t.Fatalf("docker-compose up: %v\n%s", err, out)
 	}
 	t.Logf("docker-compose up took %s", time.Since(start).Round(time.Second))
@@ -120,6 +124,22 @@ ENTRYPOINT ["/bin/%s"]
 	tag := "mcpcert-local/" + name + ":e2e"
 	e.run(t, "build", "--network=host", "-t", tag, ctx)
 	return tag
+}
+
+// writeHostNetworkBase writes examples/docker-compose.yml without its
+// published ports, which Compose 1.29 refuses next to network_mode: host
+// and an override cannot remove; relative paths stay relative to examples/
+// through --project-directory.
+func writeHostNetworkBase(t *testing.T, e *engine, dir string) string {
+	t.Helper()
+	var c map[string]any
+	readYAML(t, filepath.Join(e.root, "examples", "docker-compose.yml"), &c)
+	for _, s := range c["services"].(map[string]any) {
+		delete(s.(map[string]any), "ports")
+	}
+	path := filepath.Join(dir, "docker-compose.yml")
+	writeYAML(t, path, c)
+	return path
 }
 
 // composeFile is the part of a compose file the override derives from.
@@ -178,13 +198,8 @@ func writeOverride(t *testing.T, e *engine, dir string, images map[string]string
 	listen := func(service string) []string {
 		return append(base.Services[service].Command, "--web.listen-address=127.0.0.1:"+composePorts[service])
 	}
-	args := map[string]string{}
-	for k, v := range buildArgs(t, e.root) {
-		args[k] = v
-	}
 	services := map[string]any{
 		"mcp_cert_exporter": map[string]any{
-			"build":        map[string]any{"network": "host", "args": args},
 			"image":        exporterTag,
 			"network_mode": "host",
 			"command":      []string{"--config.file=/etc/mcp_cert_exporter/config.yml", "--web.listen-address=127.0.0.1:9879"},
