@@ -24,6 +24,8 @@ PROMETHEUS_BUILD_TAGS=remove_all_sd,enable_dns_sd
 ALERTMANAGER_VERSION=v0.35.0
 APT_PACKAGES=(nginx testssl.sh openssl docker.io docker-compose debootstrap)
 # Pinned npm packages with the Kubernetes and prometheus-operator schemas.
+# They declare node >= 22 but validate fine on node 20 (tested); the 4.x line
+# has another layout and its dependencies want node 22 as well.
 K8S_MODELS_PACKAGES=(kubernetes-models@5.1.0 @kubernetes-models/prometheus-operator@6.0.0)
 CACHE_DIR=${MCPCERT_CACHE:-$HOME/.cache/mcp_cert_exporter}
 # examples/kubernetes_schema_test.go looks here too.
