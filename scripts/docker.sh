@@ -77,6 +77,11 @@ stop() {
 	running || { log "no dockerd of ours running"; return; }
 	local pid i
 	pid=$(<"$PID_FILE")
+	# Each source change leaves a ~700 MB build stage behind: keep the last
+	# day's as layer cache, drop older ones and stopped containers (a failed
+	# legacy build leaves its container).
+	"$DOCKER" container prune -f >/dev/null 2>&1 || true
+	"$DOCKER" image prune -f --filter until=24h >/dev/null 2>&1 || true
 	log "stopping dockerd (pid $pid)"
 	kill -TERM "$pid"
 	for ((i = 0; i < 60; i++)); do
