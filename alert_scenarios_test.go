@@ -155,7 +155,7 @@ type imageGroup struct{ name, yaml string }
 // whose files exist here, as flow-style YAML.
 func imageFileGroups(t *testing.T) []imageGroup {
 	t.Helper()
-	raw, err := os.ReadFile("examples/image-config.yml")
+	raw, err := os.ReadFile("deploy/config.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,13 +163,13 @@ func imageFileGroups(t *testing.T) []imageGroup {
 		Files []map[string]any `yaml:"files"`
 	}
 	if err := yaml.Unmarshal(raw, &cfg); err != nil {
-		t.Fatalf("examples/image-config.yml: %v", err)
+		t.Fatalf("deploy/config.yml: %v", err)
 	}
 	var out []imageGroup
 	for _, g := range cfg.Files {
 		paths, _ := g["paths"].([]any)
 		if len(paths) == 0 {
-			t.Fatalf("examples/image-config.yml: group %v has no paths", g["name"])
+			t.Fatalf("deploy/config.yml: group %v has no paths", g["name"])
 		}
 		if _, err := os.Stat(fmt.Sprint(paths[0])); err != nil {
 			t.Logf("the image's group %v is left out: %v", g["name"], err)

@@ -70,6 +70,7 @@ func run(args []string) int {
 	promslogflag.AddFlags(app, f.log)
 	serveCmd := app.Command("serve", "Run the exporter (the default).").Default()
 	check := addCheckCommand(app)
+	health := addHealthcheckCommand(app)
 
 	cmd, err := app.Parse(args)
 	if err != nil {
@@ -79,6 +80,8 @@ func run(args []string) int {
 	switch {
 	case cmd == check.cmd.FullCommand():
 		return check.run(os.Stdout)
+	case cmd == health.cmd.FullCommand():
+		return health.run(f.web, os.Stderr)
 	case f.configCheck:
 		return checkConfig(f.configFile)
 	case cmd == serveCmd.FullCommand():

@@ -21,5 +21,11 @@ func (c *Collector) Reload(path string) error {
 	c.self.reloadOK.Set(1)
 	c.self.reloadTime.Set(float64(time.Now().Unix()))
 	c.logger.Info("config loaded", "file", path, "endpoints", len(cfg.Endpoints), "files", len(cfg.Files))
+	if len(cfg.Endpoints) == 0 && len(cfg.Files) == 0 {
+		// The container image's own configuration is like this, so that a
+		// container started without one raises no alert.
+		c.logger.Warn("the configuration watches nothing: add endpoints or files to it, or mount your own over it "+
+			"(docker run -v $PWD/config.yml:/etc/mcp_cert_exporter/config.yml:ro ...)", "file", path)
+	}
 	return nil
 }

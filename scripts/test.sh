@@ -26,6 +26,16 @@ export PATH="$PWD/.tools/bin:$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 # Tests fail instead of skipping when a tool they need is missing.
 export MCPCERT_REQUIRE_TOOLS=1
 
+step "docker engine and base images (deploy/)"
+# A private dockerd for the image and compose tests, stopped by its PID at
+# the end unless it was already running before this run.
+if ! bash scripts/docker.sh running; then
+	bash scripts/docker.sh start
+	trap 'bash scripts/docker.sh stop' EXIT
+fi
+eval "$(bash scripts/docker.sh env)"
+bash scripts/docker.sh bases
+
 step "go vet"
 go vet ./...
 

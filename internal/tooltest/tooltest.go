@@ -141,3 +141,15 @@ func NPMPackage(t testing.TB, name string) (nodeModules, version string) {
 	}
 	return nodeModules, pkg.Version
 }
+
+// Unavailable is Require's verdict for something other than a program, such
+// as a Docker engine that does not answer: the test fails where tools are
+// required and is skipped otherwise.
+func Unavailable(t testing.TB, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if mustHave() {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
