@@ -2,6 +2,7 @@ package collector
 
 import (
 	"crypto/tls"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -153,6 +154,8 @@ type selfMetrics struct {
 	reloadOK        prometheus.Gauge
 	reloadTime      prometheus.Gauge
 	targets         *prometheus.Desc
+	verifyCache     [3]*prometheus.Desc // hits, misses, evictions
+	verifyEntries   *prometheus.Desc
 	done            atomic.Uint64 // refreshes, for Collector.Refreshes
 }
 
@@ -177,6 +180,16 @@ func newSelfMetrics() *selfMetrics {
 		}),
 		targets: prometheus.NewDesc("mcp_cert_exporter_targets",
 			"Targets in the configuration in force, by kind.", []string{"kind"}, nil),
+		verifyCache: [3]*prometheus.Desc{
+			prometheus.NewDesc("mcp_cert_exporter_verify_cache_hits_total",
+				"Certificate verifications answered from the cache of chains already built and their signatures checked.", nil, nil),
+			prometheus.NewDesc("mcp_cert_exporter_verify_cache_misses_total",
+				"Certificate verifications that built the chain afresh: first sight, changed roots, a validity edge crossed, or a failure.", nil, nil),
+			prometheus.NewDesc("mcp_cert_exporter_verify_cache_evictions_total",
+				"Chains dropped from the full verification cache, least recently used first.", nil, nil),
+		},
+		verifyEntries: prometheus.NewDesc("mcp_cert_exporter_verify_cache_entries",
+			fmt.Sprintf("Chains in the verification cache; it holds at most %d.", probe.VerifyCacheSize), nil, nil),
 	}
 }
 
@@ -199,4 +212,9 @@ func (s *selfMetrics) collect(ch chan<- prometheus.Metric, endpoints, files int)
 	s.reloadTime.Collect(ch)
 	gauge(ch, s.targets, float64(endpoints), "endpoint")
 	gauge(ch, s.targets, float64(files), "file")
+	vs := probe.ReadVerifyCacheStats()
+	for i, v := range [3]uint64{vs.Hits, vs.Misses, vs.Evictions} {
+		ch <- prometheus.MustNewConstMetric(s.verifyCache[i], prometheus.CounterValue, float64(v))
+	}
+	gauge(ch, s.verifyEntries, float64(vs.Entries))
 }
