@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/common/model"
 
 	"github.com/mcpcert/mcp_cert_exporter/collector"
 	"github.com/mcpcert/mcp_cert_exporter/config"
@@ -36,13 +37,13 @@ type exporter struct {
 }
 
 // configFor writes the config a user would: one endpoint per listener,
-// trusting the test root by ca_file, refreshed back to back (interval 1ms)
-// so that every cycle is a full refresh of all endpoints. Posture scans are
-// off: they run on their own hourly schedule and are not part of the
-// refresh cost the harness measures.
-func configFor(p *pki, addrs []string, concurrency int) (*config.Config, error) {
+// trusting the test root by ca_file, refreshed every interval (1ms: back to
+// back, so that every cycle is a full refresh of all endpoints). Posture
+// scans are off: they run on their own hourly schedule and are not part of
+// the refresh cost the harness measures.
+func configFor(p *pki, addrs []string, concurrency int, interval time.Duration) (*config.Config, error) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "interval: 1ms\ntimeout: 10s\nconcurrency: %d\nendpoints:\n", concurrency)
+	fmt.Fprintf(&b, "interval: %s\ntimeout: 10s\nconcurrency: %d\nendpoints:\n", model.Duration(interval), concurrency)
 	for i, a := range addrs {
 		fmt.Fprintf(&b, "  - {name: ep-%05d, address: %q, posture: false, tls_config: {ca_file: %q, server_name: localhost}}\n", i, a, p.caFile)
 	}
@@ -140,7 +141,7 @@ func (e *exporter) scrape(m meter, scrapers, total int) (scrapeResult, error) {
 	var mu sync.Mutex
 	before := e.coll.Refreshes()
 	targets := slices.Repeat([]string{e.url}, total)
-	c, err := runConcurrently(m, targets, scrapers, total, func(url string) error {
+	c, err := runConcurrently(m, targets, scrapers, nil, total, func(url string) error {
 		start := time.Now()
 		n, err := get(client, url)
 		mu.Lock()

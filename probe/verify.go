@@ -26,7 +26,7 @@ type verification struct {
 //  3. CERTIFICATE_NOT_YET_VALID: a certificate of the chain is before NotBefore.
 //  4. HOSTNAME_MISMATCH.
 func (t *Target) verify(sent []*x509.Certificate, now time.Time) verification {
-	return t.verifyWith(verified, sent, now)
+	return t.verifyWith(verified.Load(), sent, now)
 }
 
 // verifyWith is verify through the cache vc; nil verifies afresh.

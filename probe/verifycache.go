@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -64,7 +65,21 @@ type chainLink struct {
 	cert *x509.Certificate // a root or other certificate not sent
 }
 
-var verified = newVerifyCache(VerifyCacheSize)
+// verified is the process's cache; nil verifies every chain afresh.
+var verified atomic.Pointer[verifyCache]
+
+func init() { verified.Store(newVerifyCache(VerifyCacheSize)) }
+
+// SetVerifyCacheSize replaces the cache with an empty one of size chains;
+// 0 turns it off. The load harness uses it to measure the probe with and
+// without the cache in one build; the counters start again from zero.
+func SetVerifyCacheSize(size int) {
+	if size <= 0 {
+		verified.Store(nil)
+		return
+	}
+	verified.Store(newVerifyCache(size))
+}
 
 func newVerifyCache(size int) *verifyCache {
 	return &verifyCache{max: size, entries: map[chainKey]*list.Element{}}
@@ -72,10 +87,14 @@ func newVerifyCache(size int) *verifyCache {
 
 // ReadVerifyCacheStats reads the counters of the process's verification cache.
 func ReadVerifyCacheStats() VerifyCacheStats {
-	verified.mu.Lock()
-	defer verified.mu.Unlock()
-	s := verified.stats
-	s.Entries = verified.lru.Len()
+	vc := verified.Load()
+	if vc == nil {
+		return VerifyCacheStats{}
+	}
+	vc.mu.Lock()
+	defer vc.mu.Unlock()
+	s := vc.stats
+	s.Entries = vc.lru.Len()
 	return s
 }
 
