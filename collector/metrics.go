@@ -182,14 +182,15 @@ func newSelfMetrics() *selfMetrics {
 			"Targets in the configuration in force, by kind.", []string{"kind"}, nil),
 		verifyCache: [3]*prometheus.Desc{
 			prometheus.NewDesc("mcp_cert_exporter_verify_cache_hits_total",
-				"Certificate verifications answered from the cache of chains already built and their signatures checked.", nil, nil),
+				"Lookups answered by a verification cache: chains already built (cache=chains), signatures already checked (cache=signatures).", []string{"cache"}, nil),
 			prometheus.NewDesc("mcp_cert_exporter_verify_cache_misses_total",
-				"Certificate verifications that built the chain afresh: first sight, changed roots, a validity edge crossed, or a failure.", nil, nil),
+				"Lookups a verification cache could not answer: first sight, changed roots, a validity edge crossed, or a failed verification.", []string{"cache"}, nil),
 			prometheus.NewDesc("mcp_cert_exporter_verify_cache_evictions_total",
-				"Chains dropped from the full verification cache, least recently used first.", nil, nil),
+				"Entries dropped from a full verification cache, least recently used first.", []string{"cache"}, nil),
 		},
 		verifyEntries: prometheus.NewDesc("mcp_cert_exporter_verify_cache_entries",
-			fmt.Sprintf("Chains in the verification cache; it holds at most %d.", probe.VerifyCacheSize), nil, nil),
+			fmt.Sprintf("Entries in a verification cache; it holds at most %d chains and %d signatures.",
+				probe.VerifyCacheSize, 2*probe.VerifyCacheSize), []string{"cache"}, nil),
 	}
 }
 
@@ -212,9 +213,14 @@ func (s *selfMetrics) collect(ch chan<- prometheus.Metric, endpoints, files int)
 	s.reloadTime.Collect(ch)
 	gauge(ch, s.targets, float64(endpoints), "endpoint")
 	gauge(ch, s.targets, float64(files), "file")
-	vs := probe.ReadVerifyCacheStats()
-	for i, v := range [3]uint64{vs.Hits, vs.Misses, vs.Evictions} {
-		ch <- prometheus.MustNewConstMetric(s.verifyCache[i], prometheus.CounterValue, float64(v))
+	chains, sigs := probe.ReadVerifyCacheStats()
+	for _, c := range [2]struct {
+		name string
+		probe.VerifyCacheStats
+	}{{"chains", chains}, {"signatures", sigs}} {
+		for i, v := range [3]uint64{c.Hits, c.Misses, c.Evictions} {
+			ch <- prometheus.MustNewConstMetric(s.verifyCache[i], prometheus.CounterValue, float64(v), c.name)
+		}
+		gauge(ch, s.verifyEntries, float64(c.Entries), c.name)
 	}
-	gauge(ch, s.verifyEntries, float64(vs.Entries))
 }

@@ -178,8 +178,8 @@ func TestVerifyCacheIsBounded(t *testing.T) {
 	tg.verifyWith(vc, chains[1], p.t0) // a hit: the most recent now
 	tg.verifyWith(vc, chains[0], p.t0) // evicted by the third: a miss, which evicts the third
 	want := VerifyCacheStats{Hits: 1, Misses: 4, Evictions: 2}
-	if vc.stats != want || vc.lru.Len() != 2 {
-		t.Fatalf("stats %+v with %d entries, want %+v with 2", vc.stats, vc.lru.Len(), want)
+	if vc.stats != want || vc.order.Len() != 2 {
+		t.Fatalf("stats %+v with %d entries, want %+v with 2", vc.stats, vc.order.Len(), want)
 	}
 }
 
@@ -194,9 +194,9 @@ func TestProbeUsesVerifyCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := tg.Probe(context.Background())
-	before := ReadVerifyCacheStats()
+	before, _ := ReadVerifyCacheStats()
 	second := tg.Probe(context.Background())
-	after := ReadVerifyCacheStats()
+	after, _ := ReadVerifyCacheStats()
 	if !first.Verified || !second.Verified {
 		t.Fatalf("not verified: %s %s / %s %s", first.Reason, first.Detail, second.Reason, second.Detail)
 	}
@@ -205,5 +205,38 @@ func TestProbeUsesVerifyCache(t *testing.T) {
 	}
 	if len(second.Certificates) != 3 || second.Certificates[2].SubjectCN != "Cache Root" {
 		t.Fatalf("second probe reports %d certificates, want leaf, intermediate and root", len(second.Certificates))
+	}
+}
+
+// Signature facts come from the cache once checked, and a certificate that
+// differs in one byte of its signature is checked on its own.
+func TestSignatureCacheKeysOnBothCertificates(t *testing.T) {
+	p := newCachePKI()
+	raw := slices.Clone(p.leaf.Cert.Raw)
+	raw[len(raw)-1] ^= 1
+	forged, err := x509.ParseCertificate(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name          string
+		child, parent *x509.Certificate
+		want          bool
+	}{
+		{"leaf by its intermediate", p.leaf.Cert, p.inter.Cert, true},
+		{"intermediate by its root", p.inter.Cert, p.root.Cert, true},
+		{"forged leaf by the same intermediate", forged, p.inter.Cert, false},
+		{"root by itself", p.root.Cert, p.root.Cert, true},
+	}
+	before := signatures.Load().read()
+	for range 2 {
+		for _, c := range cases {
+			if got := signedBy(c.child, c.parent); got != c.want {
+				t.Fatalf("%s: signed %v, want %v", c.name, got, c.want)
+			}
+		}
+	}
+	if after := signatures.Load().read(); after.Hits-before.Hits < uint64(len(cases)) {
+		t.Fatalf("%d hits for %d facts asked twice", after.Hits-before.Hits, len(cases))
 	}
 }
