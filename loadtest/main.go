@@ -343,8 +343,8 @@ func (r *report) summary() {
 		us(perRefresh), ratio(perRefresh, floor), r.o.cycles, r.o.n)
 	fmt.Fprintf(w, "  exporter, first refresh:           %6.0f µs CPU = %.2fx the floor, %s wall for all %d endpoints\n",
 		us(r.first.perOp()), ratio(r.first.perOp(), floor), r.first.wall.Round(time.Millisecond), r.o.n)
-	fmt.Fprintf(w, "  refresh wall time, %d endpoints:  %s per cycle back to back (listeners took %.0f%% of the CPU)\n",
-		r.o.n, (r.steady.wall / time.Duration(r.o.cycles)).Round(time.Millisecond), 100*r.steady.serverShare())
+	fmt.Fprintf(w, "  refresh wall time, %d endpoints:  %s per cycle, interval %s (listeners took %.0f%% of the CPU)\n",
+		r.o.n, (r.steady.wall / time.Duration(r.o.cycles)).Round(time.Millisecond), r.o.interval, 100*r.steady.serverShare())
 	for _, s := range r.scrapes {
 		extra := s.window.cpu - time.Duration(s.refreshes)*perRefresh
 		fmt.Fprintf(w, "  scrapes during refresh, %d at once: median %s, p90 %s over %d, %s gzip; about %s CPU each\n",
