@@ -31,9 +31,12 @@ const VerifyCacheSize = 1 << 17
 // the chain was built. Time is the only input of x509.Certificate.Verify
 // besides the certificates, the roots and the options, which are the key or
 // fixed, so within that span a fresh verification would build the very same
-// chain. The hostname is checked at every probe, and the handshake's own
-// signature is checked by crypto/tls even with InsecureSkipVerify
-// (CertificateVerify in TLS 1.3, ServerKeyExchange in TLS 1.2).
+// chain. The system pool cannot be listed: without ca_file, a system root
+// outside the chain entering its window could change which chain is
+// preferred, never whether one verifies. The hostname is checked at every
+// probe, and the handshake's own signature is checked by crypto/tls even
+// with InsecureSkipVerify (CertificateVerify in TLS 1.3, ServerKeyExchange
+// in TLS 1.2).
 type verifyCache struct{ lru[*verifiedChain] }
 
 // lru is a bounded map from a SHA-256 key, least recently used out first.
