@@ -110,7 +110,7 @@ func TestMCPMetricsStatusAndCheck(t *testing.T) {
 		// A revoked token: refused although one is configured, which pages.
 		{name: "protected-revoked", url: f.serve(t, "/mcp", f.protected()),
 			extra:  "    mcp: {bearer_token_file: " + testpki.WriteFile(t, f.dir, "revoked", []byte("revoked-token\n")) + "}\n",
-			reason: "AUTH_REQUIRED", authValid: "1"},
+			reason: "AUTH_REQUIRED", authValid: "1", authLegacy: "0"},
 		{name: "not-mcp", url: f.serve(t, "/mcp", f.at("/", http.NotFoundHandler())), reason: "NOT_MCP"},
 		{name: "stalls", url: f.serve(t, "/mcp", f.at("/mcp", stall)), extra: "    timeout: 1s\n", reason: "TIMEOUT"},
 	}

@@ -2,6 +2,7 @@ package collector
 
 import (
 	"crypto/tls"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -182,6 +183,8 @@ type selfMetrics struct {
 	reloadOK        prometheus.Gauge
 	reloadTime      prometheus.Gauge
 	targets         *prometheus.Desc
+	verifyCache     [3]*prometheus.Desc // hits, misses, evictions
+	verifyEntries   *prometheus.Desc
 	done            atomic.Uint64 // refreshes, for Collector.Refreshes
 }
 
@@ -206,6 +209,17 @@ func newSelfMetrics() *selfMetrics {
 		}),
 		targets: prometheus.NewDesc("mcp_cert_exporter_targets",
 			"Targets in the configuration in force, by kind.", []string{"kind"}, nil),
+		verifyCache: [3]*prometheus.Desc{
+			prometheus.NewDesc("mcp_cert_exporter_verify_cache_hits_total",
+				"Lookups answered by a verification cache: chains already built (cache=chains), signatures already checked (cache=signatures).", []string{"cache"}, nil),
+			prometheus.NewDesc("mcp_cert_exporter_verify_cache_misses_total",
+				"Lookups a verification cache could not answer: first sight, changed roots, a validity edge crossed, or a failed verification.", []string{"cache"}, nil),
+			prometheus.NewDesc("mcp_cert_exporter_verify_cache_evictions_total",
+				"Entries dropped from a full verification cache, least recently used first.", []string{"cache"}, nil),
+		},
+		verifyEntries: prometheus.NewDesc("mcp_cert_exporter_verify_cache_entries",
+			fmt.Sprintf("Entries in a verification cache; it holds at most %d chains and %d signatures.",
+				probe.VerifyCacheSize, 2*probe.VerifyCacheSize), []string{"cache"}, nil),
 	}
 }
 
@@ -228,4 +242,14 @@ func (s *selfMetrics) collect(ch chan<- prometheus.Metric, endpoints, files int)
 	s.reloadTime.Collect(ch)
 	gauge(ch, s.targets, float64(endpoints), "endpoint")
 	gauge(ch, s.targets, float64(files), "file")
+	chains, sigs := probe.ReadVerifyCacheStats()
+	for _, c := range [2]struct {
+		name string
+		probe.VerifyCacheStats
+	}{{"chains", chains}, {"signatures", sigs}} {
+		for i, v := range [3]uint64{c.Hits, c.Misses, c.Evictions} {
+			ch <- prometheus.MustNewConstMetric(s.verifyCache[i], prometheus.CounterValue, float64(v), c.name)
+		}
+		gauge(ch, s.verifyEntries, float64(c.Entries), c.name)
+	}
 }

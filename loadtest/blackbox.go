@@ -79,7 +79,7 @@ func (b *blackbox) probe(addr string) error {
 // measureBlackbox probes every listener through blackbox_exporter, total
 // probes at the given concurrency, and counts blackbox_exporter's CPU from
 // /proc as for any process.
-func measureBlackbox(bin string, p *pki, addrs []string, concurrency, total, serverPID int) (cost, error) {
+func measureBlackbox(bin string, p *pki, addrs []string, concurrency, total int, interval time.Duration, serverPID int) (cost, error) {
 	b, err := startBlackbox(bin, p)
 	if err != nil {
 		return cost{}, err
@@ -89,7 +89,7 @@ func measureBlackbox(bin string, p *pki, addrs []string, concurrency, total, ser
 		return cost{}, err
 	}
 	m := meter{serverPID: serverPID, cpu: func() (time.Duration, error) { return procCPU(b.cmd.Process.Pid) }}
-	return runConcurrently(m, addrs, concurrency, total, b.probe)
+	return runConcurrently(m, addrs, concurrency, schedule(len(addrs), total, interval), total, b.probe)
 }
 
 var httpClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Timeout: 30 * time.Second}

@@ -4,7 +4,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"math/rand/v2"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -73,9 +75,9 @@ func selfMeter(serverPID int) meter {
 }
 
 // measureFloor makes total bare verified handshakes with crypto/tls, at the
-// exporter's concurrency, over the listeners in turn: the least any client
-// that checks certificates pays.
-func measureFloor(addrs []string, roots *x509.CertPool, concurrency, total, serverPID int) (cost, error) {
+// exporter's concurrency and pace, over the listeners in turn: the least any
+// client that checks certificates pays.
+func measureFloor(addrs []string, roots *x509.CertPool, concurrency, total int, interval time.Duration, serverPID int) (cost, error) {
 	d := &tls.Dialer{
 		NetDialer: &net.Dialer{Timeout: 10 * time.Second},
 		Config:    &tls.Config{RootCAs: roots, ServerName: "localhost"},
@@ -87,12 +89,42 @@ func measureFloor(addrs []string, roots *x509.CertPool, concurrency, total, serv
 		}
 		return c.Close()
 	}
-	return runConcurrently(selfMeter(serverPID), addrs, concurrency, total, handshake)
+	return runConcurrently(selfMeter(serverPID), addrs, concurrency, schedule(len(addrs), total, interval), total, handshake)
+}
+
+// schedule is when the exporter starts its refreshes of n endpoints after
+// the first round, which starts them all at once: each endpoint again
+// interval ±10% after its previous start (collector/scheduler.go). The
+// first total of these moments, counted from the earliest, pace the floor
+// and blackbox_exporter as the exporter's measured cycles are paced. nil,
+// back to back, for an interval under 2ms.
+func schedule(n, total int, interval time.Duration) []time.Duration {
+	if interval < 2*time.Millisecond {
+		return nil
+	}
+	rounds := (total + n - 1) / n
+	due := make([]time.Duration, 0, rounds*n)
+	for range n {
+		var at time.Duration
+		for range rounds {
+			at += interval + time.Duration((rand.Float64()*0.2-0.1)*float64(interval))
+			due = append(due, at)
+		}
+	}
+	slices.Sort(due)
+	due = due[:total]
+	first := due[0]
+	for i := range due {
+		due[i] -= first
+	}
+	return due
 }
 
 // runConcurrently calls op on total addresses, cycling through addrs, from
 // concurrency workers, and measures it. The first error fails the phase.
-func runConcurrently(m meter, addrs []string, concurrency, total int, op func(addr string) error) (cost, error) {
+// With due times, the k-th op starts at the k-th (or as soon as a worker
+// is free, if that is later); without, back to back.
+func runConcurrently(m meter, addrs []string, concurrency int, due []time.Duration, total int, op func(addr string) error) (cost, error) {
 	work := make(chan string, concurrency)
 	var (
 		wg       sync.WaitGroup
@@ -113,7 +145,11 @@ func runConcurrently(m meter, addrs []string, concurrency, total int, op func(ad
 			}
 		})
 	}
+	start := time.Now()
 	for i := range total {
+		if due != nil {
+			time.Sleep(time.Until(start.Add(due[i])))
+		}
 		work <- addrs[i%len(addrs)]
 	}
 	close(work)

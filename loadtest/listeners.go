@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/mcpcert/mcp_cert_exporter/internal/testpki"
@@ -22,12 +24,13 @@ import (
 // with these variables set, so that their CPU is not counted as the
 // exporter's.
 const (
-	childDirEnv   = "LOADTEST_LISTENERS_DIR"
-	childCountEnv = "LOADTEST_LISTENERS"
+	childDirEnv        = "LOADTEST_LISTENERS_DIR"
+	childCountEnv      = "LOADTEST_LISTENERS"
+	childPerAddressEnv = "LOADTEST_PER_ADDRESS"
 )
 
 // pki is the chain every listener serves: an ECDSA P-256 root and a leaf
-// for localhost and 127.0.0.1 that it signed.
+// for localhost that it signed, verified by that name.
 type pki struct {
 	dir    string
 	caFile string
@@ -54,13 +57,14 @@ type listeners struct {
 }
 
 // startListeners starts the child and reads the addresses it listens on.
-func startListeners(p *pki, n int) (*listeners, error) {
+func startListeners(p *pki, n, perAddress int) (*listeners, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("finding the harness binary: %w", err)
 	}
 	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), childDirEnv+"="+p.dir, childCountEnv+"="+strconv.Itoa(n))
+	cmd.Env = append(os.Environ(), childDirEnv+"="+p.dir, childCountEnv+"="+strconv.Itoa(n),
+		childPerAddressEnv+"="+strconv.Itoa(perAddress))
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -104,13 +108,17 @@ func childMain() {
 	os.Exit(0)
 }
 
-// serveListeners is the child: n TLS 1.3 listeners on 127.0.0.1 in one
-// process, each printed as host:port, until stdin closes.
+// serveListeners is the child: n TLS 1.3 listeners in one process, each
+// printed as host:port, until stdin closes.
 func serveListeners() error {
 	dir := os.Getenv(childDirEnv)
 	n, err := strconv.Atoi(os.Getenv(childCountEnv))
 	if err != nil {
 		return fmt.Errorf("%s: %w", childCountEnv, err)
+	}
+	perAddress, err := strconv.Atoi(os.Getenv(childPerAddressEnv))
+	if err != nil {
+		return fmt.Errorf("%s: %w", childPerAddressEnv, err)
 	}
 	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "leaf.pem"), filepath.Join(dir, "leaf.key"))
 	if err != nil {
@@ -121,13 +129,17 @@ func serveListeners() error {
 	}
 	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
 	out := bufio.NewWriter(os.Stdout)
-	for range n {
-		ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+	err = listenAll(n, perAddress, func(addr netip.AddrPort) error {
+		ln, err := tls.Listen("tcp", addr.String(), cfg)
 		if err != nil {
-			return fmt.Errorf("listening: %w", err)
+			return err
 		}
 		go accept(ln)
 		fmt.Fprintln(out, ln.Addr())
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	fmt.Fprintln(out, "ready")
 	if err := out.Flush(); err != nil {
@@ -138,6 +150,58 @@ func serveListeners() error {
 		return fmt.Errorf("%d accept errors, the last: %v", n, lastAcceptError.Load())
 	}
 	return nil
+}
+
+// listenAll calls listen for n addresses: perAddress on each loopback
+// address from 127.0.0.2 on (Linux routes all of 127.0.0.0/8 to lo), on
+// ports outside the kernel's ephemeral range, so that a port taken by a
+// listener is never one the clients' connections need. A port already in
+// use is skipped. One address has about 36,000 such ports.
+func listenAll(n, perAddress int, listen func(netip.AddrPort) error) error {
+	ports, err := fixedPorts()
+	if err != nil {
+		return err
+	}
+	perAddress = min(max(perAddress, 1), len(ports))
+	addr, onAddr, next := netip.AddrFrom4([4]byte{127, 0, 0, 2}), 0, 0
+	for opened := 0; opened < n; {
+		if onAddr == perAddress || next == len(ports) {
+			addr, onAddr, next = addr.Next(), 0, 0
+			if addr.As4()[0] != 127 || addr.As4()[3] == 255 {
+				return fmt.Errorf("ran out of loopback addresses after %d listeners", opened)
+			}
+		}
+		err := listen(netip.AddrPortFrom(addr, ports[next]))
+		next++
+		if errors.Is(err, syscall.EADDRINUSE) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("listening: %w", err)
+		}
+		opened++
+		onAddr++
+	}
+	return nil
+}
+
+// fixedPorts are the ports from 1024 up outside ip_local_port_range.
+func fixedPorts() ([]uint16, error) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return nil, fmt.Errorf("reading the ephemeral port range: %w", err)
+	}
+	var lo, hi int
+	if _, err := fmt.Sscan(string(b), &lo, &hi); err != nil {
+		return nil, fmt.Errorf("parsing ip_local_port_range %q: %w", b, err)
+	}
+	var ports []uint16
+	for p := 1024; p <= 65535; p++ {
+		if p < lo || p > hi {
+			ports = append(ports, uint16(p))
+		}
+	}
+	return ports, nil
 }
 
 var (

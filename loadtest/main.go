@@ -25,6 +25,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
 
 type options struct {
@@ -40,6 +42,19 @@ type options struct {
 	memProfile     string
 	files          int
 	rescans        int
+	perAddress     int
+	interval       time.Duration
+	countOnly      string
+	ops            int
+	verifyCache    bool
+}
+
+// pace says how the floor's handshakes are started.
+func (o options) pace() string {
+	if schedule(1, 1, o.interval) == nil {
+		return "back to back"
+	}
+	return fmt.Sprintf("paced as the exporter: each listener every %s ±10%%", o.interval)
 }
 
 func main() {
@@ -60,9 +75,19 @@ func main() {
 	flag.IntVar(&o.rescans, "rescans", 10, "rescans of the files measured")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the refresh cycles after the first to this file")
 	flag.StringVar(&o.memProfile, "memprofile", "", "write a heap profile after the last refresh cycle to this file")
+	flag.IntVar(&o.perAddress, "per-address", 30000, "listeners per loopback address (127.0.0.2, 127.0.0.3, ...), on ports outside the ephemeral range")
+	flag.DurationVar(&o.interval, "interval", time.Millisecond, "the exporter's refresh interval; the floor is paced to n handshakes per interval too (1ms: back to back)")
+	flag.StringVar(&o.countOnly, "count-only", "", "floor or exporter: make -ops paced operations of that kind and exit, for counting instructions under valgrind")
+	flag.IntVar(&o.ops, "ops", 1000, "operations made with -count-only")
+	flag.BoolVar(&o.verifyCache, "verify-cache", true, "use the probe's verification cache")
 	flag.Parse()
 	var err error
-	if o.scrapers, err = parseInts(scrapers); err == nil {
+	if !o.verifyCache {
+		probe.SetVerifyCacheSize(0)
+	}
+	if o.scrapers, err = parseInts(scrapers); err == nil && o.countOnly != "" {
+		err = countOnly(o)
+	} else if err == nil {
 		err = run(o, os.Stdout)
 	}
 	if err != nil {
@@ -84,8 +109,9 @@ func parseInts(s string) ([]int, error) {
 }
 
 func run(o options, w io.Writer) error {
-	if o.n < 1 || o.concurrency < 1 || o.cycles < 1 {
-		return errors.New("-n, -concurrency and -cycles must be at least 1")
+	o.interval = max(o.interval, time.Millisecond)
+	if o.n < 1 || o.concurrency < 1 || o.cycles < 1 || o.perAddress < 1 {
+		return errors.New("-n, -concurrency, -cycles and -per-address must be at least 1")
 	}
 	fmt.Fprintln(w, machine())
 	limit, err := raiseFDLimit(uint64(o.concurrency)*4 + 4096)
@@ -102,24 +128,25 @@ func run(o options, w io.Writer) error {
 		return err
 	}
 	start := time.Now()
-	l, err := startListeners(p, o.n)
+	l, err := startListeners(p, o.n, o.perAddress)
 	if err != nil {
 		return err
 	}
 	defer l.stop()
-	fmt.Fprintf(w, "%d TLS 1.3 listeners (ECDSA P-256 leaf signed by a P-256 root) in process %d, up in %s; open-file limit %d\n\n",
-		o.n, l.pid(), time.Since(start).Round(time.Millisecond), limit)
+	fmt.Fprintf(w, "%d TLS 1.3 listeners (ECDSA P-256 leaf signed by a P-256 root) on %s in process %d, up in %s; open-file limit %d\n",
+		o.n, l.span(), l.pid(), time.Since(start).Round(time.Millisecond), limit)
+	fmt.Fprintf(w, "interval %s, floor %s\n\n", o.interval, o.pace())
 
 	r := &report{w: w, o: o}
 	floorOps := max(o.n, o.floorMin)
-	if r.floor[0], err = measureFloor(l.addrs, p.roots, o.concurrency, floorOps, l.pid()); err != nil {
+	if r.floor[0], err = measureFloor(l.addrs, p.roots, o.concurrency, floorOps, o.interval, l.pid()); err != nil {
 		return fmt.Errorf("floor: %w", err)
 	}
 	r.line("floor, before", r.floor[0], "bare verified crypto/tls handshakes")
 	if err := r.exporter(p, l); err != nil {
 		return err
 	}
-	if r.floor[1], err = measureFloor(l.addrs, p.roots, o.concurrency, floorOps, l.pid()); err != nil {
+	if r.floor[1], err = measureFloor(l.addrs, p.roots, o.concurrency, floorOps, o.interval, l.pid()); err != nil {
 		return fmt.Errorf("floor: %w", err)
 	}
 	r.line("floor, after", r.floor[1], "the same, again")
@@ -133,7 +160,7 @@ func run(o options, w io.Writer) error {
 		if probes == 0 {
 			probes = floorOps
 		}
-		bb, err := measureBlackbox(o.blackbox, p, l.addrs, o.concurrency, probes, l.pid())
+		bb, err := measureBlackbox(o.blackbox, p, l.addrs, o.concurrency, probes, o.interval, l.pid())
 		if err != nil {
 			return fmt.Errorf("blackbox_exporter: %w", err)
 		}
@@ -148,7 +175,7 @@ func run(o options, w io.Writer) error {
 // exporter runs the collector: the first refresh, the measured cycles, the
 // scrapes, and the stop.
 func (r *report) exporter(p *pki, l *listeners) error {
-	cfg, err := configFor(p, l.addrs, r.o.concurrency)
+	cfg, err := configFor(p, l.addrs, r.o.concurrency, r.o.interval)
 	if err != nil {
 		return err
 	}
@@ -263,7 +290,7 @@ func (r *report) cycle(e *exporter, m meter, k int) (cost, error) {
 	if k == 0 {
 		e.run()
 	}
-	if err := e.waitRefreshes(uint64((k+1)*r.o.n), 30*time.Minute); err != nil {
+	if err := e.waitRefreshes(uint64((k+1)*r.o.n), max(30*time.Minute, 3*r.o.interval)); err != nil {
 		return cost{}, err
 	}
 	c, err := stop(int(e.coll.Refreshes() - before))
@@ -316,8 +343,8 @@ func (r *report) summary() {
 		us(perRefresh), ratio(perRefresh, floor), r.o.cycles, r.o.n)
 	fmt.Fprintf(w, "  exporter, first refresh:           %6.0f µs CPU = %.2fx the floor, %s wall for all %d endpoints\n",
 		us(r.first.perOp()), ratio(r.first.perOp(), floor), r.first.wall.Round(time.Millisecond), r.o.n)
-	fmt.Fprintf(w, "  refresh wall time, %d endpoints:  %s per cycle back to back (listeners took %.0f%% of the CPU)\n",
-		r.o.n, (r.steady.wall / time.Duration(r.o.cycles)).Round(time.Millisecond), 100*r.steady.serverShare())
+	fmt.Fprintf(w, "  refresh wall time, %d endpoints:  %s per cycle, interval %s (listeners took %.0f%% of the CPU)\n",
+		r.o.n, (r.steady.wall / time.Duration(r.o.cycles)).Round(time.Millisecond), r.o.interval, 100*r.steady.serverShare())
 	for _, s := range r.scrapes {
 		extra := s.window.cpu - time.Duration(s.refreshes)*perRefresh
 		fmt.Fprintf(w, "  scrapes during refresh, %d at once: median %s, p90 %s over %d, %s gzip; about %s CPU each\n",

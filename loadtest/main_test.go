@@ -4,6 +4,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestMain lets the test binary serve as the listeners' child process.
@@ -15,20 +16,37 @@ func TestMain(m *testing.M) {
 }
 
 // The documented command keeps working: a small run goes through every
-// phase, every endpoint verifies, and a scrape shows them all.
+// phase, every endpoint verifies, and a scrape shows them all. Eight
+// listeners per address put the twenty on 127.0.0.2 to 127.0.0.4, and the
+// floor is paced to twenty handshakes per interval.
 func TestHarnessRunsEveryPhase(t *testing.T) {
 	var out strings.Builder
-	o := options{n: 20, concurrency: 4, cycles: 2, scrapes: 3, scrapers: []int{1, 2}, floorMin: 20, files: 30, rescans: 2}
+	o := options{n: 20, concurrency: 4, cycles: 2, scrapes: 3, scrapers: []int{1, 2}, floorMin: 20, files: 30, rescans: 2,
+		perAddress: 8, interval: 200 * time.Millisecond}
 	if err := run(o, &out); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	for _, want := range []string{
 		"floor, before", "first refresh", "refresh cycle 2", "after the scrapes", "floor, after",
 		"exporter, per endpoint refresh:", "scrapes during refresh, 2 at once", "goroutines",
-		"files, first read", "files, rescan",
+		"files, first read", "files, rescan", "on 127.0.0.2:", " to 127.0.0.4:", "each listener every 200ms ±10%",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// The mode run under valgrind makes its operations of either kind and
+// stops; an unknown kind is an error.
+func TestCountOnly(t *testing.T) {
+	for _, kind := range []string{"floor", "exporter"} {
+		o := options{n: 5, concurrency: 2, ops: 12, perAddress: 30000, interval: 100 * time.Millisecond, countOnly: kind}
+		if err := countOnly(o); err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+	}
+	if err := countOnly(options{n: 1, concurrency: 1, ops: 1, perAddress: 1, countOnly: "both"}); err == nil {
+		t.Fatal("-count-only both was accepted")
 	}
 }

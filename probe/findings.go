@@ -128,8 +128,10 @@ func selfSigned(c *x509.Certificate) bool {
 	if !bytes.Equal(c.RawSubject, c.RawIssuer) {
 		return false
 	}
-	err := c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature)
-	return err == nil || errors.As(err, new(x509.InsecureAlgorithmError))
+	return checkedSignature(c, c, func() bool {
+		err := c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature)
+		return err == nil || errors.As(err, new(x509.InsecureAlgorithmError))
+	})
 }
 
 // signedBy reports whether parent issued child, by name and signature.
@@ -137,8 +139,10 @@ func signedBy(child, parent *x509.Certificate) bool {
 	if !bytes.Equal(child.RawIssuer, parent.RawSubject) {
 		return false
 	}
-	err := child.CheckSignatureFrom(parent)
-	return err == nil || errors.As(err, new(x509.InsecureAlgorithmError))
+	return checkedSignature(child, parent, func() bool {
+		err := child.CheckSignatureFrom(parent)
+		return err == nil || errors.As(err, new(x509.InsecureAlgorithmError))
+	})
 }
 
 // chainFindings are the findings of the chain as the server sent it, which

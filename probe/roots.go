@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"weak"
 
 	"github.com/mcpcert/mcp_cert_exporter/config"
@@ -15,6 +16,18 @@ import (
 type caBundle struct {
 	pool  *x509.CertPool
 	certs []*x509.Certificate
+	gen   uint64 // unique to this bundle: the verification cache's key
+}
+
+// bundles numbers bundles from 1; 0 is the system pool.
+var bundles atomic.Uint64
+
+// certificates is the bundle's certificates, none for the system pool.
+func (b *caBundle) certificates() []*x509.Certificate {
+	if b == nil {
+		return nil
+	}
+	return b.certs
 }
 
 // sharedRoots hands out one bundle per ca_file to every target that names it,
@@ -39,7 +52,7 @@ func loadRoots(file string) (*caBundle, error) {
 	if prev := sharedRoots.byFile[file].Value(); prev != nil && prev.pool.Equal(pool) {
 		return prev, nil
 	}
-	b := &caBundle{pool: pool, certs: certs}
+	b := &caBundle{pool: pool, certs: certs, gen: bundles.Add(1)}
 	sharedRoots.byFile[file] = weak.Make(b)
 	runtime.AddCleanup(b, forgetRoots, file)
 	return b, nil

@@ -26,25 +26,46 @@ type verification struct {
 //  3. CERTIFICATE_NOT_YET_VALID: a certificate of the chain is before NotBefore.
 //  4. HOSTNAME_MISMATCH.
 func (t *Target) verify(sent []*x509.Certificate, now time.Time) verification {
+	return t.verifyWith(verified.Load(), sent, now)
+}
+
+// verifyWith is verify through the cache vc; nil verifies afresh.
+func (t *Target) verifyWith(vc *verifyCache, sent []*x509.Certificate, now time.Time) verification {
 	if len(sent) == 0 {
 		return verification{reason: ReasonVerifyFailed, detail: "server sent no certificate"}
 	}
+	key := chainKeyOf(t.roots, sent)
+	chain := vc.get(key, sent, now)
+	if chain == nil {
+		chains, v := t.buildChains(sent, now)
+		if chains == nil {
+			return v
+		}
+		vc.put(key, sent, chains, t.roots, now)
+		chain = chains[0]
+	}
+	if err := sent[0].VerifyHostname(t.serverName); err != nil {
+		return verification{chain: chain, reason: ReasonHostnameMismatch, detail: err.Error()}
+	}
+	return verification{chain: chain}
+}
+
+// buildChains verifies sent against the roots at now, without the
+// hostname. When no chain verifies, the verdict says why.
+func (t *Target) buildChains(sent []*x509.Certificate, now time.Time) ([][]*x509.Certificate, verification) {
 	opts := x509.VerifyOptions{Roots: t.rootPool(), CurrentTime: now, Intermediates: x509.NewCertPool()}
 	for _, c := range sent[1:] {
 		opts.Intermediates.AddCert(c)
 	}
 	chains, err := sent[0].Verify(opts)
-	if err != nil {
-		at, ok := validMoment(sent, now)
-		if !ok {
-			return outOfDate(sent, now, err)
-		}
-		return t.verifyAgain(sent, opts, now, err, at)
+	if err == nil {
+		return chains, verification{}
 	}
-	if err := sent[0].VerifyHostname(t.serverName); err != nil {
-		return verification{chain: chains[0], reason: ReasonHostnameMismatch, detail: err.Error()}
+	at, ok := validMoment(sent, now)
+	if !ok {
+		return nil, outOfDate(sent, now, err)
 	}
-	return verification{chain: chains[0]}
+	return nil, t.verifyAgain(sent, opts, now, err, at)
 }
 
 // verifyAgain tells a chain that is only out of date from one that is not
