@@ -278,7 +278,7 @@ func TestLoadFileBad(t *testing.T) {
 var goNames = regexp.MustCompile(`config\.[A-Z]|\[\]|!!|map\[|\b(u?int\d*|float\d+)\b|yaml: |net/url|\btls: `)
 
 // quoted matches what a message quotes from the file: the user's words.
-var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"|'[^']*'`)
 
 // checkReadable holds every message to what a user who never read Go can use.
 func checkReadable(t *testing.T, errs Errors) {
