@@ -33,6 +33,9 @@ var composeLines = []struct {
 	// version is the start of what `version` prints: the row runs the line
 	// it names, not whatever answers to the name.
 	version string
+	// label is the start of the com.docker.compose.version label the line
+	// puts on the containers it creates.
+	label string
 	// shippedPorts: the line accepts the shipped `ports` next to the
 	// override's network_mode: host (the engine drops them), so the stack
 	// runs on the shipped file itself. 1.29's docker-py refuses them ("host"
@@ -40,8 +43,8 @@ var composeLines = []struct {
 	shippedPorts bool
 	cli          func(t *testing.T, e *engine) composeCLI
 }{
-	{"1.29", "docker-compose version 1.29.", false, debianCompose},
-	{"v2", "Docker Compose version v2.", true, composePlugin},
+	{"1.29", "docker-compose version 1.29.", "1.29.", false, debianCompose},
+	{"v2", "Docker Compose version v2.", "2.", true, composePlugin},
 }
 
 // composeCLI is a compose command line against the test's engine.
@@ -122,14 +125,15 @@ func TestComposeStack(t *testing.T) {
 			if !line.shippedPorts {
 				base = writeHostNetworkBase(t, e, t.TempDir())
 			}
-			composeStack(t, e, c, base, images)
+			composeStack(t, e, c, base, images, line.label)
 		})
 	}
 }
 
-// composeStack brings the stack up from base plus the test's override and
-// waits for the alert chain and every service's health check.
-func composeStack(t *testing.T, e *engine, c composeCLI, base string, images map[string]string) {
+// composeStack brings the stack up from base plus the test's override,
+// checks that the containers are the ones the line made (their version
+// label), and waits for the alert chain and every service's health check.
+func composeStack(t *testing.T, e *engine, c composeCLI, base string, images map[string]string, label string) {
 	for service, port := range composePorts {
 		ln, err := net.Listen("tcp", "127.0.0.1:"+port)
 		if err != nil {
@@ -158,6 +162,7 @@ func composeStack(t *testing.T, e *engine, c composeCLI, base string, images map
 		t.Fatalf("compose up: %v\n%s", err, out)
 	}
 	t.Logf("compose up took %s", time.Since(start).Round(time.Second))
+	ids := containers(t, e, c, project, services, label)
 
 	eventually(t, 2*time.Minute, "Prometheus scrapes the exporter", func() bool {
 		return promQuery(t, `up{job="mcp_cert_exporter"} == 1`) &&
@@ -167,17 +172,31 @@ func composeStack(t *testing.T, e *engine, c composeCLI, base string, images map
 		return amHasAlert(t, "McpCertExpired", "mounted-certs") && hook.got("/critical", "McpCertExpired")
 	})
 	eventually(t, 2*time.Minute, "every service reports healthy", func() bool {
-		for _, s := range services {
-			id, err := c.output(append(project, "ps", "-q", s)...)
-			if err != nil {
-				t.Fatalf("compose ps %s: %v", s, err)
-			}
+		for _, id := range ids {
 			if status, _ := e.try("inspect", "-f", "{{.State.Health.Status}}", id); status != "healthy" {
 				return false
 			}
 		}
 		return true
 	})
+}
+
+// containers returns the container of each service, and fails the test
+// unless the line that was asked to create it did (its version label).
+func containers(t *testing.T, e *engine, c composeCLI, project, services []string, label string) map[string]string {
+	t.Helper()
+	ids := map[string]string{}
+	for _, s := range services {
+		id, err := c.output(append(project, "ps", "-q", s)...)
+		if err != nil || id == "" {
+			t.Fatalf("compose ps %s: %v, no container", s, err)
+		}
+		ids[s] = id
+		if v := e.run(t, "inspect", "-f", `{{index .Config.Labels "com.docker.compose.version"}}`, id); !strings.HasPrefix(v, label) {
+			t.Errorf("%s was created by compose %q, want %s...", s, v, label)
+		}
+	}
+	return ids
 }
 
 // buildPromImage builds a stand-in for prom/<name>: the binary from
