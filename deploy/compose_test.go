@@ -24,19 +24,116 @@ import (
 // 127.0.0.1, so they must be free.
 var composePorts = map[string]string{"mcp_cert_exporter": "9879", "prometheus": "9090", "alertmanager": "9093"}
 
-// TestComposeStack brings up examples/docker-compose.yml with an override
-// that puts every service on the host network, on 127.0.0.1, with
-// Prometheus and Alertmanager images built from the binaries
-// scripts/install-tools.sh builds, and checks the chain: Prometheus scrapes
-// the exporter, a shipped alert fires and Alertmanager routes it to the
-// receiver the shipped alertmanager.yml names. Grafana is not started.
+// composeLines are the Compose release lines examples/docker-compose.yml
+// must work with: Debian's docker-compose 1.29, and Compose v2 as the docker
+// CLI's compose plugin (scripts/install-tools.sh builds it, since Debian 12
+// has no package).
+var composeLines = []struct {
+	name string
+	// version is the start of what `version` prints: the row runs the line
+	// it names, not whatever answers to the name.
+	version string
+	// label is the start of the com.docker.compose.version label the line
+	// puts on the containers it creates.
+	label string
+	// shippedPorts: the line accepts the shipped `ports` next to the
+	// override's network_mode: host (the engine drops them), so the stack
+	// runs on the shipped file itself. 1.29's docker-py refuses them ("host"
+	// network_mode is incompatible with port_bindings).
+	shippedPorts bool
+	cli          func(t *testing.T, e *engine) composeCLI
+}{
+	{"1.29", "docker-compose version 1.29.", "1.29.", false, debianCompose},
+	{"v2", "Docker Compose version v2.", "2.", true, composePlugin},
+}
+
+// composeCLI is a compose command line against the test's engine.
+type composeCLI struct {
+	argv []string // the command before compose's own arguments
+	env  []string
+}
+
+// run returns stdout and stderr together, for messages.
+func (c composeCLI) run(args ...string) (string, error) {
+	out, err := c.cmd(args...).CombinedOutput()
+	return string(out), err
+}
+
+// output returns stdout alone, for values: warnings go to stderr.
+func (c composeCLI) output(args ...string) (string, error) {
+	out, err := c.cmd(args...).Output()
+	if ee, ok := err.(*exec.ExitError); ok {
+		err = fmt.Errorf("%w: %s", err, ee.Stderr)
+	}
+	return strings.TrimSpace(string(out)), err
+}
+
+func (c composeCLI) cmd(args ...string) *exec.Cmd {
+	cmd := exec.Command(c.argv[0], append(c.argv[1:], args...)...)
+	cmd.Env = c.env
+	return cmd
+}
+
+// debianCompose is Debian's docker-compose 1.29.
+func debianCompose(t *testing.T, e *engine) composeCLI {
+	// 1.29 would build through the docker CLI, which wants buildx here.
+	return composeCLI{[]string{tooltest.Require(t, "docker-compose")}, append(e.env, "COMPOSE_DOCKER_CLI_BUILD=0")}
+}
+
+// composePlugin is `docker compose`: Debian's docker CLI with Compose v2 in
+// the cli-plugins directory of a config directory of the test's own.
+func composePlugin(t *testing.T, e *engine) composeCLI {
+	bin := tooltest.Require(t, "docker-compose-v2")
+	config := t.TempDir()
+	if err := os.Mkdir(filepath.Join(config, "cli-plugins"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(bin, filepath.Join(config, "cli-plugins", "docker-compose")); err != nil {
+		t.Fatal(err)
+	}
+	return composeCLI{[]string{e.bin, "compose"}, append(e.env, "DOCKER_CONFIG="+config)}
+}
+
+// TestComposeStack brings up examples/docker-compose.yml with each Compose
+// line and an override that puts every service on the host network, on
+// 127.0.0.1, with Prometheus and Alertmanager images built from the
+// binaries scripts/install-tools.sh builds, and checks the chain:
+// Prometheus scrapes the exporter, a shipped alert fires and Alertmanager
+// routes it to the receiver the shipped alertmanager.yml names. Grafana is
+// not started.
 func TestComposeStack(t *testing.T) {
 	// The exporter's image is the one TestImage built from the same
 	// Dockerfile: Compose 1.29 builds through docker-py, whose build
 	// context misses the engine's layer cache, and a second cold build would
 	// double the test's cost.
 	e, _ := exporterImage(t)
-	compose := tooltest.Require(t, "docker-compose")
+	images := map[string]string{
+		"prometheus":   buildPromImage(t, e, "prometheus", "/prometheus"),
+		"alertmanager": buildPromImage(t, e, "alertmanager", "/alertmanager"),
+	}
+	shipped := filepath.Join(e.root, "examples", "docker-compose.yml")
+	for _, line := range composeLines {
+		t.Run(line.name, func(t *testing.T) {
+			c := line.cli(t, e)
+			if out, err := c.run("version"); err != nil || !strings.HasPrefix(out, line.version) {
+				t.Fatalf("compose version: %v, says %q, want %q...", err, out, line.version)
+			}
+			if out, err := c.run("-f", shipped, "config", "--quiet"); err != nil {
+				t.Fatalf("the shipped compose file does not validate: %v\n%s", err, out)
+			}
+			base := shipped
+			if !line.shippedPorts {
+				base = writeHostNetworkBase(t, e, t.TempDir())
+			}
+			composeStack(t, e, c, base, images, line.label)
+		})
+	}
+}
+
+// composeStack brings the stack up from base plus the test's override,
+// checks that the containers are the ones the line made (their version
+// label), and waits for the alert chain and every service's health check.
+func composeStack(t *testing.T, e *engine, c composeCLI, base string, images map[string]string, label string) {
 	for service, port := range composePorts {
 		ln, err := net.Listen("tcp", "127.0.0.1:"+port)
 		if err != nil {
@@ -44,39 +141,28 @@ func TestComposeStack(t *testing.T) {
 		}
 		ln.Close()
 	}
-	images := map[string]string{
-		"prometheus":   buildPromImage(t, e, "prometheus", "/prometheus"),
-		"alertmanager": buildPromImage(t, e, "alertmanager", "/alertmanager"),
-	}
 	f := newFixture(t)
 	hook := newWebhook(t)
-	dir := t.TempDir()
-	base := writeHostNetworkBase(t, e, dir)
-	override := writeOverride(t, e, dir, images, f, hook.addr)
+	override := writeOverride(t, e, t.TempDir(), images, f, hook.addr)
 
-	project := "mcpcerte2e"
-	dc := func(args ...string) (string, error) {
-		cmd := exec.Command(compose, append([]string{"-p", project, "--project-directory",
-			filepath.Join(e.root, "examples"), "-f", base, "-f", override}, args...)...)
-		cmd.Env = append(e.env, "COMPOSE_DOCKER_CLI_BUILD=0")
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
+	project := []string{"-p", "mcpcerte2e", "--project-directory", filepath.Join(e.root, "examples"), "-f", base, "-f", override}
+	dc := func(args ...string) (string, error) { return c.run(append(project, args...)...) }
 	t.Cleanup(func() {
 		if t.Failed() {
 			out, _ := dc("logs", "--no-color", "--tail=40")
 			t.Logf("compose logs:\n%s", out)
 		}
 		if out, err := dc("down", "-v", "--remove-orphans", "--timeout=20"); err != nil {
-			t.Errorf("docker-compose down: %v\n%s", err, out)
+			t.Errorf("compose down: %v\n%s", err, out)
 		}
 	})
 	services := []string{"mcp_cert_exporter", "prometheus", "alertmanager"}
 	start := time.Now()
 	if out, err := dc(append([]string{"up", "-d", "--no-build"}, services...)...); err != nil {
-		t.Fatalf("docker-compose up: %v\n%s", err, out)
+		t.Fatalf("compose up: %v\n%s", err, out)
 	}
-	t.Logf("docker-compose up took %s", time.Since(start).Round(time.Second))
+	t.Logf("compose up took %s", time.Since(start).Round(time.Second))
+	ids := containers(t, e, c, project, services, label)
 
 	eventually(t, 2*time.Minute, "Prometheus scrapes the exporter", func() bool {
 		return promQuery(t, `up{job="mcp_cert_exporter"} == 1`) &&
@@ -86,17 +172,31 @@ func TestComposeStack(t *testing.T) {
 		return amHasAlert(t, "McpCertExpired", "mounted-certs") && hook.got("/critical", "McpCertExpired")
 	})
 	eventually(t, 2*time.Minute, "every service reports healthy", func() bool {
-		for _, s := range services {
-			id, err := dc("ps", "-q", s)
-			if err != nil {
-				t.Fatalf("docker-compose ps %s: %v\n%s", s, err, id)
-			}
-			if status, _ := e.try("inspect", "-f", "{{.State.Health.Status}}", strings.TrimSpace(id)); status != "healthy" {
+		for _, id := range ids {
+			if status, _ := e.try("inspect", "-f", "{{.State.Health.Status}}", id); status != "healthy" {
 				return false
 			}
 		}
 		return true
 	})
+}
+
+// containers returns the container of each service, and fails the test
+// unless the line that was asked to create it did (its version label).
+func containers(t *testing.T, e *engine, c composeCLI, project, services []string, label string) map[string]string {
+	t.Helper()
+	ids := map[string]string{}
+	for _, s := range services {
+		id, err := c.output(append(project, "ps", "-q", s)...)
+		if err != nil || id == "" {
+			t.Fatalf("compose ps %s: %v, no container", s, err)
+		}
+		ids[s] = id
+		if v := e.run(t, "inspect", "-f", `{{index .Config.Labels "com.docker.compose.version"}}`, id); !strings.HasPrefix(v, label) {
+			t.Errorf("%s was created by compose %q, want %s...", s, v, label)
+		}
+	}
+	return ids
 }
 
 // buildPromImage builds a stand-in for prom/<name>: the binary from

@@ -2,7 +2,8 @@
 # Installs every external tool the tests need, so a fresh machine with only Go
 # can run scripts/test.sh. Safe to run again: finished work is skipped.
 #
-#   Go builds (into ./.tools/bin): promtool, prometheus, alertmanager, amtool, pint
+#   Go builds (into ./.tools/bin): promtool, prometheus, alertmanager, amtool, pint,
+#                                   docker-compose-v2 (Compose v2)
 #   Debian packages (apt-get):      nginx, testssl.sh, openssl, chromium (status
 #                                   page test); docker.io, docker-compose and
 #                                   debootstrap for deploy/ (scripts/docker.sh);
@@ -28,6 +29,11 @@ PROMETHEUS_BUILD_TAGS=remove_all_sd,enable_dns_sd
 ALERTMANAGER_VERSION=v0.35.0
 # cloudflare/pint, the rule linter (pint lint alerts/ in the tests).
 PINT_VERSION=v0.87.0
+# Docker Compose v2 for deploy/compose_test.go, which runs the compose stack
+# with both Compose lines: Debian 12 packages only docker-compose 1.29. It is
+# installed as docker-compose-v2 so that Debian's docker-compose stays the one
+# PATH finds; the test hands it to the docker CLI as its compose plugin.
+COMPOSE_V2_VERSION=v2.40.3
 APT_PACKAGES=(nginx testssl.sh openssl chromium docker.io docker-compose debootstrap)
 # npm packages, exact versions, installed outside the repo; the interop tests
 # in internal/interop find them there (tooltest.NPMPackage). The conformance
@@ -108,19 +114,26 @@ build_prometheus() {
 		-ldflags="$PROMETHEUS_LDFLAGS" "${pkgs[@]}"
 }
 
+# module_source copies MODULE@VERSION from the module cache into DIR, writable,
+# for the builds that `go install ...@version` cannot do.
+# Usage: module_source MODULE VERSION DIR
+module_source() {
+	local dir
+	# Outside any module, so our go.mod and go.sum stay untouched.
+	dir=$(cd "$WORK" && go mod download -json "$1@$2" |
+		sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+	[[ -n $dir ]] || die "go mod download $1@$2 gave no directory"
+	cp -R "$dir" "$3"
+	chmod -R u+w "$3"
+}
+
 # build_alertmanager builds from a copy of the module because its ui package
 # embeds app/dist, which is made by an npm build and is not in the module zip,
 # so `go install ...@version` fails. A placeholder page stands in for the UI;
 # the API, which is all the tests use, is untouched.
 build_alertmanager() {
-	local module=github.com/prometheus/alertmanager dir name pkgs=()
-	local src=$WORK/alertmanager
-	# Outside any module, so our go.mod and go.sum stay untouched.
-	dir=$(cd "$WORK" && go mod download -json "$module@$ALERTMANAGER_VERSION" |
-		sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
-	[[ -n $dir ]] || die "go mod download $module@$ALERTMANAGER_VERSION gave no directory"
-	cp -R "$dir" "$src"
-	chmod -R u+w "$src"
+	local src=$WORK/alertmanager name pkgs=()
+	module_source github.com/prometheus/alertmanager "$ALERTMANAGER_VERSION" "$src"
 	for name in elm mantine; do
 		mkdir -p "$src/ui/app/dist/$name"
 		printf '<!doctype html><title>Alertmanager</title><p>UI not built; the API is at /api/v2/.\n' \
@@ -136,14 +149,18 @@ build_alertmanager() {
 # fails because the proxy refuses pint's version list, which go install reads
 # for deprecation notices; an exact version downloads fine.
 build_pint() {
-	local module=github.com/cloudflare/pint dir
 	local src=$WORK/pint
-	dir=$(cd "$WORK" && go mod download -json "$module@$PINT_VERSION" |
-		sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
-	[[ -n $dir ]] || die "go mod download $module@$PINT_VERSION gave no directory"
-	cp -R "$dir" "$src"
-	chmod -R u+w "$src"
+	module_source github.com/cloudflare/pint "$PINT_VERSION" "$src"
 	(cd "$src" && CGO_ENABLED=0 go build -trimpath -ldflags="$PINT_LDFLAGS" -o "$TOOLS_BIN/pint" ./cmd/pint)
+}
+
+# build_compose_v2 builds from a copy of the module, as upstream's Makefile
+# builds ./cmd: `go install ...@version` refuses a go.mod with exclude
+# directives, and compose's has some.
+build_compose_v2() {
+	local src=$WORK/compose
+	module_source github.com/docker/compose/v2 "$COMPOSE_V2_VERSION" "$src"
+	(cd "$src" && CGO_ENABLED=0 go build -trimpath -ldflags="$COMPOSE_V2_LDFLAGS" -o "$TOOLS_BIN/$1" ./cmd)
 }
 
 # recipe names everything that decides what a build produces.
@@ -257,6 +274,7 @@ print_versions() {
 	openssl version
 	/usr/bin/docker --version
 	docker-compose --version
+	"$TOOLS_BIN/docker-compose-v2" version
 	printf 'node %s; npm packages: %s %s\n' "$(node --version)" "${NPM_PACKAGES[*]}" "${K8S_MODELS_PACKAGES[*]}"
 }
 
@@ -275,6 +293,10 @@ main() {
 	PINT_LDFLAGS="-s -w -X main.version=${PINT_VERSION#v} -X main.commit=$PINT_VERSION"
 	ensure_built "$(recipe github.com/cloudflare/pint "$PINT_VERSION" "" "$PINT_LDFLAGS")" \
 		build_pint pint
+	# internal.Version is what `docker compose version` prints.
+	COMPOSE_V2_LDFLAGS="-s -w -X github.com/docker/compose/v2/internal.Version=$COMPOSE_V2_VERSION"
+	ensure_built "$(recipe github.com/docker/compose/v2 "$COMPOSE_V2_VERSION" "" "$COMPOSE_V2_LDFLAGS")" \
+		build_compose_v2 docker-compose-v2
 	install_apt_packages
 	install_npm_packages
 	install_k8s_models
