@@ -47,6 +47,8 @@ type options struct {
 	countOnly      string
 	ops            int
 	verifyCache    bool
+	posture        time.Duration
+	postureFor     time.Duration
 }
 
 // pace says how the floor's handshakes are started.
@@ -80,6 +82,8 @@ func main() {
 	flag.StringVar(&o.countOnly, "count-only", "", "floor or exporter: make -ops paced operations of that kind and exit, for counting instructions under valgrind")
 	flag.IntVar(&o.ops, "ops", 1000, "operations made with -count-only")
 	flag.BoolVar(&o.verifyCache, "verify-cache", true, "use the probe's verification cache")
+	flag.DurationVar(&o.posture, "posture", 0, "measure posture scans instead, every endpoint scanned at this posture_interval: connections per scan, scan start times per tenth of the interval, a reload halfway, CPU and RSS")
+	flag.DurationVar(&o.postureFor, "posture-for", 0, "how long the -posture run lasts (default 1.2 posture intervals)")
 	flag.Parse()
 	var err error
 	if !o.verifyCache {
@@ -87,6 +91,8 @@ func main() {
 	}
 	if o.scrapers, err = parseInts(scrapers); err == nil && o.countOnly != "" {
 		err = countOnly(o)
+	} else if err == nil && o.posture > 0 {
+		err = runPosture(o, os.Stdout)
 	} else if err == nil {
 		err = run(o, os.Stdout)
 	}
@@ -175,7 +181,7 @@ func run(o options, w io.Writer) error {
 // exporter runs the collector: the first refresh, the measured cycles, the
 // scrapes, and the stop.
 func (r *report) exporter(p *pki, l *listeners) error {
-	cfg, err := configFor(p, l.addrs, r.o.concurrency, r.o.interval)
+	cfg, err := configFor(p, l.addrs, r.o.concurrency, r.o.interval, 0)
 	if err != nil {
 		return err
 	}

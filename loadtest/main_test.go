@@ -50,3 +50,25 @@ func TestCountOnly(t *testing.T) {
 		t.Fatal("-count-only both was accepted")
 	}
 }
+
+// -posture counts the connections each scan costs at the listeners and
+// reports every scan's start by tenth of the interval. Twenty endpoints are
+// first scanned within 20 × 50ms; the run reloads at half the interval.
+func TestPostureMode(t *testing.T) {
+	var out strings.Builder
+	o := options{n: 20, concurrency: 4, perAddress: 30000, interval: time.Hour, posture: 4 * time.Second, postureFor: 3 * time.Second}
+	if err := runPosture(o, &out); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	for _, want := range []string{
+		"(20 targets scanned at least once)", "connections per scan at the listeners: 9.00 (6.00 handshakes completed, 3.00 refused)",
+		"scans starting in the 10s after the reload", "  0% to  10%", "peak RSS",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+	if err := runPosture(options{n: 1, concurrency: 1, perAddress: 1, interval: time.Millisecond, posture: time.Second}, &out); err == nil {
+		t.Fatal("-posture with back-to-back probes was accepted")
+	}
+}
