@@ -27,7 +27,7 @@ type postureRun struct {
 	starts  map[string]map[float64]bool // target: scan start times seen
 	buckets []postureBucket             // per tenth of the interval
 	peakRSS int64
-	conns   connCounts // the scans' connections: the listeners' less one per probe
+	conns   connCounts    // the scans' connections: the listeners' less one per probe
 	probed  time.Duration // when the first probe of every endpoint had finished
 	probes  uint64
 }
