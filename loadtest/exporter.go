@@ -44,7 +44,9 @@ type exporter struct {
 // own schedule and are not part of the refresh cost the harness measures.
 func configFor(p *pki, addrs []string, concurrency int, interval, postureInterval time.Duration) (*config.Config, error) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "interval: %s\ntimeout: 10s\nconcurrency: %d\n", model.Duration(interval), concurrency)
+	fmt.Fprintf(&b, "interval: %s\ntimeout: 10s\nconcurrency: %d\nprobe_concurrency: %d\n", model.Duration(interval), concurrency, concurrency)
+	// The module /probe uses with -probe: the same trust and name as the endpoints.
+	fmt.Fprintf(&b, "modules: {tls: {prober: tls, allowed_targets: {cidrs: [127.0.0.0/8]}, tls_config: {ca_file: %q, server_name: localhost}}}\n", p.caFile)
 	posture := postureInterval > 0
 	if posture {
 		fmt.Fprintf(&b, "posture_interval: %s\n", model.Duration(postureInterval))
@@ -68,6 +70,7 @@ func startExporter(cfg *config.Config) (*exporter, error) {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", e.coll.MetricsHandler(reg, logger))
+	mux.Handle("/probe", e.coll.ProbeHandler(logger))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err

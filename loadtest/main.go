@@ -49,6 +49,7 @@ type options struct {
 	verifyCache    bool
 	posture        time.Duration
 	postureFor     time.Duration
+	probe          bool
 }
 
 // pace says how the floor's handshakes are started.
@@ -84,6 +85,7 @@ func main() {
 	flag.BoolVar(&o.verifyCache, "verify-cache", true, "use the probe's verification cache")
 	flag.DurationVar(&o.posture, "posture", 0, "measure posture scans instead, every endpoint scanned at this posture_interval: connections per scan, scan start times per tenth of the interval, a reload halfway, CPU and RSS")
 	flag.DurationVar(&o.postureFor, "posture-for", 0, "how long the -posture run lasts (default 1.2 posture intervals)")
+	flag.BoolVar(&o.probe, "probe", false, "also measure /probe: as many requests as floor handshakes, over the listeners, at -concurrency")
 	flag.Parse()
 	var err error
 	if !o.verifyCache {
@@ -160,6 +162,14 @@ func run(o options, w io.Writer) error {
 		if err := measureFiles(w, dir, o.files, max(o.rescans, 1)); err != nil {
 			return fmt.Errorf("files: %w", err)
 		}
+	}
+	if o.probe {
+		c, err := measureProbe(p, l, o.concurrency, floorOps, o.interval)
+		if err != nil {
+			return fmt.Errorf("/probe: %w", err)
+		}
+		r.line("/probe", c, "GET /probe in this process, the HTTP client's CPU included")
+		r.probe = &c
 	}
 	if o.blackbox != "" {
 		probes := o.blackboxProbes
@@ -329,6 +339,7 @@ type report struct {
 	afterScrapes memory
 	scrapes      []scrapeResult
 	blackbox     *cost
+	probe        *cost
 	profile      *os.File
 }
 
@@ -367,6 +378,10 @@ func (r *report) summary() {
 			mib(r.base.rss), mib(first.rss), mib(int64(first.heap)), n-1, mib(last.rss), mib(int64(last.heap)), mib(peak))
 		fmt.Fprintf(w, "  goroutines %d -> %d, fds %d -> %d from the first refresh to cycle %d; after the scrapes RSS %s\n",
 			first.goroutines, last.goroutines, first.fds, last.fds, n-1, mib(r.afterScrapes.rss))
+	}
+	if c := r.probe; c != nil {
+		fmt.Fprintf(w, "  /probe, per request:               %6.0f µs CPU = %.2fx the floor, %.0f requests/s at concurrency %d\n",
+			us(c.perOp()), ratio(c.perOp(), floor), float64(c.ops)/c.wall.Seconds(), r.o.concurrency)
 	}
 	if bb := r.blackbox; bb != nil {
 		fmt.Fprintf(w, "  blackbox_exporter, per probe:      %6.0f µs CPU = %.2fx the floor (%.2fx this exporter)\n",

@@ -22,14 +22,14 @@ func TestMain(m *testing.M) {
 func TestHarnessRunsEveryPhase(t *testing.T) {
 	var out strings.Builder
 	o := options{n: 20, concurrency: 4, cycles: 2, scrapes: 3, scrapers: []int{1, 2}, floorMin: 20, files: 30, rescans: 2,
-		perAddress: 8, interval: 200 * time.Millisecond}
+		perAddress: 8, interval: 200 * time.Millisecond, probe: true}
 	if err := run(o, &out); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	for _, want := range []string{
 		"floor, before", "first refresh", "refresh cycle 2", "after the scrapes", "floor, after",
 		"exporter, per endpoint refresh:", "scrapes during refresh, 2 at once", "goroutines",
-		"files, first read", "files, rescan", "on 127.0.0.2:", " to 127.0.0.4:", "each listener every 200ms ±10%",
+		"files, first read", "files, rescan", "/probe, per request:", "on 127.0.0.2:", " to 127.0.0.4:", "each listener every 200ms ±10%",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
