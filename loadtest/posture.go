@@ -115,6 +115,9 @@ func (r *postureRun) measure(d time.Duration, reload func() error) error {
 				return fmt.Errorf("reload: %w", err)
 			}
 		}
+		if err := r.poll(); err != nil {
+			return err
+		}
 		c, err := stop(0)
 		if err != nil {
 			return err
@@ -124,9 +127,6 @@ func (r *postureRun) measure(d time.Duration, reload func() error) error {
 		}
 		b := &r.buckets[min(int(elapsed*10/r.o.posture), len(r.buckets)-1)]
 		b.cpu, b.wall = b.cpu+c.cpu, b.wall+c.wall
-		if err := r.poll(); err != nil {
-			return err
-		}
 	}
 	r.probes = r.e.coll.Refreshes()
 	after, err := r.l.counts()
