@@ -22,7 +22,7 @@ RUN go mod download
 COPY . .
 # What `mcp_cert_exporter --version` and mcp_cert_exporter_build_info show.
 ENV LDFLAGS="-X github.com/prometheus/common/version.Version=${VERSION} -X github.com/prometheus/common/version.Revision=${REVISION} -X github.com/prometheus/common/version.Branch=${BRANCH} -X github.com/prometheus/common/version.BuildUser=docker"
-# Keep this identical to the build command in README.md (a test checks it).
+# Keep this identical to the build command in docs/deployment.md (a test checks it).
 RUN CGO_ENABLED=0 go build -trimpath -ldflags="$LDFLAGS" -o mcp_cert_exporter .
 
 FROM ${RUNTIME_IMAGE}
@@ -41,7 +41,7 @@ USER 65532:65532
 EXPOSE 9879
 # Exec form: distroless has no shell. It asks :9879; if you change
 # --web.listen-address or use --web.config.file, override the health check
-# with the same flags (see README, Deploying).
+# with the same flags (see docs/deployment.md).
 HEALTHCHECK --interval=30s --timeout=10s --start-period=10s --retries=3 \
     CMD ["/bin/mcp_cert_exporter", "healthcheck"]
 ENTRYPOINT ["/bin/mcp_cert_exporter"]

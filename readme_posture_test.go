@@ -17,8 +17,8 @@ func docTable(header string, rows [][3]string) string {
 	return b.String()
 }
 
-// TestReadmePostureInSync keeps the README's findings and policy rules, with
-// their conditions and remedies, equal to what check prints.
+// TestReadmePostureInSync keeps the findings and policy rules, with
+// their conditions and remedies in docs/posture.md, equal to what check prints.
 func TestReadmePostureInSync(t *testing.T) {
 	var findings, rules [][3]string
 	for _, f := range probe.Findings {
@@ -27,8 +27,8 @@ func TestReadmePostureInSync(t *testing.T) {
 	for _, r := range probe.Rules {
 		rules = append(rules, [3]string{string(r), r.Breach(), r.Remedy()})
 	}
-	checkReadmeSection(t, "findings", docTable("finding | reported when | remedy", findings),
+	checkDocSection(t, postureDoc, "findings", docTable("finding | reported when | remedy", findings),
 		"findings differ from probe/findings.go", "TestReadmePostureInSync")
-	checkReadmeSection(t, "policy", docTable("rule | breached when | remedy", rules),
+	checkDocSection(t, postureDoc, "policy", docTable("rule | breached when | remedy", rules),
 		"policy rules differ from probe/posture_policy.go", "TestReadmePostureInSync")
 }

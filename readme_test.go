@@ -10,10 +10,17 @@ import (
 	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
 
-var update = flag.Bool("update", false, "rewrite generated README sections")
+var update = flag.Bool("update", false, "rewrite generated documentation sections")
+
+// The documentation files that tests check against the code.
+const (
+	reasonsDoc    = "docs/reasons.md"    // reasons:begin/end
+	postureDoc    = "docs/posture.md"    // findings:begin/end, policy:begin/end
+	deploymentDoc = "docs/deployment.md" // the Dockerfile's go build line
+)
 
 // reasonsTable renders the failure reasons with their remedies from the code,
-// so the README cannot drift from what /status and check print.
+// so the documentation cannot drift from what /status and check print.
 func reasonsTable() string {
 	var b strings.Builder
 	b.WriteString("\n| reason | kind | remedy |\n|---|---|---|\n")
@@ -35,31 +42,31 @@ func reasonsTable() string {
 }
 
 func TestReadmeReasonsInSync(t *testing.T) {
-	checkReadmeSection(t, "reasons", reasonsTable(), "failure reasons differ from probe/reason.go", "TestReadmeReasonsInSync")
+	checkDocSection(t, reasonsDoc, "reasons", reasonsTable(), "failure reasons differ from probe/reason.go", "TestReadmeReasonsInSync")
 }
 
-// checkReadmeSection compares the README between <!-- name:begin … --> and
+// checkDocSection compares the file doc between <!-- name:begin … --> and
 // <!-- name:end --> with want, or rewrites it under -update.
-func checkReadmeSection(t *testing.T, name, want, differ, test string) {
+func checkDocSection(t *testing.T, doc, name, want, differ, test string) {
 	t.Helper()
-	data, err := os.ReadFile("README.md")
+	data, err := os.ReadFile(doc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	re := regexp.MustCompile(`(?s)(<!-- ` + name + `:begin[^>]*-->)(.*?)(<!-- ` + name + `:end -->)`)
 	m := re.FindSubmatch(data)
 	if m == nil {
-		t.Fatalf("README.md lacks the %s:begin/end markers", name)
+		t.Fatalf("%s lacks the %s:begin/end markers", doc, name)
 	}
 	if *update {
 		out := re.ReplaceAll(data, []byte("${1}"+strings.ReplaceAll(want, "$", "$$")+"${3}"))
-		if err := os.WriteFile("README.md", out, 0o644); err != nil {
+		if err := os.WriteFile(doc, out, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return
 	}
 	if string(m[2]) != want {
-		t.Fatalf("README.md's %s; run: go test -run %s -update .", differ, test)
+		t.Fatalf("%s: %s; run: go test -run %s -update .", doc, differ, test)
 	}
 }
 
@@ -68,7 +75,7 @@ func TestDockerfileBuildsLikeTheReadme(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	readme, err := os.ReadFile("README.md")
+	readme, err := os.ReadFile(deploymentDoc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,6 +84,6 @@ func TestDockerfileBuildsLikeTheReadme(t *testing.T) {
 		t.Fatal("Dockerfile has no RUN … go build line")
 	}
 	if !strings.Contains(string(readme), "\n"+string(m[1])+"\n") {
-		t.Fatalf("README.md does not document the Dockerfile's build command %q", m[1])
+		t.Fatalf("%s does not document the Dockerfile's build command %q", deploymentDoc, m[1])
 	}
 }

@@ -20,12 +20,14 @@ import (
 	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
 
-// trustStoreRoots is the size of the file group that must fold into one row.
-const trustStoreRoots = 140
+// trustStoreRoots is the size of the trust store that must fold into one
+// row; the first expiredRoots of them expired long ago, as in Debian's bundle.
+const trustStoreRoots, expiredRoots = 140, 3
 
 // statusFleet starts, on 127.0.0.1, one endpoint failing (expired), one
 // expiring in three days, one healthy MCP server (go-sdk, Streamable HTTP),
-// and writes a trust store of 140 roots; it returns the exporter's config.
+// and writes a trust store of 140 roots, 3 of them long expired; it returns
+// the exporter's config.
 func statusFleet(t *testing.T) string {
 	dir := t.TempDir()
 	ca := testpki.NewCA("Fleet Root")
@@ -46,8 +48,12 @@ func statusFleet(t *testing.T) string {
 	mux.Handle("/mcp", mcptest.Streamable(mcptest.NewServer("docs", calls), calls, nil))
 	var roots []*testpki.Cert
 	for i := range trustStoreRoots {
+		from, to := -time.Hour, time.Duration(400+i)*24*time.Hour
+		if i < expiredRoots {
+			from, to = -4000*24*time.Hour, -400*24*time.Hour
+		}
 		roots = append(roots, testpki.SelfSigned(testpki.Options{CN: fmt.Sprintf("Store Root %03d", i), IsCA: true,
-			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Duration(400+i) * 24 * time.Hour)}))
+			NotBefore: now.Add(from), NotAfter: now.Add(to)}))
 	}
 	store := testpki.WriteFile(t, dir, "ca-certificates.crt", testpki.Bundle(roots...))
 	caFile := testpki.WriteFile(t, dir, "ca.pem", ca.PEM())
@@ -57,7 +63,7 @@ func statusFleet(t *testing.T) string {
 		fmt.Fprintf(&b, "  - {name: %s, address: %q, tls_config: {ca_file: %q, server_name: localhost}}\n", name, addrs[name], caFile)
 	}
 	fmt.Fprintf(&b, "  - {name: docs-mcp, url: %q, tls_config: {ca_file: %q, server_name: localhost}}\n", docs+"/mcp", caFile)
-	fmt.Fprintf(&b, "files:\n  - {name: trust-store, paths: [%q]}\n", store)
+	fmt.Fprintf(&b, "files:\n  - {name: trust-store, paths: [%q], trust_store: true}\n", store)
 	return writeConfig(t, filepath.Join(dir, "c.yml"), b.String())
 }
 
@@ -110,11 +116,15 @@ func TestStatusPageInBrowser(t *testing.T) {
 		counts[m[1]] = m[2]
 	}
 	// Certificates: the search leaf expires in 3 days; the billing leaf has
-	// expired and is counted apart.
+	// expired and is counted apart. The trust store's expired roots count
+	// nowhere.
 	for card, want := range map[string]string{"failing": "1", "within7d": "1", "within30d": "1", "healthy": "2"} {
 		if counts[card] != want {
 			t.Errorf("summary %s = %q, want %s (all: %v)", card, counts[card], want, counts)
 		}
+	}
+	if !strings.Contains(dom, "; 1 expired</a>") {
+		t.Errorf("the 7-day card does not count exactly the billing leaf as expired")
 	}
 	billing := rowOf(t, dom, "billing-mcp")
 	if !strings.Contains(billing, "CERTIFICATE_EXPIRED") || !strings.Contains(billing, probe.ReasonCertificateExpired.Remedy()) {
@@ -122,8 +132,10 @@ func TestStatusPageInBrowser(t *testing.T) {
 	}
 	store := rowOf(t, dom, "trust-store")
 	if strings.Count(store, `<details class="group">`) != 1 || strings.Contains(store, "<details open") ||
-		!strings.Contains(store, fmt.Sprintf("%d certificates, soonest", trustStoreRoots)) || !strings.Contains(store, "Store Root 000") {
-		t.Errorf("the trust store is not one folded row with its count and soonest root:\n%.2000s", store)
+		!strings.Contains(store, fmt.Sprintf("%d certificates, soonest", trustStoreRoots)) ||
+		!strings.Contains(store, fmt.Sprintf("%d roots, %d expired", trustStoreRoots, expiredRoots)) ||
+		!regexp.MustCompile(`soonest <span class="u-">Store Root 003 `).MatchString(store) {
+		t.Errorf("the trust store is not one folded row with its count, a note and its soonest unexpired root:\n%.2000s", store)
 	}
 	for _, name := range []string{"billing-mcp", "search-mcp", "docs-mcp"} {
 		if strings.Contains(rowOf(t, dom, name), `class="group"`) {

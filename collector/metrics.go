@@ -37,7 +37,7 @@ var (
 	insecureSkip = prometheus.NewDesc("ssl_insecure_skip_verify",
 		"1 if the endpoint sets insecure_skip_verify: verification is still reported but its failure does not count.", []string{"target"}, nil)
 	probeError = prometheus.NewDesc("ssl_probe_error_info",
-		"1 for the reason the last probe failed; absent when it did not. Reasons and remedies are in the README."+cachedNote,
+		"1 for the reason the last probe failed; absent when it did not. Reasons and remedies are in docs/reasons.md."+cachedNote,
 		[]string{"target", "reason"}, nil)
 	tlsVersion = prometheus.NewDesc("ssl_tls_version_info",
 		"1 for the TLS version negotiated by the last probe."+cachedNote, []string{"target", "version"}, nil)

@@ -16,7 +16,7 @@ var (
 	mcpDuration = prometheus.NewDesc("mcp_handshake_duration_seconds",
 		"Time of the MCP exchange after TLS, closing the session included."+cachedNote, []string{"target"}, nil)
 	mcpError = prometheus.NewDesc("mcp_error_info",
-		"1 for the reason the last MCP handshake failed; absent when it completed. Reasons and remedies are in the README."+cachedNote,
+		"1 for the reason the last MCP handshake failed; absent when it completed. Reasons and remedies are in docs/reasons.md."+cachedNote,
 		[]string{"target", "reason"}, nil)
 	mcpBearerToken = prometheus.NewDesc("mcp_bearer_token_configured",
 		"1 if the endpoint sends a bearer token (mcp.bearer_token_file is set), 0 if not; only for endpoints that speak MCP. "+

@@ -25,7 +25,7 @@ var (
 			"completes it; absent when unknown."+postureNote, []string{"target"}, nil)
 	certFinding = prometheus.NewDesc("ssl_certificate_finding_info",
 		"1 for each quality finding of a certificate (WEAK_KEY, WEAK_SIGNATURE, NO_SAN, VALIDITY_TOO_LONG, SELF_SIGNED, "+
-			"CHAIN_ORDER, INCOMPLETE_CHAIN, MUST_STAPLE_MISSING). Remedies are in the README."+cachedNote,
+			"CHAIN_ORDER, INCOMPLETE_CHAIN, MUST_STAPLE_MISSING). Remedies are in docs/posture.md."+cachedNote,
 		[]string{"target", "source", "path", "role", "serial", "finding"}, nil)
 	ocspStapled = prometheus.NewDesc("ssl_ocsp_stapled",
 		"1 if the server stapled an OCSP response to its certificate."+cachedNote, []string{"target"}, nil)
@@ -45,7 +45,7 @@ var (
 		"max-age of the Strict-Transport-Security header of a url endpoint; 0 when there is no valid header."+postureNote,
 		[]string{"target"}, nil)
 	policyViolation = prometheus.NewDesc("ssl_policy_violation_info",
-		"1 for each policy rule (a key under policy:) the target breaches. Rules and remedies are in the README.",
+		"1 for each policy rule (a key under policy:) the target breaches. Rules and remedies are in docs/posture.md.",
 		[]string{"target", "rule"}, nil)
 	postureLastRun = prometheus.NewDesc("ssl_posture_last_run_timestamp_seconds",
 		"When the last posture scan of this target (an endpoint's scan, a file group's key check) started, as a Unix timestamp.",

@@ -38,21 +38,25 @@ const (
 
 // TargetStatus is one target as the status page shows it.
 type TargetStatus struct {
-	Name          string            `json:"name"`
-	Kind          string            `json:"kind"` // endpoint or file
-	Target        string            `json:"target"`
-	State         string            `json:"state"`
-	LastRun       *time.Time        `json:"last_run,omitempty"`
-	Pending       bool              `json:"pending"`
-	Problems      []Problem         `json:"problems"`
-	Version       string            `json:"tls_version,omitempty"`
-	Cipher        string            `json:"cipher,omitempty"`
-	Verified      *bool             `json:"verified,omitempty"`
-	SoonestExpiry *time.Time        `json:"soonest_expiry,omitempty"`
-	Certs         []CertStatus      `json:"certificates"`
-	MCP           *MCPStatus        `json:"mcp,omitempty"`
-	Findings      []FindingStatus   `json:"findings,omitempty"`
-	Violations    []ViolationStatus `json:"policy_violations,omitempty"`
+	Name          string     `json:"name"`
+	Kind          string     `json:"kind"` // endpoint or file
+	Target        string     `json:"target"`
+	State         string     `json:"state"`
+	LastRun       *time.Time `json:"last_run,omitempty"`
+	Pending       bool       `json:"pending"`
+	Problems      []Problem  `json:"problems"`
+	Version       string     `json:"tls_version,omitempty"`
+	Cipher        string     `json:"cipher,omitempty"`
+	Verified      *bool      `json:"verified,omitempty"`
+	SoonestExpiry *time.Time `json:"soonest_expiry,omitempty"`
+	// TrustStore marks a trust_store group: always one folded row, never
+	// expiring, its expired roots counted only in Note.
+	TrustStore bool              `json:"trust_store,omitempty"`
+	Note       string            `json:"note,omitempty"`
+	Certs      []CertStatus      `json:"certificates"`
+	MCP        *MCPStatus        `json:"mcp,omitempty"`
+	Findings   []FindingStatus   `json:"findings,omitempty"`
+	Violations []ViolationStatus `json:"policy_violations,omitempty"`
 	// Report is what `check` prints for this target; only in the
 	// per-target view.
 	Report string `json:"report,omitempty"`
@@ -138,6 +142,18 @@ type statusEntry struct {
 	address string
 	state   int // index in states
 	soonest time.Time
+	// trustStore: a trust_store group, whose roots are nobody's problem
+	// until a served chain uses them (issue 10): soonest is its soonest
+	// unexpired root, and it counts as no certificate in the summary.
+	trustStore bool
+}
+
+// sortExpiry is the expiry that orders the entry: none for a trust store.
+func (e statusEntry) sortExpiry() time.Time {
+	if e.trustStore {
+		return time.Time{}
+	}
+	return e.soonest
 }
 
 // Status snapshots every target, in urgency order.
@@ -187,14 +203,15 @@ func urgency(a, b statusEntry) int {
 	if a.state != b.state {
 		return a.state - b.state
 	}
+	as, bs := a.sortExpiry(), b.sortExpiry()
 	switch {
-	case a.soonest.Equal(b.soonest):
-	case a.soonest.IsZero():
+	case as.Equal(bs):
+	case as.IsZero():
 		return 1
-	case b.soonest.IsZero():
+	case bs.IsZero():
 		return -1
 	default:
-		return a.soonest.Compare(b.soonest)
+		return as.Compare(bs)
 	}
 	return strings.Compare(a.name, b.name)
 }
@@ -222,7 +239,7 @@ func (s *Summary) endpoint(j *endpointJob, now time.Time) statusEntry {
 
 // file counts a file group and returns its statusEntry.
 func (s *Summary) file(j *fileJob, now time.Time) statusEntry {
-	e := statusEntry{file: j, name: j.group.Name, address: strings.Join(j.group.Paths, ", ")}
+	e := statusEntry{file: j, name: j.group.Name, address: strings.Join(j.group.Paths, ", "), trustStore: j.group.TrustStore}
 	r := j.last.Load()
 	if r == nil {
 		return s.count(e, nil, false, false, now)
@@ -230,7 +247,13 @@ func (s *Summary) file(j *fileJob, now time.Time) statusEntry {
 	failed := false
 	for _, f := range r.Files {
 		failed = failed || f.Reason != probe.ReasonNone
-		if soonest := s.certs(f.Certificates, now); !soonest.IsZero() && (e.soonest.IsZero() || soonest.Before(e.soonest)) {
+		var soonest time.Time
+		if e.trustStore {
+			soonest = trustStoreSoonest(f.Certificates, now)
+		} else {
+			soonest = s.certs(f.Certificates, now)
+		}
+		if !soonest.IsZero() && (e.soonest.IsZero() || soonest.Before(e.soonest)) {
 			e.soonest = soonest
 		}
 	}
@@ -259,6 +282,18 @@ func (s *Summary) certs(certs []probe.CertInfo, now time.Time) time.Time {
 	return soonest
 }
 
+// trustStoreSoonest is the soonest NotAfter of the roots not yet expired,
+// counting none.
+func trustStoreSoonest(certs []probe.CertInfo, now time.Time) time.Time {
+	var soonest time.Time
+	for i := range certs {
+		if at := certs[i].NotAfter; !at.Before(now) && (soonest.IsZero() || at.Before(soonest)) {
+			soonest = at
+		}
+	}
+	return soonest
+}
+
 // count gives the statusEntry its state and counts it.
 func (s *Summary) count(e statusEntry, last *time.Time, failed, violating bool, now time.Time) statusEntry {
 	s.Targets++
@@ -276,7 +311,7 @@ func (s *Summary) count(e statusEntry, last *time.Time, failed, violating bool, 
 	case failed:
 		e.state = slices.Index(states, StateFailing)
 		s.Failing++
-	case !e.soonest.IsZero() && e.soonest.Sub(now) < expiringWindow:
+	case !e.trustStore && !e.soonest.IsZero() && e.soonest.Sub(now) < expiringWindow:
 		e.state = slices.Index(states, StateExpiring)
 		s.Expiring++
 	default:
@@ -303,6 +338,12 @@ func (e statusEntry) row(now time.Time, report bool) TargetStatus {
 	s.Kind = "file"
 	if r := e.file.last.Load(); r != nil {
 		fillFileStatus(&s, e.file, r, now, report)
+	}
+	if e.trustStore {
+		s.TrustStore, s.Note = true, trustStoreNote(s.Certs, now)
+		for i := range s.Certs {
+			s.Certs[i].Urgency = "" // no alarm colours for roots nobody uses
+		}
 	}
 	return s
 }
@@ -355,6 +396,20 @@ func fillFileStatus(s *TargetStatus, j *fileJob, r *probe.FileResult, now time.T
 		writeFileReport(&b, &j.group, r, pol, now)
 		s.Report = b.String()
 	}
+}
+
+// trustStoreNote says why a trust store's expiring and expired roots do not
+// count, with how many there are.
+func trustStoreNote(certs []CertStatus, now time.Time) string {
+	expired := 0
+	for i := range certs {
+		if certs[i].NotAfter.Before(now) {
+			expired++
+		}
+	}
+	return fmt.Sprintf("trust store: %d roots, %d expired; not counted as expiring or expired, "+
+		"since no client uses a root just because the bundle holds it. A root that anchors an endpoint's chain "+
+		"shows under that endpoint.", len(certs), expired)
 }
 
 func problemOf(path string, r probe.Reason, detail string) Problem {

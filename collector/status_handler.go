@@ -157,6 +157,9 @@ func writeStatusText(w io.Writer, rep *StatusReport) {
 		if t.SoonestExpiry != nil {
 			fmt.Fprintf(w, " soonest expiry %s", HumanDuration(t.SoonestExpiry.Sub(rep.Now)))
 		}
+		if t.Note != "" {
+			fmt.Fprintf(w, "; %s", t.Note)
+		}
 		fmt.Fprintln(w)
 		for _, p := range t.Problems {
 			fmt.Fprintf(w, "         %s%s: %s\n         remedy: %s\n", p.Title(), p.where(), p.Detail, p.Remedy)

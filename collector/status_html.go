@@ -5,13 +5,18 @@ import (
 	"time"
 )
 
-// Collapsed says whether the row folds its certificates behind one line.
-func (t *TargetStatus) Collapsed() bool { return len(t.Certs) > collapseAt }
+// Collapsed says whether the row folds its certificates behind one line: a
+// trust store always does.
+func (t *TargetStatus) Collapsed() bool { return t.TrustStore || len(t.Certs) > collapseAt }
 
-// Soonest is the certificate that expires first, nil without any.
+// Soonest is the certificate that expires first, nil without any; in a trust
+// store, the first of those not yet expired.
 func (t *TargetStatus) Soonest() *CertStatus {
 	var s *CertStatus
 	for i := range t.Certs {
+		if t.TrustStore && (t.SoonestExpiry == nil || t.Certs[i].NotAfter.Before(*t.SoonestExpiry)) {
+			continue
+		}
 		if s == nil || t.Certs[i].NotAfter.Before(s.NotAfter) {
 			s = &t.Certs[i]
 		}
@@ -99,13 +104,13 @@ targets matching <input name="target" value="{{.Query.Target}}" placeholder="nam
 <td><a href="?target={{.Name}}"><b>{{.Name}}</b></a><br><span class="small">{{.Kind}} {{.Target}}</span></td>
 <td class="problem">{{if .Pending}}pending first refresh{{end}}{{range .FirstProblems}}<div class="reason">{{.Title}}{{with .Path}} ({{.}}){{end}}</div><div>{{.Detail}}</div><div class="remedy">{{.Remedy}}</div>{{end}}
 {{with .MoreProblems}}<details><summary>{{len .}} more problems</summary>{{range .}}<div class="reason">{{.Title}}{{with .Path}} ({{.}}){{end}}</div><div>{{.Detail}}</div><div class="remedy">{{.Remedy}}</div>{{end}}</details>{{end}}</td>
-<td class="expiry">{{with .SoonestExpiry}}<span class="u-{{$.UrgencyOf .}}">{{$.In .}}</span><br><span class="small">{{.UTC.Format "2006-01-02"}}</span>{{end}}</td>
+<td class="expiry">{{$ts := .TrustStore}}{{with .SoonestExpiry}}<span class="u-{{if not $ts}}{{$.UrgencyOf .}}{{end}}">{{$.In .}}</span><br><span class="small">{{.UTC.Format "2006-01-02"}}</span>{{end}}</td>
 <td>{{.Version}}{{with .Cipher}}<br><span class="small">{{.}}</span>{{end}}{{with .Verified}}<br>verified: {{.}}{{end}}
 {{with .MCP}}<br>MCP {{if .Up}}<b class="up">up</b> {{.Transport}} {{.ProtocolVersion}}<br><span class="small">{{.ServerName}} {{.ServerVersion}}</span>{{else}}<b class="reason">down</b>{{with .Transport}} {{.}}{{end}}{{end}}
 {{with .AuthMetadataValid}}<br><span class="small">OAuth discovery well-formed: {{.}}</span>{{end}}{{end}}</td>
 <td>{{range .Violations}}<details class="posture"{{if $.Single}} open{{end}}><summary class="reason">{{.Rule}}</summary><div>{{.Detail}}</div><div class="remedy">{{.Remedy}}</div></details>{{end}}
 {{range .Findings}}<details class="posture"{{if $.Single}} open{{end}}><summary><b>{{.Finding}}</b> <span class="small">on {{.Role}} {{.Subject}}</span></summary><div class="remedy">{{.Remedy}}</div></details>{{end}}</td>
-<td>{{if .Collapsed}}<details{{if $.Single}} open{{end}} class="group"><summary>{{len .Certs}} certificates{{with .Soonest}}, soonest <span class="u-{{.Urgency}}">{{.Subject}} {{.ExpiresIn}}</span>{{end}}</summary><ul>{{range .Certs}}<li>{{template "cert" .}}</li>{{end}}</ul></details>
+<td>{{with .Note}}<div class="small note">{{.}}</div>{{end}}{{if .Collapsed}}<details{{if $.Single}} open{{end}} class="group"><summary>{{len .Certs}} certificates{{with .Soonest}}, soonest <span class="u-{{.Urgency}}">{{.Subject}} {{.ExpiresIn}}</span>{{end}}</summary><ul>{{range .Certs}}<li>{{template "cert" .}}</li>{{end}}</ul></details>
 {{else}}{{range .Certs}}<div>{{template "cert" .}}</div>{{end}}{{end}}</td>
 <td class="small">{{with .LastRun}}{{$.Ago .}} ago{{end}}</td></tr>
 {{end}}</tbody></table>

@@ -13,7 +13,7 @@ import (
 )
 
 // Memory bounds of the status page at 20,000 endpoints under 50 concurrent
-// requests for five different pages (README, "Status page"). Before shared
+// requests for five different pages (docs/running.md, "The status page"). Before shared
 // rendering each request held its own copy of every row: the peak grew by
 // about 700 MiB here.
 const (

@@ -18,8 +18,9 @@ import (
 )
 
 // statusCollector holds results as refreshes store them: an endpoint whose
-// leaf expired, one expiring in 3 days, one healthy, one not yet probed, and
-// a group of 8 roots.
+// leaf expired, one expiring in 3 days, one healthy, one not yet probed, a
+// group of 8 roots, and a trust store holding a long-expired root and one
+// that expires in 10 days.
 func statusCollector(t *testing.T) *Collector {
 	t.Helper()
 	yml := `interval: 1h
@@ -30,6 +31,7 @@ endpoints:
   - {name: b-soon, address: "127.0.0.1:4"}
 files:
   - {name: store, paths: [/nonexistent/roots.pem]}
+  - {name: system, paths: [/nonexistent/ca-certificates.crt], trust_store: true}
 `
 	cfg, err := config.Parse([]byte(yml), "status.yml")
 	if err != nil {
@@ -62,6 +64,12 @@ files:
 		roots = append(roots, probe.CertInfoOf(r.Cert, probe.RoleRoot))
 	}
 	c.files[0].store(&probe.FileResult{Time: now, Files: []probe.FileState{{Path: "/nonexistent/roots.pem", Certificates: roots}}})
+	var system []probe.CertInfo
+	for i, left := range []time.Duration{-400 * 24 * time.Hour, 3000 * 24 * time.Hour, 10 * 24 * time.Hour} {
+		r := testpki.SelfSigned(testpki.Options{CN: fmt.Sprint("system root ", i), IsCA: true, NotBefore: now.Add(-5000 * time.Hour), NotAfter: now.Add(left)})
+		system = append(system, probe.CertInfoOf(r.Cert, probe.RoleRoot))
+	}
+	c.files[1].store(&probe.FileResult{Time: now, Files: []probe.FileState{{Path: "/nonexistent/ca-certificates.crt", Certificates: system}}})
 	return c
 }
 
@@ -72,10 +80,13 @@ func TestStatusFiltersAndOrder(t *testing.T) {
 		query string
 		want  string // names in order, or the start of a 400's message
 	}{
-		{"", "a-fail b-soon c-ok store d-pending"},
+		// The trust store is healthy, and last among the healthy: its roots
+		// (one expired, one expiring in 10 days) are nobody's problem.
+		{"", "a-fail b-soon c-ok store system d-pending"},
+		{"state=expiring", "b-soon"},
 		{"state=failing", "a-fail"},
-		{"state=pending&state=healthy", "c-ok store d-pending"},
-		{"state=healthy,expiring", "b-soon c-ok store"},
+		{"state=pending&state=healthy", "c-ok store system d-pending"},
+		{"state=healthy,expiring", "b-soon c-ok store system"},
 		{"target=ok", "c-ok"},
 		{"target=127.0.0.1:", "a-fail b-soon c-ok d-pending"},
 		{"target=roots.pem", "store"},
@@ -121,13 +132,14 @@ func TestStatusFiltersAndOrder(t *testing.T) {
 func TestStatusSummaryAndViews(t *testing.T) {
 	c := statusCollector(t)
 	rep := c.StatusReport(StatusQuery{Limit: 1}, time.Now())
-	want := Summary{Targets: 5, Failing: 1, Expiring: 1, Healthy: 2, Pending: 1, Expired: 1, Within7d: 1, Within30d: 1}
+	// The trust store's expired and expiring roots count nowhere.
+	want := Summary{Targets: 6, Failing: 1, Expiring: 1, Healthy: 3, Pending: 1, Expired: 1, Within7d: 1, Within30d: 1}
 	got := rep.Summary
 	got.LastRefresh = nil
 	if got != want {
 		t.Errorf("summary %+v, want %+v", got, want)
 	}
-	if rep.Folded() != 4 || rep.Single {
+	if rep.Folded() != 5 || rep.Single {
 		t.Errorf("limit 1: %d folded, single %v", rep.Folded(), rep.Single)
 	}
 	one := c.StatusReport(StatusQuery{Target: "a-fail", Limit: -1}, time.Now())
@@ -140,5 +152,15 @@ func TestStatusSummaryAndViews(t *testing.T) {
 	}
 	if !strings.Contains(store.Report, "/nonexistent/roots.pem") {
 		t.Errorf("the group's report lacks its path:\n%s", store.Report)
+	}
+	if store.TrustStore || store.Note != "" {
+		t.Errorf("a plain file group is marked as a trust store: %q", store.Note)
+	}
+	system := c.StatusReport(StatusQuery{Target: "system", Limit: -1}, time.Now()).Targets[0]
+	if soonest := system.Soonest(); !system.TrustStore || !system.Collapsed() || soonest == nil || soonest.Subject != "system root 2" ||
+		system.SoonestExpiry == nil || !system.SoonestExpiry.Equal(soonest.NotAfter) ||
+		!strings.Contains(system.Note, "3 roots, 1 expired") {
+		t.Errorf("the trust store: trust %v, collapsed %v, soonest %+v at %v, note %q",
+			system.TrustStore, system.Collapsed(), soonest, system.SoonestExpiry, system.Note)
 	}
 }

@@ -8,7 +8,7 @@ import (
 
 // Limits bound what one file, glob or TLS peer can add to the exporter's
 // memory and to the scrape. Reaching one is reported on the target, never
-// silent; the README's Security section lists them.
+// silent; docs/security.md lists them.
 type Limits struct {
 	// CertificatesPerFile: certificates read from one file; the rest are
 	// left out.

@@ -17,7 +17,7 @@ import (
 )
 
 // Finding is a quality problem of one certificate, the finding label of
-// ssl_certificate_finding_info. The set is fixed and documented in the README.
+// ssl_certificate_finding_info. The set is fixed and documented in docs/posture.md.
 type Finding string
 
 // Certificate findings.

@@ -1,7 +1,7 @@
 package probe
 
 // Reason is why a probe or a file read failed. The set is fixed and documented
-// in the README; alerts and dashboards match on these strings.
+// in docs/reasons.md; alerts and dashboards match on these strings.
 type Reason string
 
 // Endpoint failure reasons.

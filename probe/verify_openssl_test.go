@@ -14,7 +14,7 @@ import (
 )
 
 // osslVerifyReasons maps the X509_V_ERR codes OpenSSL reports for a server's
-// chain to our reasons; the README's "Failure reasons" lists the same.
+// chain to our reasons; docs/reasons.md lists the same.
 var osslVerifyReasons = map[int]Reason{
 	0:  ReasonNone,
 	2:  ReasonVerifyFailed,           // unable to get issuer certificate

@@ -99,7 +99,7 @@ func conformanceClient(serverURL string) int {
 
 // The MCP conformance suite's client scenarios where the exporter is a
 // fitting client: it initializes and ends the session; it follows no OAuth
-// flow and calls no tool, so the other scenarios do not apply (README, MCP).
+// flow and calls no tool, so the other scenarios do not apply (docs/mcp.md).
 func TestConformance(t *testing.T) {
 	modules, version := tooltest.NPMPackage(t, "@modelcontextprotocol/conformance")
 	node := filepath.Join(modules, ".bin", "node") // Node 22, from npm's node package: the suite needs it
