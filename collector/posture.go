@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"hash/fnv"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -55,6 +56,43 @@ type postureJob struct {
 	posture[probe.PostureResult]
 	endpoint *endpointJob
 	opts     probe.PostureOptions
+	delay    time.Duration // of the first scan, set by spreadFirstScans
+}
+
+func (j *postureJob) firstDelay() time.Duration { return j.delay }
+
+// firstScanGap is the mean gap between the first scans of endpoints that
+// are new together (a start, or a reload adding targets): 20 scans a
+// second, about 180 handshakes against Go's defaults, a small part of what
+// one core handshakes, where all at once would hold up the first probes.
+const firstScanGap = 50 * time.Millisecond
+
+// spreadFirstScans gives each new scan a first delay within
+// min(posture_interval, n × firstScanGap), at the point of that window a
+// hash of its key names: the same target lands at the same offset every
+// time, and the offsets of many targets are spread evenly. A few new
+// targets are scanned within a fraction of a second; 10,000 within about 8
+// minutes; 72,000 or more at posture_interval 1h over the whole interval,
+// the steady rate.
+func spreadFirstScans(jobs []*postureJob, every time.Duration) time.Duration {
+	window := min(every, time.Duration(len(jobs))*firstScanGap)
+	for _, j := range jobs {
+		j.delay = offsetIn(j.key(), window)
+	}
+	return window
+}
+
+// offsetIn is a fixed point of window for key: FNV-1a of the key, its bits
+// mixed (splitmix64's finaliser) so that keys differing in one character
+// land far apart.
+func offsetIn(key string, window time.Duration) time.Duration {
+	h := fnv.New64a()
+	h.Write([]byte(key))
+	x := h.Sum64()
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	x ^= x >> 31
+	return time.Duration(float64(window) * (float64(x>>11) / (1 << 53)))
 }
 
 func (j *postureJob) run(ctx context.Context) {
@@ -112,6 +150,7 @@ func (c *Collector) postureJobs(cfg *config.Config, endpoints []*endpointJob, fi
 		old = &postureSet{}
 	}
 	set := &postureSet{endpoints: make(map[string]*postureJob, len(endpoints)), files: make(map[string]*keyJob, len(files))}
+	var fresh []*postureJob
 	for _, ej := range endpoints {
 		ep := ej.target.Endpoint
 		if !ep.PostureEnabled() {
@@ -124,7 +163,11 @@ func (c *Collector) postureJobs(cfg *config.Config, endpoints []*endpointJob, fi
 		pj := &postureJob{posture: newPosture(c, cfg, ej.id, prev), endpoint: ej,
 			opts: probe.PostureOptions{ClientCert: ep.TLSConfig.CertFile != "" || cfg.Policy.RequireClientCert}}
 		set.endpoints[ej.id], ej.posture.result = pj, pj.last
+		if prev == nil {
+			fresh = append(fresh, pj)
+		}
 	}
+	spreadFirstScans(fresh, cfg.PostureInterval.D())
 	for _, fj := range files {
 		var prev *posture[probe.KeyResult]
 		if j, ok := old.files[fj.id]; ok {

@@ -16,6 +16,12 @@ type job interface {
 	run(ctx context.Context)
 }
 
+// delayed is a job whose first run waits: posture scans, spread so that a
+// start, or a reload that adds many targets, does not scan them all at once.
+type delayed interface {
+	firstDelay() time.Duration
+}
+
 // jitterFraction spreads refreshes so that targets configured together do not
 // stay bunched together forever.
 const jitterFraction = 0.1
@@ -49,8 +55,9 @@ func newScheduler(limit int) *scheduler {
 	}
 }
 
-// set replaces the job set. Jobs whose key is new run at once; kept jobs keep
-// their schedule but take the new definition from their next run.
+// set replaces the job set. Jobs whose key is new run at once, or after
+// their first delay; kept jobs keep their schedule but take the new
+// definition from their next run.
 func (s *scheduler) set(jobs []job, limit int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -67,6 +74,9 @@ func (s *scheduler) set(jobs []job, limit int) {
 			continue
 		}
 		e := &entry{job: j, next: now, index: -1}
+		if d, ok := j.(delayed); ok {
+			e.next = now.Add(d.firstDelay())
+		}
 		s.byKey[j.key()] = e
 		heap.Push(&s.queue, e)
 	}

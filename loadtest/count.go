@@ -50,7 +50,7 @@ func countOnly(o options) error {
 // refreshes runs the exporter until it has refreshed o.ops times, the first
 // o.n of them at once at startup.
 func refreshes(p *pki, l *listeners, o options) error {
-	cfg, err := configFor(p, l.addrs, o.concurrency, o.interval)
+	cfg, err := configFor(p, l.addrs, o.concurrency, o.interval, 0)
 	if err != nil {
 		return err
 	}

@@ -40,13 +40,20 @@ type exporter struct {
 // configFor writes the config a user would: one endpoint per listener,
 // trusting the test root by ca_file, refreshed every interval (1ms: back to
 // back, so that every cycle is a full refresh of all endpoints). Posture
-// scans are off: they run on their own hourly schedule and are not part of
-// the refresh cost the harness measures.
-func configFor(p *pki, addrs []string, concurrency int, interval time.Duration) (*config.Config, error) {
+// scans are off unless postureInterval is set (-posture): they run on their
+// own schedule and are not part of the refresh cost the harness measures.
+func configFor(p *pki, addrs []string, concurrency int, interval, postureInterval time.Duration) (*config.Config, error) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "interval: %s\ntimeout: 10s\nconcurrency: %d\nendpoints:\n", model.Duration(interval), concurrency)
+	fmt.Fprintf(&b, "interval: %s\ntimeout: 10s\nconcurrency: %d\nprobe_concurrency: %d\n", model.Duration(interval), concurrency, concurrency)
+	// The module /probe uses with -probe: the same trust and name as the endpoints.
+	fmt.Fprintf(&b, "modules: {tls: {prober: tls, allowed_targets: {cidrs: [127.0.0.0/8]}, tls_config: {ca_file: %q, server_name: localhost}}}\n", p.caFile)
+	posture := postureInterval > 0
+	if posture {
+		fmt.Fprintf(&b, "posture_interval: %s\n", model.Duration(postureInterval))
+	}
+	b.WriteString("endpoints:\n")
 	for i, a := range addrs {
-		fmt.Fprintf(&b, "  - {name: ep-%05d, address: %q, posture: false, tls_config: {ca_file: %q, server_name: localhost}}\n", i, a, p.caFile)
+		fmt.Fprintf(&b, "  - {name: ep-%05d, address: %q, posture: %t, tls_config: {ca_file: %q, server_name: localhost}}\n", i, a, posture, p.caFile)
 	}
 	return config.Parse([]byte(b.String()), "loadtest.yml")
 }
@@ -63,6 +70,7 @@ func startExporter(cfg *config.Config) (*exporter, error) {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", e.coll.MetricsHandler(reg, logger))
+	mux.Handle("/probe", e.coll.ProbeHandler(logger))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err

@@ -27,6 +27,7 @@ const (
 	childDirEnv        = "LOADTEST_LISTENERS_DIR"
 	childCountEnv      = "LOADTEST_LISTENERS"
 	childPerAddressEnv = "LOADTEST_PER_ADDRESS"
+	childTLS12Env      = "LOADTEST_TLS12" // also TLS 1.2 with Go's default suites, for posture scans
 )
 
 // pki is the chain every listener serves: an ECDSA P-256 root and a leaf
@@ -52,12 +53,13 @@ func newPKI(dir string) (*pki, error) {
 // listeners is the child process serving them.
 type listeners struct {
 	cmd   *exec.Cmd
-	stdin io.Closer
+	stdin io.WriteCloser
+	out   *bufio.Scanner
 	addrs []string
 }
 
 // startListeners starts the child and reads the addresses it listens on.
-func startListeners(p *pki, n, perAddress int) (*listeners, error) {
+func startListeners(p *pki, n, perAddress int, extraEnv ...string) (*listeners, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("finding the harness binary: %w", err)
@@ -65,6 +67,7 @@ func startListeners(p *pki, n, perAddress int) (*listeners, error) {
 	cmd := exec.Command(self)
 	cmd.Env = append(os.Environ(), childDirEnv+"="+p.dir, childCountEnv+"="+strconv.Itoa(n),
 		childPerAddressEnv+"="+strconv.Itoa(perAddress))
+	cmd.Env = append(cmd.Env, extraEnv...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -77,8 +80,8 @@ func startListeners(p *pki, n, perAddress int) (*listeners, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting the listeners: %w", err)
 	}
-	l := &listeners{cmd: cmd, stdin: stdin}
 	sc := bufio.NewScanner(stdout)
+	l := &listeners{cmd: cmd, stdin: stdin, out: sc}
 	for sc.Scan() && sc.Text() != "ready" {
 		l.addrs = append(l.addrs, sc.Text())
 	}
@@ -90,6 +93,29 @@ func startListeners(p *pki, n, perAddress int) (*listeners, error) {
 }
 
 func (l *listeners) pid() int { return l.cmd.Process.Pid }
+
+// connCounts is what the listeners saw: connections accepted, handshakes
+// completed and handshakes that failed (a refused version or suite).
+type connCounts struct{ conns, ok, failed int64 }
+
+func (c connCounts) sub(o connCounts) connCounts {
+	return connCounts{c.conns - o.conns, c.ok - o.ok, c.failed - o.failed}
+}
+
+// counts asks the child for its counters: a line on its stdin, one back.
+func (l *listeners) counts() (connCounts, error) {
+	var c connCounts
+	if _, err := io.WriteString(l.stdin, "count\n"); err != nil {
+		return c, fmt.Errorf("asking the listeners for counts: %w", err)
+	}
+	if !l.out.Scan() {
+		return c, fmt.Errorf("the listeners did not answer: %v", l.out.Err())
+	}
+	if _, err := fmt.Sscan(l.out.Text(), &c.conns, &c.ok, &c.failed); err != nil {
+		return c, fmt.Errorf("listener counts %q: %w", l.out.Text(), err)
+	}
+	return c, nil
+}
 
 // stop closes the child's stdin, which ends it, and waits.
 func (l *listeners) stop() {
@@ -128,6 +154,9 @@ func serveListeners() error {
 		return err
 	}
 	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
+	if os.Getenv(childTLS12Env) != "" {
+		cfg.MinVersion = tls.VersionTLS12
+	}
 	out := bufio.NewWriter(os.Stdout)
 	err = listenAll(n, perAddress, func(addr netip.AddrPort) error {
 		ln, err := tls.Listen("tcp", addr.String(), cfg)
@@ -145,7 +174,7 @@ func serveListeners() error {
 	if err := out.Flush(); err != nil {
 		return err
 	}
-	_, _ = io.Copy(io.Discard, os.Stdin) // returns when the harness goes away
+	answerCounts(os.Stdin, os.Stdout) // returns when the harness goes away
 	if n := acceptErrors.Load(); n > 0 {
 		return fmt.Errorf("%d accept errors, the last: %v", n, lastAcceptError.Load())
 	}
@@ -207,7 +236,18 @@ func fixedPorts() ([]uint16, error) {
 var (
 	acceptErrors    atomic.Int64
 	lastAcceptError atomic.Value
+	accepted        atomic.Int64
+	handshakes      atomic.Int64
+	failed          atomic.Int64
 )
+
+// answerCounts writes the counters for each line read, until EOF.
+func answerCounts(in io.Reader, out io.Writer) {
+	sc := bufio.NewScanner(in)
+	for sc.Scan() {
+		fmt.Fprintln(out, accepted.Load(), handshakes.Load(), failed.Load())
+	}
+}
 
 func accept(ln net.Listener) {
 	for {
@@ -222,6 +262,7 @@ func accept(ln net.Listener) {
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
+		accepted.Add(1)
 		go serve(c)
 	}
 }
@@ -231,7 +272,9 @@ func serve(c net.Conn) {
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
 	if err := c.(*tls.Conn).Handshake(); err != nil {
+		failed.Add(1)
 		return
 	}
+	handshakes.Add(1)
 	_, _ = io.Copy(io.Discard, c)
 }

@@ -47,6 +47,9 @@ type options struct {
 	countOnly      string
 	ops            int
 	verifyCache    bool
+	posture        time.Duration
+	postureFor     time.Duration
+	probe          bool
 }
 
 // pace says how the floor's handshakes are started.
@@ -80,6 +83,9 @@ func main() {
 	flag.StringVar(&o.countOnly, "count-only", "", "floor or exporter: make -ops paced operations of that kind and exit, for counting instructions under valgrind")
 	flag.IntVar(&o.ops, "ops", 1000, "operations made with -count-only")
 	flag.BoolVar(&o.verifyCache, "verify-cache", true, "use the probe's verification cache")
+	flag.DurationVar(&o.posture, "posture", 0, "measure posture scans instead, every endpoint scanned at this posture_interval: connections per scan, scan start times per tenth of the interval, a reload halfway, CPU and RSS")
+	flag.DurationVar(&o.postureFor, "posture-for", 0, "how long the -posture run lasts (default 1.2 posture intervals)")
+	flag.BoolVar(&o.probe, "probe", false, "also measure /probe: as many requests as floor handshakes, over the listeners, at -concurrency")
 	flag.Parse()
 	var err error
 	if !o.verifyCache {
@@ -87,6 +93,8 @@ func main() {
 	}
 	if o.scrapers, err = parseInts(scrapers); err == nil && o.countOnly != "" {
 		err = countOnly(o)
+	} else if err == nil && o.posture > 0 {
+		err = runPosture(o, os.Stdout)
 	} else if err == nil {
 		err = run(o, os.Stdout)
 	}
@@ -155,6 +163,14 @@ func run(o options, w io.Writer) error {
 			return fmt.Errorf("files: %w", err)
 		}
 	}
+	if o.probe {
+		c, err := measureProbe(p, l, o.concurrency, floorOps, o.interval)
+		if err != nil {
+			return fmt.Errorf("/probe: %w", err)
+		}
+		r.line("/probe", c, "GET /probe in this process, the HTTP client's CPU included")
+		r.probe = &c
+	}
 	if o.blackbox != "" {
 		probes := o.blackboxProbes
 		if probes == 0 {
@@ -175,7 +191,7 @@ func run(o options, w io.Writer) error {
 // exporter runs the collector: the first refresh, the measured cycles, the
 // scrapes, and the stop.
 func (r *report) exporter(p *pki, l *listeners) error {
-	cfg, err := configFor(p, l.addrs, r.o.concurrency, r.o.interval)
+	cfg, err := configFor(p, l.addrs, r.o.concurrency, r.o.interval, 0)
 	if err != nil {
 		return err
 	}
@@ -323,6 +339,7 @@ type report struct {
 	afterScrapes memory
 	scrapes      []scrapeResult
 	blackbox     *cost
+	probe        *cost
 	profile      *os.File
 }
 
@@ -361,6 +378,10 @@ func (r *report) summary() {
 			mib(r.base.rss), mib(first.rss), mib(int64(first.heap)), n-1, mib(last.rss), mib(int64(last.heap)), mib(peak))
 		fmt.Fprintf(w, "  goroutines %d -> %d, fds %d -> %d from the first refresh to cycle %d; after the scrapes RSS %s\n",
 			first.goroutines, last.goroutines, first.fds, last.fds, n-1, mib(r.afterScrapes.rss))
+	}
+	if c := r.probe; c != nil {
+		fmt.Fprintf(w, "  /probe, per request:               %6.0f µs CPU = %.2fx the floor, %.0f requests/s at concurrency %d\n",
+			us(c.perOp()), ratio(c.perOp(), floor), float64(c.ops)/c.wall.Seconds(), r.o.concurrency)
 	}
 	if bb := r.blackbox; bb != nil {
 		fmt.Fprintf(w, "  blackbox_exporter, per probe:      %6.0f µs CPU = %.2fx the floor (%.2fx this exporter)\n",

@@ -22,14 +22,14 @@ func TestMain(m *testing.M) {
 func TestHarnessRunsEveryPhase(t *testing.T) {
 	var out strings.Builder
 	o := options{n: 20, concurrency: 4, cycles: 2, scrapes: 3, scrapers: []int{1, 2}, floorMin: 20, files: 30, rescans: 2,
-		perAddress: 8, interval: 200 * time.Millisecond}
+		perAddress: 8, interval: 200 * time.Millisecond, probe: true}
 	if err := run(o, &out); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	for _, want := range []string{
 		"floor, before", "first refresh", "refresh cycle 2", "after the scrapes", "floor, after",
 		"exporter, per endpoint refresh:", "scrapes during refresh, 2 at once", "goroutines",
-		"files, first read", "files, rescan", "on 127.0.0.2:", " to 127.0.0.4:", "each listener every 200ms ±10%",
+		"files, first read", "files, rescan", "/probe, per request:", "on 127.0.0.2:", " to 127.0.0.4:", "each listener every 200ms ±10%",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
@@ -48,5 +48,27 @@ func TestCountOnly(t *testing.T) {
 	}
 	if err := countOnly(options{n: 1, concurrency: 1, ops: 1, perAddress: 1, countOnly: "both"}); err == nil {
 		t.Fatal("-count-only both was accepted")
+	}
+}
+
+// -posture counts the connections each scan costs at the listeners and
+// reports every scan's start by tenth of the interval. Twenty endpoints are
+// first scanned within 20 × 50ms; the run reloads at half the interval.
+func TestPostureMode(t *testing.T) {
+	var out strings.Builder
+	o := options{n: 20, concurrency: 4, perAddress: 30000, interval: time.Hour, posture: 4 * time.Second, postureFor: 3 * time.Second}
+	if err := runPosture(o, &out); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	for _, want := range []string{
+		"(20 targets scanned at least once)", "connections per scan at the listeners: 9.00 (6.00 handshakes completed, 3.00 refused)",
+		"scans starting in the 10s after the reload", "  0% to  10%", "peak RSS",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+	if err := runPosture(options{n: 1, concurrency: 1, perAddress: 1, interval: time.Millisecond, posture: time.Second}, &out); err == nil {
+		t.Fatal("-posture with back-to-back probes was accepted")
 	}
 }
