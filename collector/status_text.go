@@ -122,7 +122,7 @@ func WritePosture(w io.Writer, pol config.Policy, ep *config.Endpoint, r *probe.
 		fmt.Fprintf(w, "  HSTS:         %s\n", hstsLine(s.HSTS))
 	}
 	for _, u := range s.Unknown {
-		fmt.Fprintf(w, "  Unknown:      %s: %s (%s)\n", u.Check, u.Reason, u.Detail)
+		fmt.Fprintf(w, "  Unknown:      %s: %s (%s)\n      remedy: %s\n", u.Check, u.Reason, u.Detail, u.Reason.Remedy())
 	}
 	writeFindings(w, pol, r.Certificates)
 	writeViolations(w, probe.EndpointViolations(pol, *ep, r, s))

@@ -229,7 +229,7 @@ func (s *scan) httpClientCert(ctx context.Context, bare *Target) {
 	}
 	enforced, known := enforcedAtHTTP(without, with)
 	if !known {
-		s.res.Unknown = append(s.res.Unknown, UnknownCheck{Check: check, Reason: reasonHTTPError, Detail: fmt.Sprintf(
+		s.res.Unknown = append(s.res.Unknown, UnknownCheck{Check: check, Reason: ReasonHTTPError, Detail: fmt.Sprintf(
 			"TLS completed without a client certificate and HTTP answered %d; that refusal may not be about the certificate", without.status)})
 		return
 	}
