@@ -54,7 +54,7 @@ func writeVerdict(w io.Writer, r *probe.TLSResult) {
 	case r.Reason == probe.ReasonNone:
 		fmt.Fprintln(w, "Verdict:      OK: handshake completed and the chain, hostname and dates verify")
 		return
-	case r.Success && r.InsecureSkipVerify:
+	case r.Trusted(): // a failed verification that insecure_skip_verify waives
 		fmt.Fprintf(w, "Verdict:      %s (not counted: insecure skip verify)\n", r.Reason)
 	default:
 		fmt.Fprintf(w, "Verdict:      FAILED: %s\n", r.Reason)
