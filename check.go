@@ -81,7 +81,7 @@ func (c *checkCommand) run(w io.Writer) int {
 	if c.posture {
 		runPosture(w, cfg, target, res)
 	}
-	if res.Success && (res.Verified || res.InsecureSkipVerify) && mcpHealthy(res.MCP, c.mcp.BearerTokenFile) {
+	if res.Healthy(&cfg.Endpoints[0]) {
 		return 0
 	}
 	return 1

@@ -18,6 +18,6 @@ func runPosture(w io.Writer, cfg *config.Config, target *probe.Target, res *prob
 		return
 	}
 	ep := &cfg.Endpoints[0]
-	scan := target.Posture(context.Background(), probe.PostureOptions{ClientCert: ep.TLSConfig.CertFile != ""})
+	scan := target.Posture(context.Background(), probe.PostureOptionsFor(ep, cfg.Policy))
 	collector.WritePosture(w, cfg.Policy, ep, res, scan)
 }

@@ -191,6 +191,7 @@ func assertMCPStatus(t *testing.T, e *exporter) string {
 	_, body := e.get("/status?format=json")
 	var st []struct {
 		Name     string
+		State    string
 		Problems []struct{ Layer, Reason, Remedy string }
 		MCP      *struct {
 			Up                bool
@@ -210,6 +211,10 @@ func assertMCPStatus(t *testing.T, e *exporter) string {
 		case s.Name == "protected" && (s.MCP.AuthMetadataValid == nil || !*s.MCP.AuthMetadataValid ||
 			len(s.Problems) != 1 || s.Problems[0].Layer != "mcp" || s.Problems[0].Reason != "AUTH_REQUIRED" || s.Problems[0].Remedy == ""):
 			t.Errorf("protected: MCP %+v, problems %+v", *s.MCP, s.Problems)
+		}
+		// The verdict check exits on (assertMCPCheck): 0 for protected, 1 for not-mcp.
+		if want, ok := map[string]string{"protected": "healthy", "not-mcp": "failing"}[s.Name]; ok && s.State != want {
+			t.Errorf("%s: state %s on the status page, want %s as check's exit code says", s.Name, s.State, want)
 		}
 	}
 	_, html := e.get("/status")

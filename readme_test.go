@@ -30,7 +30,7 @@ func reasonsTable() string {
 	for _, group := range []struct {
 		kind    string
 		reasons []probe.Reason
-	}{{"endpoint", probe.EndpointReasons}, {"file", probe.FileReasons}} {
+	}{{"endpoint", probe.EndpointReasons}, {"file", probe.FileReasons}, {"posture", probe.PostureReasons}} {
 		for _, r := range group.reasons {
 			row(string(r), group.kind, r.Remedy())
 		}

@@ -203,7 +203,7 @@ func (j *endpointJob) run(ctx context.Context) {
 	j.change.observe(res)
 	j.store(res)
 	j.posture.refresh(j.renderPosture)
-	j.self.observe("endpoint", start, res.Reason == probe.ReasonNone && mcpOK) // once the result is served
+	j.self.observe("endpoint", start, res.Healthy(&j.target.Endpoint)) // once the result is served
 }
 
 // store caches res and its metrics, rendered now as text so that scrapes

@@ -177,7 +177,7 @@ func (c *Collector) probeOnce(ctx context.Context, pol config.Policy, m config.M
 	logResult(logger, res, time.Since(start))
 	var scan *probe.PostureResult
 	if m.Posture {
-		scan = t.Posture(ctx, probe.PostureOptions{ClientCert: ep.TLSConfig.CertFile != "" || pol.RequireClientCert})
+		scan = t.Posture(ctx, probe.PostureOptionsFor(&ep, pol))
 		for _, u := range scan.Unknown {
 			logger.Debug("posture check unknown", "check", u.Check, "reason", u.Reason, "detail", u.Detail)
 		}

@@ -161,7 +161,7 @@ func (c *Collector) postureJobs(cfg *config.Config, endpoints []*endpointJob, fi
 			prev = &j.posture
 		}
 		pj := &postureJob{posture: newPosture(c, cfg, ej.id, prev), endpoint: ej,
-			opts: probe.PostureOptions{ClientCert: ep.TLSConfig.CertFile != "" || cfg.Policy.RequireClientCert}}
+			opts: probe.PostureOptionsFor(&ep, cfg.Policy)}
 		set.endpoints[ej.id], ej.posture.result = pj, pj.last
 		if prev == nil {
 			fresh = append(fresh, pj)

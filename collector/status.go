@@ -17,7 +17,7 @@ import (
 
 // Target states, in urgency order.
 const (
-	StateFailing  = "failing"  // a probe, read or MCP handshake failed
+	StateFailing  = "failing"  // a read failed, or an endpoint is not probe.TLSResult.Healthy
 	StateExpiring = "expiring" // a certificate has expired or expires within 30 days
 	StateHealthy  = "healthy"
 	StatePending  = "pending" // no result yet
@@ -231,7 +231,7 @@ func (s *Summary) endpoint(j *endpointJob, now time.Time) statusEntry {
 	if r == nil {
 		return s.count(e, nil, false, false, now)
 	}
-	failed := r.Reason != probe.ReasonNone || (r.MCP != nil && r.MCP.Reason != probe.MCPReasonNone)
+	failed := !r.Healthy(ep)
 	e.soonest = s.certs(r.Certificates, now)
 	violating := ep.PostureEnabled() && len(probe.EndpointViolations(j.posture.policy, *ep, r, j.posture.last())) > 0
 	return s.count(e, &r.Time, failed, violating, now)

@@ -54,7 +54,7 @@ func writeVerdict(w io.Writer, r *probe.TLSResult) {
 	case r.Reason == probe.ReasonNone:
 		fmt.Fprintln(w, "Verdict:      OK: handshake completed and the chain, hostname and dates verify")
 		return
-	case r.Success && r.InsecureSkipVerify:
+	case r.Trusted(): // a failed verification that insecure_skip_verify waives
 		fmt.Fprintf(w, "Verdict:      %s (not counted: insecure skip verify)\n", r.Reason)
 	default:
 		fmt.Fprintf(w, "Verdict:      FAILED: %s\n", r.Reason)
@@ -122,7 +122,7 @@ func WritePosture(w io.Writer, pol config.Policy, ep *config.Endpoint, r *probe.
 		fmt.Fprintf(w, "  HSTS:         %s\n", hstsLine(s.HSTS))
 	}
 	for _, u := range s.Unknown {
-		fmt.Fprintf(w, "  Unknown:      %s: %s (%s)\n", u.Check, u.Reason, u.Detail)
+		fmt.Fprintf(w, "  Unknown:      %s: %s (%s)\n      remedy: %s\n", u.Check, u.Reason, u.Detail, u.Reason.Remedy())
 	}
 	writeFindings(w, pol, r.Certificates)
 	writeViolations(w, probe.EndpointViolations(pol, *ep, r, s))

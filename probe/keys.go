@@ -42,15 +42,6 @@ type KeyState struct {
 	Paired  []string // the certificate files the key was compared with
 }
 
-// Reasons a key could not be checked, for the reason label of
-// ssl_posture_check_unknown_info.
-const (
-	reasonKeyEncrypted Reason = "KEY_ENCRYPTED"
-	reasonNotAKey      Reason = "NOT_A_KEY"
-	reasonNoPair       Reason = "NO_CERTIFICATE_TO_PAIR"
-	reasonNotPaired    Reason = "KEY_NOT_PAIRED"
-)
-
 // maxKeySize bounds what is read of a key file; an RSA 16384 key is 13 KB.
 const maxKeySize = 64 << 10
 
@@ -183,12 +174,12 @@ func checkKey(path string, g config.FileGroup, files *FileResult, res *KeyResult
 func unpaired(check string, claimed bool, files *FileResult) UnknownCheck {
 	switch {
 	case claimed:
-		return UnknownCheck{Check: check, Reason: reasonNoPair, Detail: "the certificate file paired with the key was not read"}
+		return UnknownCheck{Check: check, Reason: ReasonNoPair, Detail: "the certificate file paired with the key was not read"}
 	case slices.ContainsFunc(files.Files, func(f FileState) bool { return len(f.Certificates) > 0 }):
-		return UnknownCheck{Check: check, Reason: reasonNotPaired,
+		return UnknownCheck{Check: check, Reason: ReasonNotPaired,
 			Detail: "no certificate of the group has the key's name or public key; the key belongs to a certificate the group does not watch"}
 	default:
-		return UnknownCheck{Check: check, Reason: reasonNoPair, Detail: "no certificate of the group to compare the key with"}
+		return UnknownCheck{Check: check, Reason: ReasonNoPair, Detail: "no certificate of the group to compare the key with"}
 	}
 }
 
@@ -217,7 +208,7 @@ func keySPKI(path string) (string, Reason, error) {
 	}
 	der, err := x509.MarshalPKIXPublicKey(key.Public())
 	if err != nil {
-		return "", reasonNotAKey, fmt.Errorf("%s: unsupported key type %T", path, key.Public())
+		return "", ReasonNotAKey, fmt.Errorf("%s: unsupported key type %T", path, key.Public())
 	}
 	sum := sha256.Sum256(der)
 	return base64.StdEncoding.EncodeToString(sum[:]), ReasonNone, nil
@@ -239,7 +230,7 @@ func parseKey(data []byte) (privateKey, Reason, error) {
 	for rest := data; ; {
 		var b *pem.Block
 		if b, rest = pem.Decode(rest); b == nil {
-			return nil, reasonNotAKey, errNotAKey
+			return nil, ReasonNotAKey, errNotAKey
 		}
 		if !strings.HasSuffix(b.Type, "PRIVATE KEY") {
 			clear(b.Bytes)
@@ -247,7 +238,7 @@ func parseKey(data []byte) (privateKey, Reason, error) {
 		}
 		defer clear(b.Bytes)
 		if b.Type == "ENCRYPTED PRIVATE KEY" || strings.Contains(b.Headers["Proc-Type"], "ENCRYPTED") {
-			return nil, reasonKeyEncrypted, errEncrypted
+			return nil, ReasonKeyEncrypted, errEncrypted
 		}
 		return parseKeyDER(b.Bytes)
 	}
@@ -263,14 +254,14 @@ func parseKeyDER(der []byte) (privateKey, Reason, error) {
 	if k, err := x509.ParseECPrivateKey(der); err == nil {
 		return k, ReasonNone, nil
 	}
-	return nil, reasonNotAKey, errNotAKey
+	return nil, ReasonNotAKey, errNotAKey
 }
 
 func asPrivateKey(k any) (privateKey, Reason, error) {
 	if pk, ok := k.(privateKey); ok {
 		return pk, ReasonNone, nil
 	}
-	return nil, reasonNotAKey, fmt.Errorf("unsupported key type %T", k)
+	return nil, ReasonNotAKey, fmt.Errorf("unsupported key type %T", k)
 }
 
 // readSmall reads a file that should be small, without blocking on a FIFO.

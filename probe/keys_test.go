@@ -161,7 +161,7 @@ func TestCheckKeys(t *testing.T) {
 				"k8s/tls.key":  yes,
 			},
 			// Nothing pairs them by name, and their public key cannot be read.
-			gone: map[string]Reason{"dangling.key": ReasonUnreadable, "enc.key": reasonKeyEncrypted, "junk.key": reasonNotAKey,
+			gone: map[string]Reason{"dangling.key": ReasonUnreadable, "enc.key": ReasonKeyEncrypted, "junk.key": ReasonNotAKey,
 				"fifo.key": ReasonUnreadable},
 		},
 		{
@@ -175,7 +175,7 @@ func TestCheckKeys(t *testing.T) {
 				}
 			},
 			want: map[string]keyWant{
-				"enc.key":  {insecure: true, unknown: reasonKeyEncrypted},
+				"enc.key":  {insecure: true, unknown: ReasonKeyEncrypted},
 				"fifo.key": {insecure: true, unknown: ReasonUnreadable},
 			},
 		},
@@ -192,7 +192,7 @@ func TestCheckKeys(t *testing.T) {
 				writeMode(t, dir, "stray.key", rsaCert.KeyPEM(), 0o644)
 			},
 			want: map[string]keyWant{"api.key": yes},
-			gone: map[string]Reason{"web.key": reasonNotPaired, "stray.key": reasonNotPaired},
+			gone: map[string]Reason{"web.key": ReasonNotPaired, "stray.key": ReasonNotPaired},
 		},
 		{
 			name:  "a key named like none of the certificates pairs by its public key",
@@ -217,7 +217,7 @@ func TestCheckKeys(t *testing.T) {
 			},
 			want: map[string]keyWant{
 				"private/secret.pem": no,
-				"private/lost.pem":   {insecure: true, unknown: reasonNoPair},
+				"private/lost.pem":   {insecure: true, unknown: ReasonNoPair},
 			},
 		},
 		{
@@ -228,7 +228,7 @@ func TestCheckKeys(t *testing.T) {
 				testpki.WriteFile(t, dir, "none/cert.pem", []byte("not a certificate"))
 				testpki.WriteFile(t, dir, "none/key.pem", ec.KeyPEM())
 			},
-			gone: map[string]Reason{"none/key.pem": reasonNoPair},
+			gone: map[string]Reason{"none/key.pem": ReasonNoPair},
 		},
 		{
 			name:       "a trust store's keys are not looked for",

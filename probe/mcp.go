@@ -125,7 +125,7 @@ func (m *mcpTarget) readToken() (string, error) {
 // the handshake failed) and closes it, and every connection it opens, before
 // it returns. ctx carries the probe's one deadline.
 func (t *Target) speakMCP(ctx context.Context, conn *tls.Conn, res *TLSResult) *MCPResult {
-	if conn == nil || !res.Success || !(res.Verified || res.InsecureSkipVerify) {
+	if conn == nil || !res.Trusted() {
 		if conn != nil {
 			_ = conn.Close() // TLS already decided the outcome
 		}

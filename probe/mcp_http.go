@@ -166,7 +166,7 @@ func (h *mcpHTTP) keep(conn *tls.Conn, res *TLSResult, cleanup bool) (net.Conn, 
 		return nil, fmt.Errorf("further TLS connection: %s: %w", res.Detail, context.DeadlineExceeded)
 	case conn == nil:
 		err = fmt.Errorf("a further TLS connection failed: %s: %s", res.Reason, res.Detail)
-	case !res.Verified && !res.InsecureSkipVerify:
+	case !res.Trusted():
 		err = fmt.Errorf("a further TLS connection did not verify: %s: %s", res.Reason, res.Detail)
 	case h.closed:
 		err = errClosed

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/mcpcert/mcp_cert_exporter/config"
 )
 
 // PostureResult is the outcome of one posture scan of an endpoint. A check
@@ -54,6 +56,12 @@ type PostureOptions struct {
 	// ClientCert tries a handshake without a client certificate. It is
 	// meaningful for endpoints that hold one, or when policy requires mTLS.
 	ClientCert bool
+}
+
+// PostureOptionsFor is the one place the optional checks of an endpoint are
+// chosen, for the collector, /probe and check alike.
+func PostureOptionsFor(ep *config.Endpoint, pol config.Policy) PostureOptions {
+	return PostureOptions{ClientCert: ep.TLSConfig.CertFile != "" || pol.RequireClientCert}
 }
 
 // scanVersions are tried newest first, so that when a server stops
@@ -229,7 +237,7 @@ func (s *scan) httpClientCert(ctx context.Context, bare *Target) {
 	}
 	enforced, known := enforcedAtHTTP(without, with)
 	if !known {
-		s.res.Unknown = append(s.res.Unknown, UnknownCheck{Check: check, Reason: reasonHTTPError, Detail: fmt.Sprintf(
+		s.res.Unknown = append(s.res.Unknown, UnknownCheck{Check: check, Reason: ReasonHTTPError, Detail: fmt.Sprintf(
 			"TLS completed without a client certificate and HTTP answered %d; that refusal may not be about the certificate", without.status)})
 		return
 	}

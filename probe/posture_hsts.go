@@ -22,9 +22,6 @@ type HSTSResult struct {
 	Preload           bool
 }
 
-// reasonHTTPError: the TLS handshake worked but HTTP did not.
-const reasonHTTPError Reason = "HTTP_ERROR"
-
 // hsts sends one GET to the endpoint's URL (see get), reads the response
 // headers and closes the body unread.
 func (s *scan) hsts(ctx context.Context) {
@@ -71,7 +68,7 @@ const maxAnswerBody = 1 << 10
 func (t *Target) get(ctx context.Context, what string, body bool) (*answer, *getError) {
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
-	failed := &getError{reason: reasonHTTPError}
+	failed := &getError{reason: ReasonHTTPError}
 	client := &http.Client{
 		Transport: &http.Transport{
 			Proxy: nil, // only the configured target, never a proxy from the environment
@@ -91,13 +88,13 @@ func (t *Target) get(ctx context.Context, what string, body bool) (*answer, *get
 	defer client.CloseIdleConnections()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.Endpoint.URL, nil)
 	if err != nil {
-		return nil, &getError{reason: reasonHTTPError, err: fmt.Errorf("%s request to %s: %w", what, t.Endpoint.URL, err)}
+		return nil, &getError{reason: ReasonHTTPError, err: fmt.Errorf("%s request to %s: %w", what, t.Endpoint.URL, err)}
 	}
 	req.Header.Set("Accept", "text/event-stream")
 	req.Header.Set("User-Agent", userAgent())
 	resp, err := client.Do(req)
 	if err != nil {
-		if isTimeout(err) && failed.reason == reasonHTTPError {
+		if isTimeout(err) && failed.reason == ReasonHTTPError {
 			failed.reason = ReasonTimeout
 		}
 		failed.err = fmt.Errorf("%s request to %s: %w", what, t.Endpoint.URL, err)

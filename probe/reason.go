@@ -34,6 +34,18 @@ const (
 	ReasonPKCS12File    Reason = "PKCS12_FILE"
 )
 
+// Reasons a posture check could not run, for the reason label of
+// ssl_posture_check_unknown_info. A check that could not reach the server
+// carries the endpoint reason of that handshake instead; a key that could not
+// be read, UNREADABLE.
+const (
+	ReasonKeyEncrypted Reason = "KEY_ENCRYPTED"
+	ReasonNotAKey      Reason = "NOT_A_KEY"
+	ReasonNoPair       Reason = "NO_CERTIFICATE_TO_PAIR"
+	ReasonNotPaired    Reason = "KEY_NOT_PAIRED"
+	ReasonHTTPError    Reason = "HTTP_ERROR" // the TLS handshake worked but HTTP did not
+)
+
 var remedies = map[Reason]string{
 	ReasonVerifyFailed: "The chain does not lead to a trusted root. Serve the full chain (leaf first, then intermediates; " +
 		"nginx: ssl_certificate fullchain.pem), or set tls_config.ca_file to the CA that issued it.",
@@ -69,6 +81,16 @@ var remedies = map[Reason]string{
 	ReasonCSRFile: "The file is a certificate signing request, not a certificate. Point paths at the certificate the CA issued.",
 	ReasonPKCS12File: "The file is a PKCS#12 (PFX) archive, which is password-protected and not read. Export its " +
 		"certificates: openssl pkcs12 -in f.p12 -nokeys -out f.pem.",
+	ReasonKeyEncrypted: "The private key is encrypted with a passphrase the exporter does not have, so it cannot be " +
+		"compared with its certificate. Nothing to fix if that is intended: only the pairing goes unchecked.",
+	ReasonNotAKey: "The file found as a private key holds no PKCS#8, PKCS#1 or SEC 1 private key in PEM or DER form. Point " +
+		"key_paths or key_pairs at the key, or narrow key_paths so it does not match this file.",
+	ReasonNoPair: "There is no certificate to compare the key with: the group read no certificate, or the cert of its " +
+		"key_pairs entry was not read (see ssl_file_error_info). Fix the certificate file; the key is checked at the next read.",
+	ReasonNotPaired: "The key belongs to none of the group's certificates: it is another certificate's key, found next to " +
+		"these. Nothing to fix if so; to check it, add its certificate to the group or name the pair in key_pairs.",
+	ReasonHTTPError: "The TLS handshake completed but the HTTP request that reads the header or tells an mTLS refusal " +
+		"failed or was refused for another cause (the detail has the status). Check the server's and the proxy's logs.",
 }
 
 // Remedy is a short, actionable fix for the reason.
@@ -84,6 +106,10 @@ var EndpointReasons = []Reason{
 // FileReasons lists every file reason, in documentation order.
 var FileReasons = []Reason{ReasonGlobEmpty, ReasonUnreadable, ReasonNoCertificate, ReasonParseError, ReasonTooLarge,
 	ReasonLimitReached, ReasonKeyFile, ReasonCSRFile, ReasonPKCS12File}
+
+// PostureReasons lists every reason only a posture check reports, in
+// documentation order.
+var PostureReasons = []Reason{ReasonKeyEncrypted, ReasonNotAKey, ReasonNoPair, ReasonNotPaired, ReasonHTTPError}
 
 // MCPReason is why the MCP handshake after TLS did not complete. It is a type
 // of its own because TIMEOUT means something else here than for TLS, and has

@@ -3,7 +3,11 @@
 // result structs that the collector caches and renders.
 package probe
 
-import "time"
+import (
+	"time"
+
+	"github.com/mcpcert/mcp_cert_exporter/config"
+)
 
 // Certificate roles.
 const (
@@ -110,4 +114,25 @@ const (
 type LimitReached struct {
 	Limit  Limit
 	Detail string
+}
+
+// Trusted is whether the handshake's connection may carry requests: it
+// completed and verified, or the endpoint waives verification
+// (insecure_skip_verify). MCP is spoken only over trusted connections.
+func (r *TLSResult) Trusted() bool { return r.Success && (r.Verified || r.InsecureSkipVerify) }
+
+// Healthy is the one verdict on an endpoint's probe: what check exits on,
+// what /status counts as failing and what refreshes_total calls a failure.
+// TLS must be trusted, and MCP, when spoken, up, or refused with
+// AUTH_REQUIRED by a protected server we hold no token for whose OAuth
+// discovery works: reachable and protected, as it should be.
+func (r *TLSResult) Healthy(ep *config.Endpoint) bool {
+	if !r.Trusted() {
+		return false
+	}
+	m := r.MCP
+	if m == nil || m.Up {
+		return true
+	}
+	return m.Reason == MCPAuthRequired && ep.MCP.BearerTokenFile == "" && m.AuthMetadataValid != nil && *m.AuthMetadataValid
 }
