@@ -209,7 +209,7 @@ func (j *endpointJob) run(ctx context.Context) {
 // store caches res and its metrics, rendered now as text so that scrapes
 // only copy them.
 func (j *endpointJob) store(res *probe.TLSResult) {
-	j.text.Store(renderText(func(ch chan<- prometheus.Metric) {
+	j.text.Store(renderText(func(ch *samples) {
 		renderEndpoint(ch, j.target.Endpoint, res, time.Now())
 	}))
 	j.last.Store(res)
@@ -242,33 +242,6 @@ func (j *fileJob) run(ctx context.Context) {
 	j.store(res)
 	j.posture.refresh(j.renderPosture)
 	j.self.observe("file", start, ok)
-}
-
-// Describe sends nothing: the metrics depend on the config, so the collector
-// is unchecked.
-func (c *Collector) Describe(chan<- *prometheus.Desc) {}
-
-// Collect renders the cache. It reads memory only. It is the reference
-// rendering for registries and tests; MetricsHandler serves the same metrics
-// from the text each refresh kept, plus collectLive.
-func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	now := time.Now()
-	c.mu.RLock()
-	endpoints, files := c.endpoints, c.files
-	c.mu.RUnlock()
-	for _, j := range endpoints {
-		if res := j.last.Load(); res != nil {
-			renderEndpoint(ch, j.target.Endpoint, res, now)
-		}
-		j.renderPosture(ch)
-	}
-	for _, j := range files {
-		if res := j.last.Load(); res != nil {
-			renderFiles(ch, j.group, res, now)
-		}
-		j.renderPosture(ch)
-	}
-	c.collectLive(ch)
 }
 
 // collectLive renders the metrics computed at scrape time: the exporter's own.

@@ -3,8 +3,6 @@ package collector
 import (
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
 
@@ -22,11 +20,11 @@ type fileText struct {
 func (j *fileJob) store(res *probe.FileResult) {
 	now := time.Now()
 	if j.files.text == nil || !sameStates(j.files.states, res.Files) {
-		j.files = fileText{res.Files, renderText(func(ch chan<- prometheus.Metric) {
+		j.files = fileText{res.Files, renderText(func(ch *samples) {
 			renderFileStates(ch, j.group, res.Files, now)
 		})}
 	}
-	head := renderText(func(ch chan<- prometheus.Metric) { renderFileGroup(ch, j.group, res) })
+	head := renderText(func(ch *samples) { renderFileGroup(ch, j.group, res) })
 	j.text.Store(joinText(head, j.files.text))
 	j.last.Store(res)
 }

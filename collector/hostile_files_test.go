@@ -137,7 +137,7 @@ func FuzzFileNamesAndContents(f *testing.F) {
 		} {
 			res := probe.NewFileReader().Read(context.Background(), g)
 			keys := probe.CheckKeys(context.Background(), g, res)
-			e := renderText(func(ch chan<- prometheus.Metric) {
+			e := renderText(func(ch *samples) {
 				renderFiles(ch, g, res, now)
 				renderKeys(ch, g.Name, keys)
 			})
@@ -146,16 +146,12 @@ func FuzzFileNamesAndContents(f *testing.F) {
 			}
 			exps = append(exps, e)
 		}
-		var b bytes.Buffer
-		fams, groups := textFamilies(exps)
-		for _, fam := range fams {
-			b.Write(fam.header)
-			for _, r := range groups[fam] {
-				r.e.writeTo(&b, r.g, now)
-			}
+		b := &chunker{}
+		if err := writeMetrics(b, exps, nil, now); err != nil {
+			t.Fatal(err)
 		}
 		p := expfmt.NewTextParser(model.LegacyValidation)
-		parsed, err := p.TextToMetricFamilies(&b)
+		parsed, err := p.TextToMetricFamilies(b)
 		if err != nil {
 			t.Fatalf("the scrape does not parse: %v", err)
 		}

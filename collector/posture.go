@@ -7,9 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/mcpcert/mcp_cert_exporter/config"
+	"github.com/mcpcert/mcp_cert_exporter/metrics"
 	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
 
@@ -207,7 +206,7 @@ func newPostureText[R any](prev *postureText[R], pol config.Policy) postureText[
 	return postureText[R]{mu: new(sync.Mutex), text: new(atomic.Pointer[exposition]), policy: pol}
 }
 
-func (p *postureText[R]) refresh(render func(chan<- prometheus.Metric)) {
+func (p *postureText[R]) refresh(render func(*samples)) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.text.Store(renderText(render))
@@ -237,7 +236,7 @@ func (j *fileJob) postureOf(ok bool) *postureText[probe.KeyResult] {
 
 // renderPosture renders the endpoint's pins, findings, OCSP, scan and
 // policy verdicts from its cached probe and posture results.
-func (j *endpointJob) renderPosture(ch chan<- prometheus.Metric) {
+func (j *endpointJob) renderPosture(ch *samples) {
 	ep := j.target.Endpoint
 	last := j.last.Load()
 	renderPins(ch, ep, last)
@@ -246,12 +245,12 @@ func (j *endpointJob) renderPosture(ch chan<- prometheus.Metric) {
 	}
 	renderEndpointPosture(ch, j.posture.policy, ep, last, j.posture.last())
 	if at, ok := j.change.last(); ok {
-		gauge(ch, lastChange, unix(at), ep.Name)
+		gauge(ch, metrics.LastChange, unix(at), ep.Name)
 	}
 }
 
 // renderPosture renders the group's findings, policy verdicts and keys.
-func (j *fileJob) renderPosture(ch chan<- prometheus.Metric) {
+func (j *fileJob) renderPosture(ch *samples) {
 	if res := j.last.Load(); res != nil {
 		renderFilePosture(ch, j.posture.policy, j.group, res)
 	}
