@@ -6,6 +6,7 @@ import (
 
 	"github.com/mcpcert/mcp_cert_exporter/config"
 	"github.com/mcpcert/mcp_cert_exporter/metrics"
+	"github.com/mcpcert/mcp_cert_exporter/policy"
 	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
 
@@ -17,7 +18,7 @@ func renderEndpointPosture(ch *samples, pol config.Policy, ep config.Endpoint, l
 	if scan != nil {
 		renderScan(ch, ep, scan)
 	}
-	for _, v := range probe.EndpointViolations(pol, ep, last, scan) {
+	for _, v := range policy.EndpointViolations(pol, ep, last, scan) {
 		gauge(ch, metrics.PolicyViolation, 1, ep.Name, string(v.Rule))
 	}
 }
@@ -81,14 +82,14 @@ func renderPins(ch *samples, ep config.Endpoint, last *probe.TLSResult) {
 	if len(ep.PinSHA256) == 0 || last == nil || len(last.Certificates) == 0 {
 		return
 	}
-	gauge(ch, metrics.PinMatch, boolValue(probe.PinMatch(ep.PinSHA256, last.Certificates)), ep.Name)
+	gauge(ch, metrics.PinMatch, boolValue(policy.PinMatch(ep.PinSHA256, last.Certificates)), ep.Name)
 }
 
 func renderFilePosture(ch *samples, pol config.Policy, g config.FileGroup, res *probe.FileResult) {
 	for _, f := range res.Files {
 		renderFindings(ch, pol, g.Name, g.Source(), f.Path, f.Certificates)
 	}
-	for _, v := range probe.FileViolations(pol, res) {
+	for _, v := range policy.FileViolations(pol, res) {
 		gauge(ch, metrics.PolicyViolation, 1, g.Name, string(v.Rule))
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mcpcert/mcp_cert_exporter/config"
+	"github.com/mcpcert/mcp_cert_exporter/policy"
 	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
 
@@ -125,7 +126,7 @@ func WritePosture(w io.Writer, pol config.Policy, ep *config.Endpoint, r *probe.
 		fmt.Fprintf(w, "  Unknown:      %s: %s (%s)\n      remedy: %s\n", u.Check, u.Reason, u.Detail, u.Reason.Remedy())
 	}
 	writeFindings(w, pol, r.Certificates)
-	writeViolations(w, probe.EndpointViolations(pol, *ep, r, s))
+	writeViolations(w, policy.EndpointViolations(pol, *ep, r, s))
 }
 
 func versionsLine(s *probe.PostureResult) string {
@@ -203,7 +204,7 @@ func writeFindings(w io.Writer, pol config.Policy, certs []probe.CertInfo) {
 	}
 }
 
-func writeViolations(w io.Writer, vs []probe.Violation) {
+func writeViolations(w io.Writer, vs []policy.Violation) {
 	if len(vs) == 0 {
 		fmt.Fprintln(w, "Policy:       no violation")
 		return
@@ -235,5 +236,5 @@ func writeFileReport(w io.Writer, g *config.FileGroup, r *probe.FileResult, pol 
 		certs = append(certs, f.Certificates...)
 	}
 	writeFindings(w, pol, certs)
-	writeViolations(w, probe.FileViolations(pol, r))
+	writeViolations(w, policy.FileViolations(pol, r))
 }

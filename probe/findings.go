@@ -275,7 +275,7 @@ func CertFindings(ci *CertInfo, pol config.Policy) []Finding {
 			out = append(out, f)
 		}
 	}
-	if ci.Role == RoleLeaf && validityTooLong(ci.NotBefore, ci.NotAfter, pol.MaxValidity.D()) {
+	if ci.Role == RoleLeaf && ValidityTooLong(ci.NotBefore, ci.NotAfter, pol.MaxValidity.D()) {
 		out = append(out, FindingValidityTooLong)
 	}
 	slices.SortFunc(out, func(a, b Finding) int { return slices.Index(Findings, a) - slices.Index(Findings, b) })
@@ -312,9 +312,9 @@ func MaxValidity(notBefore time.Time) time.Duration {
 	panic("unreachable: the last limit starts at the zero time")
 }
 
-// validityTooLong measures validity as the BRs do, NotBefore through NotAfter
+// ValidityTooLong measures validity as the BRs do, NotBefore through NotAfter
 // inclusive, hence the extra second. limit 0 means the CA/B Forum's.
-func validityTooLong(notBefore, notAfter time.Time, limit time.Duration) bool {
+func ValidityTooLong(notBefore, notAfter time.Time, limit time.Duration) bool {
 	if limit <= 0 {
 		limit = MaxValidity(notBefore)
 	}
