@@ -43,7 +43,7 @@ func TestHealthcheckCommand(t *testing.T) {
 		{"missing web config", []string{"--web.config.file=" + filepath.Join(dir, "nope.yml")}, 1, "nope.yml"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			code, out := runBinary(t, append([]string{"healthcheck"}, tc.args...)...)
+			code, out := runMain(t, append([]string{"healthcheck"}, tc.args...)...)
 			if code != tc.code || !strings.Contains(out, tc.out) {
 				t.Errorf("exit %d, want %d; output %q, want it to contain %q", code, tc.code, out, tc.out)
 			}

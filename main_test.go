@@ -20,27 +20,44 @@ import (
 
 	"github.com/mcpcert/mcp_cert_exporter/internal/metricstest"
 	"github.com/mcpcert/mcp_cert_exporter/internal/testpki"
+	"github.com/mcpcert/mcp_cert_exporter/internal/tooltest"
 )
 
-var binary string
+// built is the exporter binary, built with -race by the first test that
+// runs it, so tests of run and of the docs need no build.
+var built struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+func exporterBinary(t testing.TB) string {
+	t.Helper()
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "mcp_cert_exporter-test"); built.err != nil {
+			return
+		}
+		built.path = filepath.Join(built.dir, "mcp_cert_exporter")
+		out, err := exec.Command("go", "build", "-race", "-o", built.path, ".").CombinedOutput()
+		if err != nil {
+			built.err = fmt.Errorf("%v\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatalf("building the exporter: %v", built.err)
+	}
+	return built.path
+}
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "mcp_cert_exporter-test")
-	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "mcp_cert_exporter")
-	build := exec.Command("go", "build", "-race", "-o", binary, ".")
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building the exporter:", err)
-		os.Exit(1)
-	}
 	// The race runtime sleeps a second before exiting, during which a child
 	// that no longer waits for its goroutines would still look graceful.
 	os.Setenv("GORACE", os.Getenv("GORACE")+" atexit_sleep_ms=0")
 	code := m.Run()
-	os.RemoveAll(dir)
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
 	os.Exit(code)
 }
 
@@ -151,7 +168,7 @@ func startExporter(t *testing.T, args ...string) *exporter {
 func launchExporter(t *testing.T, args ...string) *exporter {
 	t.Helper()
 	e := &exporter{t: t}
-	e.process = startProcess(t, binary, append([]string{"--web.listen-address=127.0.0.1:0", "--log.level=debug"}, args...)...)
+	e.process = startProcess(t, exporterBinary(t), append([]string{"--web.listen-address=127.0.0.1:0", "--log.level=debug"}, args...)...)
 	e.addr = e.listenAddr(t)
 	return e
 }
@@ -343,9 +360,19 @@ func TestSIGTERMStopsPromptly(t *testing.T) {
 	}
 }
 
+// runMain runs the command line in-process, stdout and stderr together.
+func runMain(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	var out syncBuffer
+	code := run(args, &out, &out)
+	return code, out.String()
+}
+
+// runBinary runs the built binary, for tests that must see everything the
+// process writes, whoever writes it.
 func runBinary(t *testing.T, args ...string) (int, string) {
 	t.Helper()
-	out, err := exec.Command(binary, args...).CombinedOutput()
+	out, err := exec.Command(exporterBinary(t), args...).CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); ok {
 		return ee.ExitCode(), string(out)
 	} else if err != nil {
@@ -358,21 +385,21 @@ func TestConfigCheck(t *testing.T) {
 	dir := t.TempDir()
 	good := writeConfig(t, filepath.Join(dir, "good.yml"), "endpoints:\n  - name: a\n    address: 127.0.0.1:1\n")
 	bad := writeConfig(t, filepath.Join(dir, "bad.yml"), "endpoints:\n  - name: a\n    url: http://x\n")
-	if code, out := runBinary(t, "--config.check", "--config.file="+good); code != 0 || !strings.Contains(out, "OK") {
+	if code, out := runMain(t, "--config.check", "--config.file="+good); code != 0 || !strings.Contains(out, "OK") {
 		t.Errorf("good config: exit %d, %q", code, out)
 	}
-	code, out := runBinary(t, "--config.check", "--config.file="+bad)
+	code, out := runMain(t, "--config.check", "--config.file="+bad)
 	if code != 1 || !strings.Contains(out, "bad.yml:3: endpoints[0].url: must be an https:// URL") {
 		t.Errorf("bad config: exit %d, %q", code, out)
 	}
-	if code, out := runBinary(t, "--config.check", "--config.file=config.example.yml"); code != 0 {
+	if code, out := runMain(t, "--config.check", "--config.file=config.example.yml"); code != 0 {
 		t.Errorf("shipped example config: exit %d, %q", code, out)
 	}
 }
 
 func TestCheckCommand(t *testing.T) {
 	s := startServers(t)
-	code, out := runBinary(t, "check", s.expired, "--ca-file", s.caFile, "--server-name", "localhost")
+	code, out := runMain(t, "check", s.expired, "--ca-file", s.caFile, "--server-name", "localhost")
 	for _, want := range []string{"CERTIFICATE_EXPIRED", "Remedy:", "[leaf] expired.test", "[intermediate] Test Intermediate", "TLS 1.3"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("check output lacks %q:\n%s", want, out)
@@ -381,10 +408,10 @@ func TestCheckCommand(t *testing.T) {
 	if code != 1 {
 		t.Errorf("check of an expired server exited %d, want 1", code)
 	}
-	if code, out := runBinary(t, "check", s.good, "--ca-file", s.caFile, "--server-name", "localhost"); code != 0 {
+	if code, out := runMain(t, "check", s.good, "--ca-file", s.caFile, "--server-name", "localhost"); code != 0 {
 		t.Errorf("check of a good server exited %d:\n%s", code, out)
 	}
-	if code, _ := runBinary(t, "check", "http://x"); code != 2 {
+	if code, _ := runMain(t, "check", "http://x"); code != 2 {
 		t.Errorf("check with an http URL exited %d, want 2", code)
 	}
 }
@@ -405,5 +432,5 @@ func TestExampleConfigShowsRealMetrics(t *testing.T) {
 	if v := f.One(t, "ssl_certificate_expiry_seconds", map[string]string{"subject_cn": "old.demo.example"}); v >= 0 {
 		t.Errorf("demo expired certificate expiry = %v, want negative", v)
 	}
-	checkMetricsLint(t, text)
+	tooltest.CheckMetrics(t, text)
 }

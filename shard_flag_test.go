@@ -17,7 +17,7 @@ func TestShardFlagIsValidated(t *testing.T) {
 		// never let the exporter start serving.
 		"0/1000000000": "at most 1000 replicas",
 	} {
-		code, out := runBinary(t, "--config.file="+cfg, "--shard="+value)
+		code, out := runMain(t, "--config.file="+cfg, "--shard="+value)
 		if code != 2 || !strings.Contains(out, want) {
 			t.Errorf("--shard=%s: exit %d, %q; want exit 2 and %q", value, code, out, want)
 		}
