@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -83,11 +84,18 @@ func (s sample) Write(out *dto.Metric) error {
 // samples is what render functions append to.
 type samples []sample
 
+// samplePool recycles render buffers: every refresh renders, and only the
+// text is kept.
+var samplePool = sync.Pool{New: func() any { return new(samples) }}
+
 // renderText runs render and keeps its samples as text.
 func renderText(render func(*samples)) *exposition {
-	var out samples
-	render(&out)
-	e, err := encodeText(out)
+	out := samplePool.Get().(*samples)
+	render(out)
+	e, err := encodeText(*out)
+	clear(*out) // drop the label slices the samples point to
+	*out = (*out)[:0]
+	samplePool.Put(out)
 	if err != nil {
 		return &exposition{err: err}
 	}
