@@ -33,7 +33,7 @@ func TestCheckPrintsPosture(t *testing.T) {
 	if _, out := runMain(t, "check", legacy, "--ca-file", caFile, "--server-name", "localhost", "--no-posture"); strings.Contains(out, "Posture") {
 		t.Errorf("--no-posture still scanned:\n%s", out)
 	}
-	if _, out := runMain(t, "check", freeAddr(t)); !strings.Contains(out, "not scanned") {
+	if _, out := runMain(t, "check", testpki.ClosedAddr(t)); !strings.Contains(out, "not scanned") {
 		t.Errorf("a closed port was scanned:\n%s", out)
 	}
 }

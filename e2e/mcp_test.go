@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"crypto/tls"
@@ -248,7 +248,7 @@ func assertMCPCheck(t *testing.T, f *mcpFleet, targets []mcpTarget) {
 		{"not-mcp", nil, 1, []string{"MCP:          FAILED: NOT_MCP", "MCP remedy:"}},
 		{"legacy-sse", []string{"--mcp-transport", "sse"}, 0, []string{"OK: sse"}},
 	} {
-		code, out := runMain(t, append([]string{"check", url(tc.name), "--ca-file", f.caFile}, tc.args...)...)
+		code, out := runBinary(t, append([]string{"check", url(tc.name), "--ca-file", f.caFile}, tc.args...)...)
 		if code != tc.code {
 			t.Errorf("check %s exited %d, want %d:\n%s", tc.name, code, tc.code, out)
 		}
