@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mcpcert/mcp_cert_exporter/certfile"
 	"github.com/mcpcert/mcp_cert_exporter/config"
 	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
@@ -153,7 +154,7 @@ func (c *Collector) fileJobs(cfg *config.Config) []*fileJob {
 		if ok {
 			j.reader, j.last, j.text = prev.reader, prev.last, prev.text
 		} else {
-			j.reader, j.last, j.text = probe.NewFileReader(), new(atomic.Pointer[probe.FileResult]), new(atomic.Pointer[exposition])
+			j.reader, j.last, j.text = certfile.NewFileReader(), new(atomic.Pointer[certfile.FileResult]), new(atomic.Pointer[exposition])
 		}
 		j.posture = newPostureText(prev.postureOf(ok), cfg.Policy)
 		jobs = append(jobs, j)
@@ -218,12 +219,12 @@ func (j *endpointJob) store(res *probe.TLSResult) {
 type fileJob struct {
 	id      string
 	group   config.FileGroup
-	reader  *probe.FileReader
-	last    *atomic.Pointer[probe.FileResult]
+	reader  *certfile.FileReader
+	last    *atomic.Pointer[certfile.FileResult]
 	text    *atomic.Pointer[exposition]
 	self    *selfMetrics
 	files   fileText // what the last store rendered, touched only by run
-	posture postureText[probe.KeyResult]
+	posture postureText[certfile.KeyResult]
 }
 
 func (j *fileJob) key() string             { return j.id }

@@ -18,11 +18,11 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/mcpcert/mcp_cert_exporter/certfile"
 	"github.com/mcpcert/mcp_cert_exporter/config"
 	"github.com/mcpcert/mcp_cert_exporter/internal/metricstest"
 	"github.com/mcpcert/mcp_cert_exporter/internal/testpki"
 	"github.com/mcpcert/mcp_cert_exporter/internal/tooltest"
-	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
 
 // A certificate and a key whose names are not UTF-8 used to fail /metrics
@@ -135,8 +135,8 @@ func FuzzFileNamesAndContents(f *testing.F) {
 			{Name: "odd", Paths: []string{dir + "/*"}, Limits: config.DefaultLimits},
 			{Name: "good", Paths: []string{goodDir + "/*"}, Limits: config.DefaultLimits},
 		} {
-			res := probe.NewFileReader().Read(context.Background(), g)
-			keys := probe.CheckKeys(context.Background(), g, res)
+			res := certfile.NewFileReader().Read(context.Background(), g)
+			keys := certfile.CheckKeys(context.Background(), g, res)
 			e := renderText(func(ch *samples) {
 				renderFiles(ch, g, res, now)
 				renderKeys(ch, g.Name, keys)

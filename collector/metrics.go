@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mcpcert/mcp_cert_exporter/certfile"
 	"github.com/mcpcert/mcp_cert_exporter/config"
 	"github.com/mcpcert/mcp_cert_exporter/metrics"
 	"github.com/mcpcert/mcp_cert_exporter/probe"
@@ -63,19 +64,19 @@ func renderLimits(ch *samples, target, path string, limits []probe.LimitReached)
 	}
 }
 
-func renderFiles(ch *samples, g config.FileGroup, r *probe.FileResult, now time.Time) {
+func renderFiles(ch *samples, g config.FileGroup, r *certfile.FileResult, now time.Time) {
 	renderFileGroup(ch, g, r)
 	renderFileStates(ch, g, r.Files, now)
 }
 
 // renderFileGroup is what changes at every read of a group, whatever its
 // files hold.
-func renderFileGroup(ch *samples, g config.FileGroup, r *probe.FileResult) {
+func renderFileGroup(ch *samples, g config.FileGroup, r *certfile.FileResult) {
 	gauge(ch, metrics.LastRun, unix(r.Time), g.Name)
 	gauge(ch, metrics.RefreshInterval, g.Interval.D().Seconds(), g.Name)
 }
 
-func renderFileStates(ch *samples, g config.FileGroup, files []probe.FileState, now time.Time) {
+func renderFileStates(ch *samples, g config.FileGroup, files []certfile.FileState, now time.Time) {
 	for _, f := range files {
 		if f.Reason != probe.ReasonNone {
 			gauge(ch, metrics.FileError, 1, g.Name, f.Path, string(f.Reason))

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mcpcert/mcp_cert_exporter/certfile"
 	"github.com/mcpcert/mcp_cert_exporter/config"
 	"github.com/mcpcert/mcp_cert_exporter/internal/testpki"
 	"github.com/mcpcert/mcp_cert_exporter/probe"
@@ -165,7 +166,7 @@ func BenchmarkFileGroupRefresh(b *testing.B) {
 			cpu := cpuSince(b)
 			for b.Loop() {
 				if !rescan {
-					j.reader = probe.NewFileReader()
+					j.reader = certfile.NewFileReader()
 				}
 				j.run(context.Background())
 			}

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"strconv"
 
+	"github.com/mcpcert/mcp_cert_exporter/certfile"
 	"github.com/mcpcert/mcp_cert_exporter/config"
 	"github.com/mcpcert/mcp_cert_exporter/metrics"
 	"github.com/mcpcert/mcp_cert_exporter/policy"
@@ -41,7 +42,7 @@ func renderScan(ch *samples, ep config.Endpoint, s *probe.PostureResult) {
 	renderUnknown(ch, name, s.Unknown)
 }
 
-func renderKeys(ch *samples, name string, r *probe.KeyResult) {
+func renderKeys(ch *samples, name string, r *certfile.KeyResult) {
 	gauge(ch, metrics.PostureLastRun, unix(r.Time), name)
 	for _, k := range r.Keys {
 		gauge(ch, metrics.KeyInsecure, boolValue(k.InsecurePermissions), name, k.Path)
@@ -85,7 +86,7 @@ func renderPins(ch *samples, ep config.Endpoint, last *probe.TLSResult) {
 	gauge(ch, metrics.PinMatch, boolValue(policy.PinMatch(ep.PinSHA256, last.Certificates)), ep.Name)
 }
 
-func renderFilePosture(ch *samples, pol config.Policy, g config.FileGroup, res *probe.FileResult) {
+func renderFilePosture(ch *samples, pol config.Policy, g config.FileGroup, res *certfile.FileResult) {
 	for _, f := range res.Files {
 		renderFindings(ch, pol, g.Name, g.Source(), f.Path, f.Certificates)
 	}

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mcpcert/mcp_cert_exporter/certfile"
 	"github.com/mcpcert/mcp_cert_exporter/config"
 	"github.com/mcpcert/mcp_cert_exporter/metrics"
 	"github.com/mcpcert/mcp_cert_exporter/probe"
@@ -66,7 +67,7 @@ func (j *postureJob) run(ctx context.Context) {
 // keyJob checks the private keys of a file group against the certificates
 // of the group's last read.
 type keyJob struct {
-	posture[probe.KeyResult]
+	posture[certfile.KeyResult]
 	file *fileJob
 }
 
@@ -75,9 +76,9 @@ func (j *keyJob) run(ctx context.Context) {
 	files := j.file.last.Load()
 	if files == nil {
 		// Both start at once; do not wait an interval for the group's first read.
-		files = probe.NewFileReader().Read(ctx, j.file.group)
+		files = certfile.NewFileReader().Read(ctx, j.file.group)
 	}
-	res := probe.CheckKeys(ctx, j.file.group, files)
+	res := certfile.CheckKeys(ctx, j.file.group, files)
 	j.finish(ctx, start, j.file.group.Name, res, res.Unknown)
 	j.file.posture.refresh(j.file.renderPosture)
 }
@@ -125,7 +126,7 @@ func (c *Collector) postureJobs(cfg *config.Config, endpoints []*endpointJob, fi
 		set.endpoints[ej.id], ej.posture.result = pj, pj.last
 	}
 	for _, fj := range files {
-		var prev *posture[probe.KeyResult]
+		var prev *posture[certfile.KeyResult]
 		if j, ok := old.files[fj.id]; ok {
 			prev = &j.posture
 		}
@@ -227,7 +228,7 @@ func (j *endpointJob) postureOf(ok bool) *postureText[probe.PostureResult] {
 	return &j.posture
 }
 
-func (j *fileJob) postureOf(ok bool) *postureText[probe.KeyResult] {
+func (j *fileJob) postureOf(ok bool) *postureText[certfile.KeyResult] {
 	if !ok {
 		return nil
 	}

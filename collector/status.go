@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mcpcert/mcp_cert_exporter/certfile"
 	"github.com/mcpcert/mcp_cert_exporter/config"
 	"github.com/mcpcert/mcp_cert_exporter/policy"
 	"github.com/mcpcert/mcp_cert_exporter/probe"
@@ -339,7 +340,7 @@ func fillEndpointStatus(s *TargetStatus, j *endpointJob, r *probe.TLSResult, now
 	}
 }
 
-func fillFileStatus(s *TargetStatus, j *fileJob, r *probe.FileResult, now time.Time, report bool) {
+func fillFileStatus(s *TargetStatus, j *fileJob, r *certfile.FileResult, now time.Time, report bool) {
 	pol := j.posture.policy
 	s.LastRun = &r.Time
 	for _, f := range r.Files {

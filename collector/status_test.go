@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpcert/mcp_cert_exporter/certfile"
 	"github.com/mcpcert/mcp_cert_exporter/config"
 	"github.com/mcpcert/mcp_cert_exporter/internal/testpki"
 	"github.com/mcpcert/mcp_cert_exporter/probe"
@@ -61,7 +62,7 @@ files:
 		r := testpki.SelfSigned(testpki.Options{CN: fmt.Sprint("root ", i), IsCA: true, NotAfter: now.Add(time.Duration(2000+i) * time.Hour * 24)})
 		roots = append(roots, probe.CertInfoOf(r.Cert, probe.RoleRoot))
 	}
-	c.files[0].store(&probe.FileResult{Time: now, Files: []probe.FileState{{Path: "/nonexistent/roots.pem", Certificates: roots}}})
+	c.files[0].store(&certfile.FileResult{Time: now, Files: []certfile.FileState{{Path: "/nonexistent/roots.pem", Certificates: roots}}})
 	return c
 }
 

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mcpcert/mcp_cert_exporter/certfile"
 	"github.com/mcpcert/mcp_cert_exporter/config"
 	"github.com/mcpcert/mcp_cert_exporter/policy"
 	"github.com/mcpcert/mcp_cert_exporter/probe"
@@ -217,7 +218,7 @@ func writeViolations(w io.Writer, vs []policy.Violation) {
 
 // writeFileReport is the report of a file group, which `check` does not
 // probe: each path with its certificates or its failure and remedy.
-func writeFileReport(w io.Writer, g *config.FileGroup, r *probe.FileResult, pol config.Policy, now time.Time) {
+func writeFileReport(w io.Writer, g *config.FileGroup, r *certfile.FileResult, pol config.Policy, now time.Time) {
 	fmt.Fprintf(w, "Files:        %s (%s)\n", g.Name, strings.Join(g.Paths, ", "))
 	fmt.Fprintf(w, "Read:         %s\n", r.Time.UTC().Format(time.RFC3339))
 	var certs []probe.CertInfo

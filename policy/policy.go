@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mcpcert/mcp_cert_exporter/certfile"
 	"github.com/mcpcert/mcp_cert_exporter/config"
 	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
@@ -75,7 +76,7 @@ func EndpointViolations(pol config.Policy, ep config.Endpoint, last *probe.TLSRe
 }
 
 // FileViolations judges the certificates of a file group.
-func FileViolations(pol config.Policy, res *probe.FileResult) []Violation {
+func FileViolations(pol config.Policy, res *certfile.FileResult) []Violation {
 	var vs violations
 	for _, f := range res.Files {
 		vs.certRules(pol, f.Path, f.Certificates)

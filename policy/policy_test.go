@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpcert/mcp_cert_exporter/certfile"
 	"github.com/mcpcert/mcp_cert_exporter/config"
 	"github.com/mcpcert/mcp_cert_exporter/internal/testpki"
 	"github.com/mcpcert/mcp_cert_exporter/probe"
@@ -86,7 +87,7 @@ func TestRulesHaveRemedies(t *testing.T) {
 func TestFileViolationsOnePerRule(t *testing.T) {
 	nb := time.Now().Add(-time.Hour)
 	long := probe.CertInfo{Role: probe.RoleLeaf, NotBefore: nb, NotAfter: nb.AddDate(5, 0, 0), Findings: []probe.Finding{probe.FindingSelfSigned}}
-	res := &probe.FileResult{Files: []probe.FileState{{Path: "/a.pem", Certificates: []probe.CertInfo{long, long}}, {Path: "/b.pem", Certificates: []probe.CertInfo{long}}}}
+	res := &certfile.FileResult{Files: []certfile.FileState{{Path: "/a.pem", Certificates: []probe.CertInfo{long, long}}, {Path: "/b.pem", Certificates: []probe.CertInfo{long}}}}
 	pol := config.Policy{MaxValidity: config.Duration(365 * 24 * time.Hour)}
 	vs := FileViolations(pol, res)
 	if len(vs) != 2 || vs[0].Rule != RuleMaxValidity || vs[1].Rule != RuleAllowSelfSigned {

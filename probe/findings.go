@@ -82,9 +82,9 @@ const (
 	minECBits  = 256
 )
 
-// certFindings are the findings of c alone, given its role in its chain or
+// X509Findings are the findings of c alone, given its role in its chain or
 // file. VALIDITY_TOO_LONG depends on the policy and is added by CertFindings.
-func certFindings(c *x509.Certificate, role string) []Finding {
+func X509Findings(c *x509.Certificate, role string) []Finding {
 	var out []Finding
 	if weakKey(c) {
 		out = append(out, FindingWeakKey)
@@ -240,7 +240,7 @@ func assess(res *TLSResult, sent, chain []*x509.Certificate, staple []byte) {
 	for i := range res.Certificates {
 		ci := &res.Certificates[i]
 		if c := byFingerprint[ci.FingerprintSHA256]; c != nil {
-			ci.Findings = certFindings(c, ci.Role)
+			ci.Findings = X509Findings(c, ci.Role)
 		}
 	}
 	if len(res.Certificates) > 0 {

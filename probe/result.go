@@ -85,21 +85,6 @@ type TLSResult struct {
 	Limits []LimitReached
 }
 
-// FileResult is the outcome of reading one file group.
-type FileResult struct {
-	Time  time.Time
-	Files []FileState
-}
-
-// FileState is one matched path (or one glob that matched nothing).
-type FileState struct {
-	Path         string
-	Reason       Reason
-	Detail       string
-	Certificates []CertInfo
-	Limits       []LimitReached // what was left out of Certificates
-}
-
 // Limit names a key of the config's limits: block.
 type Limit string
 
