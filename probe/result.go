@@ -1,6 +1,6 @@
-// Package probe does one thing to one target: a TLS handshake with an
-// endpoint, or a read of a group of certificate files. It returns plain
-// result structs that the collector caches and renders.
+// Package probe does one thing to one endpoint: a TLS handshake, the MCP
+// exchange after it, or a posture scan. It returns plain result structs
+// that the collector caches and renders; certificate files are certfile's.
 package probe
 
 import (
