@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -268,46 +267,6 @@ func TestExpiredServerReportsNegativeExpiryAndReason(t *testing.T) {
 	}
 }
 
-func TestReloadKeepsOldConfigOnError(t *testing.T) {
-	s := startServers(t)
-	cfg := writeConfig(t, filepath.Join(t.TempDir(), "c.yml"), endpointsConfig(s, "good"))
-	e := startExporter(t, "--config.file="+cfg)
-	eventually(t, "good probed", func() bool {
-		_, f := e.metrics()
-		return len(f.Samples("ssl_probe_success", map[string]string{"target": "good"})) == 1
-	})
-
-	writeConfig(t, cfg, "endpoints:\n  - name: good\n    adress: x:1\n")
-	resp, err := http.Post("http://"+e.addr+"/-/reload", "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 500 || !strings.Contains(string(body), "c.yml:3: endpoints[0].adress: unknown field") {
-		t.Fatalf("bad reload answered %d %q", resp.StatusCode, body)
-	}
-	_, f := e.metrics()
-	if v := f.One(t, "mcp_cert_exporter_config_last_reload_successful", nil); v != 0 {
-		t.Errorf("reload_successful = %v after a bad reload", v)
-	}
-	f.One(t, "ssl_probe_success", map[string]string{"target": "good"})
-
-	writeConfig(t, cfg, endpointsConfig(s, "expired"))
-	if err := e.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "SIGHUP swaps good for expired", func() bool {
-		_, f := e.metrics()
-		return len(f.Samples("ssl_probe_success", map[string]string{"target": "expired"})) == 1 &&
-			len(f.Samples("ssl_probe_success", map[string]string{"target": "good"})) == 0 &&
-			f.One(t, "mcp_cert_exporter_config_last_reload_successful", nil) == 1
-	})
-	if code, _ := e.get("/-/reload"); code != http.StatusMethodNotAllowed {
-		t.Errorf("GET /-/reload = %d, want 405", code)
-	}
-}
-
 func TestStatusPageShowsReasonAndRemedy(t *testing.T) {
 	s := startServers(t)
 	cfg := writeConfig(t, filepath.Join(t.TempDir(), "c.yml"), endpointsConfig(s, "expired"))
@@ -333,23 +292,6 @@ func TestStatusPageShowsReasonAndRemedy(t *testing.T) {
 	}
 	if code, page := e.get("/"); code != 200 || !strings.Contains(page, "/status") || strings.Contains(page, "debug/pprof") {
 		t.Errorf("landing page: %d, links status: %v, pprof: %v", code, strings.Contains(page, "/status"), strings.Contains(page, "debug/pprof"))
-	}
-}
-
-func TestSIGTERMStopsPromptly(t *testing.T) {
-	cfg := writeConfig(t, filepath.Join(t.TempDir(), "c.yml"), "endpoints: []\n")
-	e := startExporter(t, "--config.file="+cfg)
-	if err := e.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-e.done:
-		e.done <- err // for cleanup
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("still running 20s after SIGTERM")
 	}
 }
 
