@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/mcpcert/mcp_cert_exporter/internal/mcptest"
 	"github.com/mcpcert/mcp_cert_exporter/internal/metricstest"
 	"github.com/mcpcert/mcp_cert_exporter/internal/testpki"
