@@ -16,7 +16,7 @@ func TestCheckPrintsPosture(t *testing.T) {
 	caFile := testpki.WriteFile(t, dir, "ca.pem", ca.PEM())
 	legacy := testpki.Serve(t, &tls.Config{Certificates: []tls.Certificate{weak.TLS()}, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS12})
 
-	code, out := runBinary(t, "check", legacy, "--ca-file", caFile, "--server-name", "localhost")
+	code, out := runMain(t, "check", legacy, "--ca-file", caFile, "--server-name", "localhost")
 	for _, want := range []string{
 		"Posture", "TLS 1.0 accepted", "TLS 1.3 refused", "Ciphers TLS 1.0: ", "(insecure)",
 		"WEAK_KEY on leaf", "remedy: The key is too small",
@@ -30,10 +30,10 @@ func TestCheckPrintsPosture(t *testing.T) {
 	if code != 0 {
 		t.Errorf("posture findings changed the exit code to %d; only the probe decides it", code)
 	}
-	if _, out := runBinary(t, "check", legacy, "--ca-file", caFile, "--server-name", "localhost", "--no-posture"); strings.Contains(out, "Posture") {
+	if _, out := runMain(t, "check", legacy, "--ca-file", caFile, "--server-name", "localhost", "--no-posture"); strings.Contains(out, "Posture") {
 		t.Errorf("--no-posture still scanned:\n%s", out)
 	}
-	if _, out := runBinary(t, "check", freeAddr(t)); !strings.Contains(out, "not scanned") {
+	if _, out := runMain(t, "check", testpki.ClosedAddr(t)); !strings.Contains(out, "not scanned") {
 		t.Errorf("a closed port was scanned:\n%s", out)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -53,14 +54,18 @@ func main() {
 	if version.Version == "" {
 		version.Version = strings.TrimSpace(versionFile)
 	}
-	os.Exit(run(os.Args[1:]))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string) int {
+// run is the command line: it parses args, writes to stdout and stderr, and
+// returns the exit code, so tests can run it in-process.
+func run(args []string, stdout, stderr io.Writer) int {
 	app := kingpin.New(name, "Prometheus exporter for the certificates and TLS health of MCP servers.")
+	app.UsageWriter(stdout)
+	app.ErrorWriter(stderr)
 	app.HelpFlag.Short('h')
 	app.Version(version.Print(name))
-	f := serveFlags{log: &promslog.Config{}}
+	f := serveFlags{log: &promslog.Config{Writer: stderr}}
 	app.Flag("config.file", "Configuration file.").Default("config.yml").StringVar(&f.configFile)
 	app.Flag("config.check", "Validate the configuration file, print any problems and exit.").BoolVar(&f.configCheck)
 	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&f.telemetryPath)
@@ -74,29 +79,29 @@ func run(args []string) int {
 
 	cmd, err := app.Parse(args)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 2
 	}
 	switch {
 	case cmd == check.cmd.FullCommand():
-		return check.run(os.Stdout)
+		return check.run(stdout)
 	case cmd == health.cmd.FullCommand():
-		return health.run(f.web, os.Stderr)
+		return health.run(f.web, stderr)
 	case f.configCheck:
-		return checkConfig(f.configFile)
+		return checkConfig(f.configFile, stdout, stderr)
 	case cmd == serveCmd.FullCommand():
 		return serve(f)
 	}
 	return 2
 }
 
-func checkConfig(file string) int {
+func checkConfig(file string, stdout, stderr io.Writer) int {
 	cfg, err := config.LoadFile(file)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	fmt.Printf("%s: OK (%d endpoints, %d file groups)\n", file, len(cfg.Endpoints), len(cfg.Files))
+	fmt.Fprintf(stdout, "%s: OK (%d endpoints, %d file groups)\n", file, len(cfg.Endpoints), len(cfg.Files))
 	return 0
 }
 

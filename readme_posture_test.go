@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mcpcert/mcp_cert_exporter/policy"
 	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
 
@@ -24,11 +25,11 @@ func TestReadmePostureInSync(t *testing.T) {
 	for _, f := range probe.Findings {
 		findings = append(findings, [3]string{string(f), f.When(), f.Remedy()})
 	}
-	for _, r := range probe.Rules {
+	for _, r := range policy.Rules {
 		rules = append(rules, [3]string{string(r), r.Breach(), r.Remedy()})
 	}
 	checkDocSection(t, postureDoc, "findings", docTable("finding | reported when | remedy", findings),
 		"findings differ from probe/findings.go", "TestReadmePostureInSync")
 	checkDocSection(t, postureDoc, "policy", docTable("rule | breached when | remedy", rules),
-		"policy rules differ from probe/posture_policy.go", "TestReadmePostureInSync")
+		"policy rules differ from policy/policy.go", "TestReadmePostureInSync")
 }

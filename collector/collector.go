@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mcpcert/mcp_cert_exporter/certfile"
 	"github.com/mcpcert/mcp_cert_exporter/config"
 	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
@@ -153,7 +154,7 @@ func (c *Collector) fileJobs(cfg *config.Config) []*fileJob {
 		if ok {
 			j.reader, j.last, j.text = prev.reader, prev.last, prev.text
 		} else {
-			j.reader, j.last, j.text = probe.NewFileReader(), new(atomic.Pointer[probe.FileResult]), new(atomic.Pointer[exposition])
+			j.reader, j.last, j.text = certfile.NewFileReader(), new(atomic.Pointer[certfile.FileResult]), new(atomic.Pointer[exposition])
 		}
 		j.posture = newPostureText(prev.postureOf(ok), cfg.Policy)
 		jobs = append(jobs, j)
@@ -209,7 +210,7 @@ func (j *endpointJob) run(ctx context.Context) {
 // store caches res and its metrics, rendered now as text so that scrapes
 // only copy them.
 func (j *endpointJob) store(res *probe.TLSResult) {
-	j.text.Store(renderText(func(ch chan<- prometheus.Metric) {
+	j.text.Store(renderText(func(ch *samples) {
 		renderEndpoint(ch, j.target.Endpoint, res, time.Now())
 	}))
 	j.last.Store(res)
@@ -218,12 +219,12 @@ func (j *endpointJob) store(res *probe.TLSResult) {
 type fileJob struct {
 	id      string
 	group   config.FileGroup
-	reader  *probe.FileReader
-	last    *atomic.Pointer[probe.FileResult]
+	reader  *certfile.FileReader
+	last    *atomic.Pointer[certfile.FileResult]
 	text    *atomic.Pointer[exposition]
 	self    *selfMetrics
 	files   fileText // what the last store rendered, touched only by run
-	posture postureText[probe.KeyResult]
+	posture postureText[certfile.KeyResult]
 }
 
 func (j *fileJob) key() string             { return j.id }
@@ -242,33 +243,6 @@ func (j *fileJob) run(ctx context.Context) {
 	j.store(res)
 	j.posture.refresh(j.renderPosture)
 	j.self.observe("file", start, ok)
-}
-
-// Describe sends nothing: the metrics depend on the config, so the collector
-// is unchecked.
-func (c *Collector) Describe(chan<- *prometheus.Desc) {}
-
-// Collect renders the cache. It reads memory only. It is the reference
-// rendering for registries and tests; MetricsHandler serves the same metrics
-// from the text each refresh kept, plus collectLive.
-func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	now := time.Now()
-	c.mu.RLock()
-	endpoints, files := c.endpoints, c.files
-	c.mu.RUnlock()
-	for _, j := range endpoints {
-		if res := j.last.Load(); res != nil {
-			renderEndpoint(ch, j.target.Endpoint, res, now)
-		}
-		j.renderPosture(ch)
-	}
-	for _, j := range files {
-		if res := j.last.Load(); res != nil {
-			renderFiles(ch, j.group, res, now)
-		}
-		j.renderPosture(ch)
-	}
-	c.collectLive(ch)
 }
 
 // collectLive renders the metrics computed at scrape time: the exporter's own.

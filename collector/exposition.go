@@ -14,18 +14,17 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/mcpcert/mcp_cert_exporter/config"
+	"github.com/mcpcert/mcp_cert_exporter/metrics"
 )
 
 // Rendering every cached result into const metrics at each scrape, and
 // letting a registry check, sort and encode them, costs about 100 µs per
-// endpoint: over a second for 10,000. So when a result is stored, the same
-// render functions that Collect uses run once, and their output is kept as
-// text exposition lines grouped by metric family. A scrape then only copies
-// those lines and computes the countdowns.
+// endpoint: over a second for 10,000. So when a result is stored, its
+// samples are rendered once and kept as text exposition lines grouped by
+// metric family, with headers from the catalog (metrics.Family). A scrape
+// then only copies those lines and computes the countdowns.
 
 // exposition is one target's metrics as text exposition lines, in one
 // array: cached results are many, so they hold few pointers.
@@ -39,7 +38,7 @@ type exposition struct {
 // textGroup is a target's samples of one family: text[start:fixed] holds
 // those with a fixed value, countdowns[cd0:cd1] those counting down.
 type textGroup struct {
-	fam          *family
+	fam          *metrics.Family
 	start, fixed uint32
 	cd0, cd1     uint32
 }
@@ -51,15 +50,19 @@ type countdownLine struct {
 	deadline   time.Time
 }
 
-// sample is a gauge as the render functions send it: cheap to make, written
-// as text by the cache directly, and a const metric for registries.
+// sample is a gauge of a catalogued family as the render functions make
+// it: cheap to make, written as text by the cache directly, and a const
+// metric for registries.
 type sample struct {
-	desc   *prometheus.Desc
+	fam    *metrics.Family
 	value  float64
-	labels []string // in the Desc's order
+	labels []string // in the family's Labels order
+	// deadline, when set, makes the sample a countdown: the seconds left
+	// until deadline, which cached text recomputes at every scrape.
+	deadline time.Time
 }
 
-func (s sample) Desc() *prometheus.Desc { return s.desc }
+func (s sample) Desc() *prometheus.Desc { return s.fam.Desc() }
 
 func (s sample) Write(out *dto.Metric) error {
 	labels := s.labels
@@ -71,202 +74,58 @@ func (s sample) Write(out *dto.Metric) error {
 			labels[i] = lv
 		}
 	}
-	m, err := prometheus.NewConstMetric(s.desc, prometheus.GaugeValue, s.value, labels...)
+	m, err := prometheus.NewConstMetric(s.fam.Desc(), prometheus.GaugeValue, s.value, labels...)
 	if err != nil {
 		return err
 	}
 	return m.Write(out)
 }
 
-// countdown is a gauge of the seconds left until deadline. Text cached for
-// scrapes recomputes its value at every scrape.
-type countdown struct {
-	sample
-	deadline time.Time
-}
+// samples is what render functions append to.
+type samples []sample
 
-// family is a metric family's name and its HELP and TYPE lines, learnt from
-// the first metric of its Desc that is rendered.
-type family struct {
-	name   string
-	typ    dto.MetricType
-	header []byte
-	// For samples of legacy-valid names: the label names in text order
-	// (sorted), and the index of each one's value in the Desc's order.
-	direct bool
-	labels []string
-	order  []int
-}
+// samplePool recycles render buffers: every refresh renders, and only the
+// text is kept.
+var samplePool = sync.Pool{New: func() any { return new(samples) }}
 
-// families are looked up by Desc pointer, so Descs are meant to be made
-// once, as package variables. Should a render function make a new Desc per
-// call, the lookup table is dropped when it reaches maxDescs rather than
-// grow without end.
-var families = struct {
-	sync.Mutex
-	byDesc sync.Map // *prometheus.Desc -> *family
-	descs  int
-	byName map[string]*family
-}{byName: map[string]*family{}}
-
-const maxDescs = 10000
-
-// familyOf returns the family of m's Desc, asking a registry once per Desc
-// for its name, HELP, type and labels, since a Desc does not export them.
-func familyOf(m prometheus.Metric) (*family, error) {
-	if f, ok := families.byDesc.Load(m.Desc()); ok {
-		return f.(*family), nil
-	}
-	families.Lock()
-	defer families.Unlock()
-	d := m.Desc()
-	if f, ok := families.byDesc.Load(d); ok {
-		return f.(*family), nil
-	}
-	f, err := describe(m)
-	if err != nil {
-		return nil, fmt.Errorf("describing %s: %w", d, err)
-	}
-	if prev := families.byName[f.name]; prev != nil {
-		if !bytes.Equal(prev.header, f.header) || !slices.Equal(prev.labels, f.labels) {
-			return nil, fmt.Errorf("metric %s is described twice, differently: %q and %q", f.name, prev.header, f.header)
-		}
-		f = prev
-	}
-	families.byName[f.name] = f
-	if families.descs++; families.descs > maxDescs {
-		families.byDesc.Clear()
-		families.descs = 1
-	}
-	families.byDesc.Store(d, f)
-	return f, nil
-}
-
-func describe(m prometheus.Metric) (*family, error) {
-	mf, err := gatherOne(m)
-	if err != nil {
-		return nil, err
-	}
-	var text bytes.Buffer
-	if _, err := expfmt.MetricFamilyToText(&text, mf); err != nil {
-		return nil, err
-	}
-	f := &family{name: mf.GetName(), typ: mf.GetType(), header: headerOf(text.Bytes())}
-	if s, ok := asSample(m); ok && f.typ == dto.MetricType_GAUGE && model.LegacyValidation.IsValidMetricName(f.name) {
-		f.direct, f.labels, f.order = labelOrder(s)
-	}
-	return f, nil
-}
-
-func gatherOne(m prometheus.Metric) (*dto.MetricFamily, error) {
-	reg := prometheus.NewRegistry()
-	if err := reg.Register(oneMetric{m}); err != nil {
-		return nil, err
-	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		return nil, err
-	}
-	if len(mfs) != 1 {
-		return nil, fmt.Errorf("gathered %d families from one metric", len(mfs))
-	}
-	return mfs[0], nil
-}
-
-// labelOrder finds where each label's value goes by rendering the Desc
-// with each value set to its own index. Const labels, or names a text line
-// would have to quote, leave the family to expfmt.
-func labelOrder(s sample) (direct bool, labels []string, order []int) {
-	index := make([]string, len(s.labels))
-	for i := range index {
-		index[i] = strconv.Itoa(i)
-	}
-	var pb dto.Metric
-	if err := (sample{desc: s.desc, labels: index}).Write(&pb); err != nil || len(pb.Label) != len(index) {
-		return false, nil, nil
-	}
-	for _, lp := range pb.Label {
-		i, err := strconv.Atoi(lp.GetValue())
-		if err != nil || !model.LegacyValidation.IsValidLabelName(lp.GetName()) {
-			return false, nil, nil
-		}
-		labels, order = append(labels, lp.GetName()), append(order, i)
-	}
-	return true, labels, order
-}
-
-func asSample(m prometheus.Metric) (sample, bool) {
-	switch s := m.(type) {
-	case sample:
-		return s, true
-	case countdown:
-		return s.sample, true
-	}
-	return sample{}, false
-}
-
-// headerOf is the comment lines that open a family's text.
-func headerOf(text []byte) []byte {
-	end := 0
-	for end < len(text) && text[end] == '#' {
-		end += bytes.IndexByte(text[end:], '\n') + 1
-	}
-	return bytes.Clone(text[:end])
-}
-
-// oneMetric collects a single metric, unchecked.
-type oneMetric struct{ m prometheus.Metric }
-
-func (o oneMetric) Describe(chan<- *prometheus.Desc)    {}
-func (o oneMetric) Collect(ch chan<- prometheus.Metric) { ch <- o.m }
-
-// renderText runs render and keeps what it sends as text.
-func renderText(render func(chan<- prometheus.Metric)) *exposition {
-	ch := make(chan prometheus.Metric, 64)
-	go func() {
-		defer close(ch)
-		render(ch)
-	}()
-	var metrics []prometheus.Metric
-	for m := range ch {
-		metrics = append(metrics, m)
-	}
-	e, err := encodeText(metrics)
+// renderText runs render and keeps its samples as text.
+func renderText(render func(*samples)) *exposition {
+	out := samplePool.Get().(*samples)
+	render(out)
+	e, err := encodeText(*out)
+	clear(*out) // drop the label slices the samples point to
+	*out = (*out)[:0]
+	samplePool.Put(out)
 	if err != nil {
 		return &exposition{err: err}
 	}
 	return e
 }
 
-// encodeText groups metrics by family, in the order the families first
+// encodeText groups samples by family, in the order the families first
 // appear, and writes each group: fixed values first, then countdowns.
-func encodeText(metrics []prometheus.Metric) (*exposition, error) {
-	fams := make([]*family, len(metrics))
-	var order []*family
-	for i, m := range metrics {
-		f, err := familyOf(m)
-		if err != nil {
-			return nil, err
+func encodeText(ss samples) (*exposition, error) {
+	var order []*metrics.Family
+	for i := range ss {
+		if !slices.Contains(order, ss[i].fam) {
+			order = append(order, ss[i].fam)
 		}
-		if !slices.Contains(order, f) {
-			order = append(order, f)
-		}
-		fams[i] = f
 	}
-	e := &exposition{groups: make([]textGroup, 0, len(order)), text: make([]byte, 0, 128*len(metrics))}
+	e := &exposition{groups: make([]textGroup, 0, len(order)), text: make([]byte, 0, 128*len(ss))}
 	for _, f := range order {
 		g := textGroup{fam: f, start: uint32(len(e.text)), cd0: uint32(len(e.countdowns))}
-		for i, m := range metrics {
-			if _, ok := m.(countdown); !ok && fams[i] == f {
-				if err := e.appendSample(f, m); err != nil {
+		for i := range ss {
+			if s := &ss[i]; s.fam == f && s.deadline.IsZero() {
+				var err error
+				if e.text, err = appendLine(e.text, s); err != nil {
 					return nil, err
 				}
 			}
 		}
 		g.fixed = uint32(len(e.text))
-		for i, m := range metrics {
-			if cd, ok := m.(countdown); ok && fams[i] == f {
-				if err := e.appendCountdown(f, cd); err != nil {
+		for i := range ss {
+			if s := &ss[i]; s.fam == f && !s.deadline.IsZero() {
+				if err := e.appendCountdown(s); err != nil {
 					return nil, err
 				}
 			}
@@ -280,50 +139,32 @@ func encodeText(metrics []prometheus.Metric) (*exposition, error) {
 	return e, nil
 }
 
-func (e *exposition) appendSample(f *family, m prometheus.Metric) error {
-	if s, ok := asSample(m); ok && f.direct {
-		var err error
-		e.text, err = appendLine(e.text, f, s)
-		return err
-	}
-	var pb dto.Metric
-	if err := m.Write(&pb); err != nil {
-		return fmt.Errorf("rendering %s: %w", f.name, err)
-	}
-	var buf bytes.Buffer
-	mf := &dto.MetricFamily{Name: &f.name, Type: &f.typ, Metric: []*dto.Metric{&pb}}
-	if _, err := expfmt.MetricFamilyToText(&buf, mf); err != nil {
-		return fmt.Errorf("rendering %s: %w", f.name, err)
-	}
-	// Drop the TYPE line that opens the one-sample family.
-	text := buf.Bytes()
-	e.text = append(e.text, text[bytes.IndexByte(text, '\n')+1:]...)
-	return nil
-}
-
 // appendCountdown keeps the sample without its value, which each scrape
 // computes.
-func (e *exposition) appendCountdown(f *family, cd countdown) error {
+func (e *exposition) appendCountdown(s *sample) error {
 	start := len(e.text)
-	if err := e.appendSample(f, cd); err != nil {
+	var err error
+	if e.text, err = appendLine(e.text, s); err != nil {
 		return err
 	}
 	line := e.text[start:]
 	end := start + bytes.LastIndexByte(line, ' ') + 1
 	e.text = e.text[:end]
-	e.countdowns = append(e.countdowns, countdownLine{start: uint32(start), end: uint32(end), deadline: cd.deadline})
+	e.countdowns = append(e.countdowns, countdownLine{start: uint32(start), end: uint32(end), deadline: s.deadline})
 	return nil
 }
 
 // appendLine writes a sample as expfmt does: name{label="value",...} value,
 // labels sorted by name, values escaped.
-func appendLine(b []byte, f *family, s sample) ([]byte, error) {
-	if len(s.labels) != len(f.order) {
-		return b, fmt.Errorf("rendering %s: %d label values for %d labels", f.name, len(s.labels), len(f.order))
+func appendLine(b []byte, s *sample) ([]byte, error) {
+	f := s.fam
+	names, order := f.TextLabels()
+	if len(s.labels) != len(order) {
+		return b, fmt.Errorf("rendering %s: %d label values for %d labels", f.Name, len(s.labels), len(order))
 	}
-	b = append(b, f.name...)
-	for i, name := range f.labels {
-		v := labelValue(s.labels[f.order[i]])
+	b = append(b, f.Name...)
+	for i, name := range names {
+		v := labelValue(s.labels[order[i]])
 		sep := byte(',')
 		if i == 0 {
 			sep = '{'
@@ -334,7 +175,7 @@ func appendLine(b []byte, f *family, s sample) ([]byte, error) {
 		b = appendEscaped(b, v)
 		b = append(b, '"')
 	}
-	if len(f.labels) > 0 {
+	if len(names) > 0 {
 		b = append(b, '}')
 	}
 	b = append(b, ' ')
@@ -428,9 +269,9 @@ type groupRef struct {
 
 // textFamilies buckets the groups of many expositions by family, in name
 // order.
-func textFamilies(exps []*exposition) ([]*family, map[*family][]groupRef) {
-	byFam := map[*family][]groupRef{}
-	var fams []*family
+func textFamilies(exps []*exposition) ([]*metrics.Family, map[*metrics.Family][]groupRef) {
+	byFam := map[*metrics.Family][]groupRef{}
+	var fams []*metrics.Family
 	for _, e := range exps {
 		for i := range e.groups {
 			g := &e.groups[i]
@@ -442,7 +283,7 @@ func textFamilies(exps []*exposition) ([]*family, map[*family][]groupRef) {
 			byFam[g.fam] = append(refs, groupRef{e, g})
 		}
 	}
-	slices.SortFunc(fams, func(a, b *family) int { return cmp.Compare(a.name, b.name) })
+	slices.SortFunc(fams, func(a, b *metrics.Family) int { return cmp.Compare(a.Name, b.Name) })
 	return fams, byFam
 }
 

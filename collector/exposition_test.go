@@ -7,17 +7,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/mcpcert/mcp_cert_exporter/internal/metricstest"
+	"github.com/mcpcert/mcp_cert_exporter/metrics"
 )
 
 // The cache writes samples itself; each line must be byte for byte what
-// expfmt writes for the same const metric.
+// expfmt writes for the same const metric. ssl_certificate_info has labels
+// whose sorted order differs from their catalog order.
 func TestAppendLineMatchesExpfmt(t *testing.T) {
-	d := prometheus.NewDesc("test_line_seconds", "Test.", []string{"zeta", "alpha", "mid"}, nil)
+	f := metrics.CertInfo
 	values := []float64{0, math.Copysign(0, -1), 1, -1, 0.5, 1.7e9, -3.25e-7, math.NaN(), math.Inf(1), math.Inf(-1), 31536000.123456789}
 	labels := [][]string{
 		{"plain", "", "x"},
@@ -26,15 +27,8 @@ func TestAppendLineMatchesExpfmt(t *testing.T) {
 	}
 	for _, v := range values {
 		for _, ls := range labels {
-			s := sample{d, v, ls}
-			f, err := familyOf(s)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !f.direct {
-				t.Fatal("a gauge with legacy names is not written directly")
-			}
-			got, err := appendLine(nil, f, s)
+			s := sample{fam: f, value: v, labels: certInfoValues(f, ls)}
+			got, err := appendLine(nil, &s)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -45,13 +39,22 @@ func TestAppendLineMatchesExpfmt(t *testing.T) {
 	}
 }
 
-func expfmtLine(t *testing.T, m prometheus.Metric) string {
+// certInfoValues spreads three values over all of f's labels.
+func certInfoValues(f *metrics.Family, three []string) []string {
+	out := make([]string, len(f.Labels))
+	for i := range out {
+		out[i] = three[i%3]
+	}
+	return out
+}
+
+func expfmtLine(t *testing.T, s sample) string {
 	t.Helper()
 	var pb dto.Metric
-	if err := m.Write(&pb); err != nil {
+	if err := s.Write(&pb); err != nil {
 		t.Fatal(err)
 	}
-	name, typ := "test_line_seconds", dto.MetricType_GAUGE
+	name, typ := s.fam.Name, dto.MetricType_GAUGE
 	var b bytes.Buffer
 	if _, err := expfmt.MetricFamilyToText(&b, &dto.MetricFamily{Name: &name, Type: &typ, Metric: []*dto.Metric{&pb}}); err != nil {
 		t.Fatal(err)
@@ -63,19 +66,15 @@ func expfmtLine(t *testing.T, m prometheus.Metric) string {
 // What a registry would refuse, the cache refuses too, rather than writing
 // an invalid exposition.
 func TestAppendLineRejectsWhatRegistriesReject(t *testing.T) {
-	d := prometheus.NewDesc("test_reject_seconds", "Test.", []string{"a", "b"}, nil)
-	f, err := familyOf(sample{d, 1, []string{"x", "y"}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	for name, labels := range map[string][]string{
 		"too few labels":  {"x"},
 		"too many labels": {"x", "y", "z"},
 	} {
-		if _, err := appendLine(nil, f, sample{d, 1, labels}); err == nil {
+		s := sample{fam: metrics.ProbeError, value: 1, labels: labels}
+		if _, err := appendLine(nil, &s); err == nil {
 			t.Errorf("%s: no error", name)
 		}
-		if err := (sample{d, 1, labels}).Write(&dto.Metric{}); err == nil {
+		if err := s.Write(&dto.Metric{}); err == nil {
 			t.Errorf("%s: the const metric path accepts what the cache refuses", name)
 		}
 	}
@@ -85,11 +84,6 @@ func TestAppendLineRejectsWhatRegistriesReject(t *testing.T) {
 // the same way on both paths: escaped, never dropped, never failing the
 // scrape.
 func TestLabelValuesAreMadeValid(t *testing.T) {
-	d := prometheus.NewDesc("test_label_value_info", "Test.", []string{"a"}, nil)
-	f, err := familyOf(sample{d, 1, []string{"x"}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	long := strings.Repeat("é", 3000) // 6000 bytes
 	cases := map[string]string{
 		"plain":                 "plain",
@@ -98,54 +92,72 @@ func TestLabelValuesAreMadeValid(t *testing.T) {
 		long:                    strings.Repeat("é", (4096-len(cutMark))/2) + cutMark,
 	}
 	for in, want := range cases {
-		line, err := appendLine(nil, f, sample{d, 1, []string{in}})
+		s := sample{fam: metrics.ProbeSuccess, value: 1, labels: []string{in}}
+		line, err := appendLine(nil, &s)
 		if err != nil {
 			t.Fatalf("%q: %v", in, err)
 		}
-		got := metricstest.Parse(t, string(line))
-		if v := got.One(t, "test_label_value_info", map[string]string{"a": want}); v != 1 {
+		got := metricstest.Parse(t, string(metrics.ProbeSuccess.Header())+string(line))
+		if v := got.One(t, "ssl_probe_success", map[string]string{"target": want}); v != 1 {
 			t.Errorf("%q: value %v", in, v)
 		}
 		var pb dto.Metric
-		if err := (sample{d, 1, []string{in}}).Write(&pb); err != nil || pb.Label[0].GetValue() != want {
+		if err := s.Write(&pb); err != nil || pb.Label[0].GetValue() != want {
 			t.Errorf("%q: const metric path wrote %q, %v; want %q", in, pb.Label[0].GetValue(), err, want)
 		}
 	}
 }
 
-// Render functions may send any Metric: samples are written directly,
-// anything else through expfmt, and each family's header comes once.
-func TestRenderTextKeepsAnyMetric(t *testing.T) {
-	counter := prometheus.NewDesc("test_any_total", "Test counter.", []string{"k"}, prometheus.Labels{"const": "c"})
-	gaugeDesc := prometheus.NewDesc("test_any_gauge", "Test gauge.", []string{"k"}, nil)
+// Each family's header comes once, fixed values and countdowns of one
+// family are written together, and a countdown is computed at write time.
+func TestRenderTextGroupsFamilies(t *testing.T) {
 	deadline := time.Now().Add(time.Hour)
-	e := renderText(func(ch chan<- prometheus.Metric) {
-		ch <- prometheus.MustNewConstMetric(counter, prometheus.CounterValue, 3, "a")
-		ch <- sample{gaugeDesc, 2, []string{"b"}}
-		ch <- countdown{sample{gaugeDesc, 0, []string{"c"}}, deadline}
-		ch <- prometheus.MustNewConstMetric(gaugeDesc, prometheus.GaugeValue, 4, "d")
+	e := renderText(func(ch *samples) {
+		gauge(ch, metrics.ProbeSuccess, 1, "a")
+		*ch = append(*ch, sample{metrics.CertExpiry, 0, []string{"c", "", "", "leaf", "", "", "1"}, deadline})
+		gauge(ch, metrics.ProbeError, 1, "a", "TIMEOUT")
+		gauge(ch, metrics.ProbeSuccess, 0, "b")
 	})
 	if e.err != nil {
 		t.Fatal(e.err)
 	}
-	var b bytes.Buffer
-	fams, groups := textFamilies([]*exposition{e})
-	for _, f := range fams {
-		b.Write(f.header)
-		for _, r := range groups[f] {
-			r.e.writeTo(&b, r.g, time.Now())
+	b := &chunker{}
+	if err := writeMetrics(b, []*exposition{e}, nil, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	text := b.String()
+	if n := strings.Count(text, "# TYPE ssl_probe_success gauge\n"); n != 1 {
+		t.Errorf("%d TYPE lines of ssl_probe_success:\n%s", n, text)
+	}
+	got := metricstest.Parse(t, text)
+	for k, want := range map[string]float64{"a": 1, "b": 0} {
+		if v := got.One(t, "ssl_probe_success", map[string]string{"target": k}); v != want {
+			t.Errorf("ssl_probe_success %s = %v, want %v", k, v, want)
 		}
 	}
-	got := metricstest.Parse(t, b.String())
-	if v := got.One(t, "test_any_total", map[string]string{"k": "a", "const": "c"}); v != 3 {
-		t.Errorf("counter = %v", v)
-	}
-	for k, want := range map[string]float64{"b": 2, "d": 4} {
-		if v := got.One(t, "test_any_gauge", map[string]string{"k": k}); v != want {
-			t.Errorf("gauge %s = %v, want %v", k, v, want)
-		}
-	}
-	if v := got.One(t, "test_any_gauge", map[string]string{"k": "c"}); v < 3590 || v > 3600 {
+	if v := got.One(t, "ssl_certificate_expiry_seconds", map[string]string{"target": "c"}); v < 3590 || v > 3600 {
 		t.Errorf("countdown = %v, want about 3600", v)
+	}
+}
+
+// Every catalogued family's header is what expfmt writes for it.
+func TestCatalogHeadersMatchExpfmt(t *testing.T) {
+	for _, f := range metrics.All() {
+		m := &dto.Metric{Gauge: &dto.Gauge{}}
+		typ := dto.MetricType_GAUGE
+		switch f.Type {
+		case metrics.Counter:
+			m, typ = &dto.Metric{Counter: &dto.Counter{}}, dto.MetricType_COUNTER
+		case metrics.Histogram:
+			m, typ = &dto.Metric{Histogram: &dto.Histogram{}}, dto.MetricType_HISTOGRAM
+		}
+		var b bytes.Buffer
+		mf := &dto.MetricFamily{Name: &f.Name, Help: &f.Help, Type: &typ, Metric: []*dto.Metric{m}}
+		if _, err := expfmt.MetricFamilyToText(&b, mf); err != nil {
+			t.Fatal(err)
+		}
+		if want := b.String()[:len(f.Header())]; want != string(f.Header()) {
+			t.Errorf("%s:\n got %q\nwant %q", f.Name, f.Header(), want)
+		}
 	}
 }

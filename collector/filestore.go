@@ -3,8 +3,7 @@ package collector
 import (
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
+	"github.com/mcpcert/mcp_cert_exporter/certfile"
 	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
 
@@ -13,20 +12,20 @@ import (
 // so their text is kept rather than rendered again: with 10,000 files,
 // rendering cost three times the stat calls.
 type fileText struct {
-	states []probe.FileState
+	states []certfile.FileState
 	text   *exposition
 }
 
 // store caches res and its metrics as text: the group's own samples
 // rendered now, its files' from the last store when they did not change.
-func (j *fileJob) store(res *probe.FileResult) {
+func (j *fileJob) store(res *certfile.FileResult) {
 	now := time.Now()
 	if j.files.text == nil || !sameStates(j.files.states, res.Files) {
-		j.files = fileText{res.Files, renderText(func(ch chan<- prometheus.Metric) {
+		j.files = fileText{res.Files, renderText(func(ch *samples) {
 			renderFileStates(ch, j.group, res.Files, now)
 		})}
 	}
-	head := renderText(func(ch chan<- prometheus.Metric) { renderFileGroup(ch, j.group, res) })
+	head := renderText(func(ch *samples) { renderFileGroup(ch, j.group, res) })
 	j.text.Store(joinText(head, j.files.text))
 	j.last.Store(res)
 }
@@ -34,7 +33,7 @@ func (j *fileJob) store(res *probe.FileResult) {
 // sameStates reports whether b holds the states of a, certificates by
 // identity: the reader hands out a cached state's slice again, and a new
 // slice for anything it read.
-func sameStates(a, b []probe.FileState) bool {
+func sameStates(a, b []certfile.FileState) bool {
 	if len(a) != len(b) {
 		return false
 	}

@@ -16,6 +16,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/mcpcert/mcp_cert_exporter/metrics"
 )
 
 // textFormat is the text exposition format 0.0.4, which every Prometheus
@@ -121,10 +123,10 @@ func writeMetrics(w *chunker, exps []*exposition, mfs []*dto.MetricFamily, now t
 	for len(fams) > 0 || len(mfs) > 0 {
 		var err error
 		switch {
-		case len(mfs) == 0 || (len(fams) > 0 && fams[0].name < mfs[0].GetName()):
+		case len(mfs) == 0 || (len(fams) > 0 && fams[0].Name < mfs[0].GetName()):
 			err = writeFamily(w, fams[0], groups[fams[0]], now)
 			fams = fams[1:]
-		case len(fams) > 0 && fams[0].name == mfs[0].GetName():
+		case len(fams) > 0 && fams[0].Name == mfs[0].GetName():
 			if err = writeFamily(w, fams[0], groups[fams[0]], now); err == nil {
 				err = writeGathered(w, mfs[0], false)
 			}
@@ -140,8 +142,8 @@ func writeMetrics(w *chunker, exps []*exposition, mfs []*dto.MetricFamily, now t
 	return w.flush(true)
 }
 
-func writeFamily(w *chunker, f *family, groups []groupRef, now time.Time) error {
-	w.Write(f.header)
+func writeFamily(w *chunker, f *metrics.Family, groups []groupRef, now time.Time) error {
+	w.Write(f.Header())
 	for _, r := range groups {
 		r.e.writeTo(&w.Buffer, r.g, now)
 		if err := w.flush(false); err != nil {

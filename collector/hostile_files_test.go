@@ -18,11 +18,11 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/mcpcert/mcp_cert_exporter/certfile"
 	"github.com/mcpcert/mcp_cert_exporter/config"
 	"github.com/mcpcert/mcp_cert_exporter/internal/metricstest"
 	"github.com/mcpcert/mcp_cert_exporter/internal/testpki"
 	"github.com/mcpcert/mcp_cert_exporter/internal/tooltest"
-	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
 
 // A certificate and a key whose names are not UTF-8 used to fail /metrics
@@ -135,9 +135,9 @@ func FuzzFileNamesAndContents(f *testing.F) {
 			{Name: "odd", Paths: []string{dir + "/*"}, Limits: config.DefaultLimits},
 			{Name: "good", Paths: []string{goodDir + "/*"}, Limits: config.DefaultLimits},
 		} {
-			res := probe.NewFileReader().Read(context.Background(), g)
-			keys := probe.CheckKeys(context.Background(), g, res)
-			e := renderText(func(ch chan<- prometheus.Metric) {
+			res := certfile.NewFileReader().Read(context.Background(), g)
+			keys := certfile.CheckKeys(context.Background(), g, res)
+			e := renderText(func(ch *samples) {
 				renderFiles(ch, g, res, now)
 				renderKeys(ch, g.Name, keys)
 			})
@@ -146,16 +146,12 @@ func FuzzFileNamesAndContents(f *testing.F) {
 			}
 			exps = append(exps, e)
 		}
-		var b bytes.Buffer
-		fams, groups := textFamilies(exps)
-		for _, fam := range fams {
-			b.Write(fam.header)
-			for _, r := range groups[fam] {
-				r.e.writeTo(&b, r.g, now)
-			}
+		b := &chunker{}
+		if err := writeMetrics(b, exps, nil, now); err != nil {
+			t.Fatal(err)
 		}
 		p := expfmt.NewTextParser(model.LegacyValidation)
-		parsed, err := p.TextToMetricFamilies(&b)
+		parsed, err := p.TextToMetricFamilies(b)
 		if err != nil {
 			t.Fatalf("the scrape does not parse: %v", err)
 		}

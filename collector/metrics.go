@@ -2,7 +2,6 @@ package collector
 
 import (
 	"crypto/tls"
-	"fmt"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -10,56 +9,16 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mcpcert/mcp_cert_exporter/certfile"
 	"github.com/mcpcert/mcp_cert_exporter/config"
+	"github.com/mcpcert/mcp_cert_exporter/metrics"
 	"github.com/mcpcert/mcp_cert_exporter/probe"
-)
-
-const cachedNote = " Computed from the last cached refresh, not at scrape time."
-
-var (
-	certLabels     = []string{"target", "source", "path", "role", "subject_cn", "issuer_cn", "serial"}
-	certInfoLabels = append(append([]string{}, certLabels...), "fingerprint_sha256", "sans", "key_type", "key_bits", "signature_algorithm")
-
-	certExpiry = prometheus.NewDesc("ssl_certificate_expiry_seconds",
-		"Seconds until the certificate's NotAfter, negative once expired. Counted down at scrape time from the cached NotAfter; "+
-			"the certificate itself comes from the last cached refresh.", certLabels, nil)
-	certNotAfter = prometheus.NewDesc("ssl_certificate_not_after_timestamp_seconds",
-		"NotAfter of the certificate as a Unix timestamp."+cachedNote, certLabels, nil)
-	certNotBefore = prometheus.NewDesc("ssl_certificate_not_before_timestamp_seconds",
-		"NotBefore of the certificate as a Unix timestamp."+cachedNote, certLabels, nil)
-	certInfo = prometheus.NewDesc("ssl_certificate_info",
-		"Always 1; labels describe the certificate."+cachedNote, certInfoLabels, nil)
-
-	probeSuccess = prometheus.NewDesc("ssl_probe_success",
-		"1 if the TCP connect and the TLS handshake completed, whatever the verification result."+cachedNote, []string{"target"}, nil)
-	certVerified = prometheus.NewDesc("ssl_certificate_verified",
-		"1 if the chain, the hostname and the validity period all verified."+cachedNote, []string{"target"}, nil)
-	insecureSkip = prometheus.NewDesc("ssl_insecure_skip_verify",
-		"1 if the endpoint sets insecure_skip_verify: verification is still reported but its failure does not count.", []string{"target"}, nil)
-	probeError = prometheus.NewDesc("ssl_probe_error_info",
-		"1 for the reason the last probe failed; absent when it did not. Reasons and remedies are in docs/reasons.md."+cachedNote,
-		[]string{"target", "reason"}, nil)
-	tlsVersion = prometheus.NewDesc("ssl_tls_version_info",
-		"1 for the TLS version negotiated by the last probe."+cachedNote, []string{"target", "version"}, nil)
-	tlsCipher = prometheus.NewDesc("ssl_tls_cipher_info",
-		"1 for the cipher suite negotiated by the last probe, by Go's name."+cachedNote, []string{"target", "cipher"}, nil)
-	probeDuration = prometheus.NewDesc("ssl_probe_duration_seconds",
-		"Time the last probe spent in each phase."+cachedNote, []string{"target", "phase"}, nil)
-	lastRun = prometheus.NewDesc("ssl_probe_last_run_timestamp_seconds",
-		"When the last refresh of this target (endpoint probe or file read) started, as a Unix timestamp.", []string{"target"}, nil)
-	refreshInterval = prometheus.NewDesc("ssl_probe_interval_seconds",
-		"The configured refresh interval of this target, for staleness alerts.", []string{"target"}, nil)
-	limitReached = prometheus.NewDesc("ssl_limit_reached_info",
-		"1 for each limit (a key of the config's limits: block) that left certificates or SANs out of what this target "+
-			"exports; path is empty for an endpoint."+cachedNote, []string{"target", "path", "limit"}, nil)
-	fileError = prometheus.NewDesc("ssl_file_error_info",
-		"1 for a certificate file (or glob) that could not be used, with the reason."+cachedNote, []string{"target", "path", "reason"}, nil)
 )
 
 // gauge sends a sample. The labels slice is kept, so it must not change
 // after the call.
-func gauge(ch chan<- prometheus.Metric, d *prometheus.Desc, v float64, labels ...string) {
-	ch <- sample{d, v, labels}
+func gauge(ch *samples, f *metrics.Family, v float64, labels ...string) {
+	*ch = append(*ch, sample{fam: f, value: v, labels: labels})
 }
 
 func boolValue(b bool) float64 {
@@ -71,56 +30,56 @@ func boolValue(b bool) float64 {
 
 func unix(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 
-func renderEndpoint(ch chan<- prometheus.Metric, ep config.Endpoint, r *probe.TLSResult, now time.Time) {
+func renderEndpoint(ch *samples, ep config.Endpoint, r *probe.TLSResult, now time.Time) {
 	name := ep.Name
-	gauge(ch, probeSuccess, boolValue(r.Success), name)
-	gauge(ch, lastRun, unix(r.Time), name)
-	gauge(ch, refreshInterval, ep.Interval.D().Seconds(), name)
-	gauge(ch, insecureSkip, boolValue(ep.TLSConfig.InsecureSkipVerify), name)
+	gauge(ch, metrics.ProbeSuccess, boolValue(r.Success), name)
+	gauge(ch, metrics.LastRun, unix(r.Time), name)
+	gauge(ch, metrics.RefreshInterval, ep.Interval.D().Seconds(), name)
+	gauge(ch, metrics.InsecureSkip, boolValue(ep.TLSConfig.InsecureSkipVerify), name)
 	if ep.MCPTransport() != config.TransportNone {
-		gauge(ch, mcpBearerToken, boolValue(ep.MCP.BearerTokenFile != ""), name)
+		gauge(ch, metrics.MCPBearerToken, boolValue(ep.MCP.BearerTokenFile != ""), name)
 	}
 	if r.Reason != probe.ReasonNone {
-		gauge(ch, probeError, 1, name, string(r.Reason))
+		gauge(ch, metrics.ProbeError, 1, name, string(r.Reason))
 	}
 	for phase, d := range map[string]time.Duration{"dns": r.Phases.DNS, "connect": r.Phases.Connect, "handshake": r.Phases.Handshake} {
-		gauge(ch, probeDuration, d.Seconds(), name, phase)
+		gauge(ch, metrics.ProbeDuration, d.Seconds(), name, phase)
 	}
 	renderMCP(ch, name, r.MCP)
 	if !r.Success && len(r.Certificates) == 0 {
 		return
 	}
-	gauge(ch, certVerified, boolValue(r.Verified), name)
+	gauge(ch, metrics.CertVerified, boolValue(r.Verified), name)
 	if r.Version != 0 {
-		gauge(ch, tlsVersion, 1, name, tls.VersionName(r.Version))
-		gauge(ch, tlsCipher, 1, name, tls.CipherSuiteName(r.CipherSuite))
+		gauge(ch, metrics.TLSVersion, 1, name, tls.VersionName(r.Version))
+		gauge(ch, metrics.TLSCipher, 1, name, tls.CipherSuiteName(r.CipherSuite))
 	}
 	renderLimits(ch, name, "", r.Limits)
 	renderCerts(ch, name, "endpoint", "", r.Certificates, ep.Limits, now)
 }
 
-func renderLimits(ch chan<- prometheus.Metric, target, path string, limits []probe.LimitReached) {
+func renderLimits(ch *samples, target, path string, limits []probe.LimitReached) {
 	for _, l := range limits {
-		gauge(ch, limitReached, 1, target, path, string(l.Limit))
+		gauge(ch, metrics.LimitReached, 1, target, path, string(l.Limit))
 	}
 }
 
-func renderFiles(ch chan<- prometheus.Metric, g config.FileGroup, r *probe.FileResult, now time.Time) {
+func renderFiles(ch *samples, g config.FileGroup, r *certfile.FileResult, now time.Time) {
 	renderFileGroup(ch, g, r)
 	renderFileStates(ch, g, r.Files, now)
 }
 
 // renderFileGroup is what changes at every read of a group, whatever its
 // files hold.
-func renderFileGroup(ch chan<- prometheus.Metric, g config.FileGroup, r *probe.FileResult) {
-	gauge(ch, lastRun, unix(r.Time), g.Name)
-	gauge(ch, refreshInterval, g.Interval.D().Seconds(), g.Name)
+func renderFileGroup(ch *samples, g config.FileGroup, r *certfile.FileResult) {
+	gauge(ch, metrics.LastRun, unix(r.Time), g.Name)
+	gauge(ch, metrics.RefreshInterval, g.Interval.D().Seconds(), g.Name)
 }
 
-func renderFileStates(ch chan<- prometheus.Metric, g config.FileGroup, files []probe.FileState, now time.Time) {
+func renderFileStates(ch *samples, g config.FileGroup, files []certfile.FileState, now time.Time) {
 	for _, f := range files {
 		if f.Reason != probe.ReasonNone {
-			gauge(ch, fileError, 1, g.Name, f.Path, string(f.Reason))
+			gauge(ch, metrics.FileError, 1, g.Name, f.Path, string(f.Reason))
 			continue
 		}
 		renderLimits(ch, g.Name, f.Path, f.Limits)
@@ -128,7 +87,7 @@ func renderFileStates(ch chan<- prometheus.Metric, g config.FileGroup, files []p
 	}
 }
 
-func renderCerts(ch chan<- prometheus.Metric, target, source, path string, certs []probe.CertInfo, lim config.Limits, now time.Time) {
+func renderCerts(ch *samples, target, source, path string, certs []probe.CertInfo, lim config.Limits, now time.Time) {
 	var seen map[string]bool
 	sansCut := false
 	for i := range certs {
@@ -141,16 +100,16 @@ func renderCerts(ch chan<- prometheus.Metric, target, source, path string, certs
 			serial = distinctSerial(seen, c)
 		}
 		labels := []string{target, source, path, c.Role, c.SubjectCN, c.IssuerCN, serial}
-		ch <- countdown{sample{certExpiry, c.NotAfter.Sub(now).Seconds(), labels}, c.NotAfter}
-		gauge(ch, certNotAfter, unix(c.NotAfter), labels...)
-		gauge(ch, certNotBefore, unix(c.NotBefore), labels...)
+		*ch = append(*ch, sample{metrics.CertExpiry, c.NotAfter.Sub(now).Seconds(), labels, c.NotAfter})
+		gauge(ch, metrics.CertNotAfter, unix(c.NotAfter), labels...)
+		gauge(ch, metrics.CertNotBefore, unix(c.NotBefore), labels...)
 		sans, cut := sansLabel(c.SANs, lim.SANsPerCertificate)
 		sansCut = sansCut || cut
-		gauge(ch, certInfo, 1, append(labels, c.FingerprintSHA256, sans, c.KeyType,
+		gauge(ch, metrics.CertInfo, 1, append(labels, c.FingerprintSHA256, sans, c.KeyType,
 			strconv.Itoa(c.KeyBits), c.SignatureAlgorithm)...)
 	}
 	if sansCut {
-		gauge(ch, limitReached, 1, target, path, string(probe.LimitSANsPerCertificate))
+		gauge(ch, metrics.LimitReached, 1, target, path, string(probe.LimitSANsPerCertificate))
 	}
 }
 
@@ -182,44 +141,20 @@ type selfMetrics struct {
 	refreshes       *prometheus.CounterVec
 	reloadOK        prometheus.Gauge
 	reloadTime      prometheus.Gauge
-	targets         *prometheus.Desc
-	verifyCache     [3]*prometheus.Desc // hits, misses, evictions
-	verifyEntries   *prometheus.Desc
 	done            atomic.Uint64 // refreshes, for Collector.Refreshes
 }
 
 func newSelfMetrics() *selfMetrics {
 	return &selfMetrics{
 		refreshDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "mcp_cert_exporter_refresh_duration_seconds",
-			Help:    "Wall time of each refresh: one endpoint probe, one file group read or one posture scan.",
+			Name: metrics.RefreshDuration.Name, Help: metrics.RefreshDuration.Help,
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
-		}, []string{"kind"}),
+		}, metrics.RefreshDuration.Labels),
 		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mcp_cert_exporter_refreshes_total",
-			Help: "Refreshes run, by kind and by whether they found a failure.",
-		}, []string{"kind", "result"}),
-		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "mcp_cert_exporter_config_last_reload_successful",
-			Help: "1 if the last configuration reload succeeded.",
-		}),
-		reloadTime: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "mcp_cert_exporter_config_last_reload_success_timestamp_seconds",
-			Help: "Timestamp of the last successful configuration reload.",
-		}),
-		targets: prometheus.NewDesc("mcp_cert_exporter_targets",
-			"Targets in the configuration in force, by kind.", []string{"kind"}, nil),
-		verifyCache: [3]*prometheus.Desc{
-			prometheus.NewDesc("mcp_cert_exporter_verify_cache_hits_total",
-				"Lookups answered by a verification cache: chains already built (cache=chains), signatures already checked (cache=signatures).", []string{"cache"}, nil),
-			prometheus.NewDesc("mcp_cert_exporter_verify_cache_misses_total",
-				"Lookups a verification cache could not answer: first sight, changed roots, a validity edge crossed, or a failed verification.", []string{"cache"}, nil),
-			prometheus.NewDesc("mcp_cert_exporter_verify_cache_evictions_total",
-				"Entries dropped from a full verification cache, least recently used first.", []string{"cache"}, nil),
-		},
-		verifyEntries: prometheus.NewDesc("mcp_cert_exporter_verify_cache_entries",
-			fmt.Sprintf("Entries in a verification cache; it holds at most %d chains and %d signatures.",
-				probe.VerifyCacheSize, 2*probe.VerifyCacheSize), []string{"cache"}, nil),
+			Name: metrics.Refreshes.Name, Help: metrics.Refreshes.Help,
+		}, metrics.Refreshes.Labels),
+		reloadOK:   prometheus.NewGauge(prometheus.GaugeOpts{Name: metrics.ReloadOK.Name, Help: metrics.ReloadOK.Help}),
+		reloadTime: prometheus.NewGauge(prometheus.GaugeOpts{Name: metrics.ReloadTime.Name, Help: metrics.ReloadTime.Help}),
 	}
 }
 
@@ -240,16 +175,18 @@ func (s *selfMetrics) collect(ch chan<- prometheus.Metric, endpoints, files int)
 	s.refreshes.Collect(ch)
 	s.reloadOK.Collect(ch)
 	s.reloadTime.Collect(ch)
-	gauge(ch, s.targets, float64(endpoints), "endpoint")
-	gauge(ch, s.targets, float64(files), "file")
+	ch <- sample{fam: metrics.Targets, value: float64(endpoints), labels: []string{"endpoint"}}
+	ch <- sample{fam: metrics.Targets, value: float64(files), labels: []string{"file"}}
 	chains, sigs := probe.ReadVerifyCacheStats()
 	for _, c := range [2]struct {
 		name string
 		probe.VerifyCacheStats
 	}{{"chains", chains}, {"signatures", sigs}} {
-		for i, v := range [3]uint64{c.Hits, c.Misses, c.Evictions} {
-			ch <- prometheus.MustNewConstMetric(s.verifyCache[i], prometheus.CounterValue, float64(v), c.name)
+		for f, v := range map[*metrics.Family]uint64{
+			metrics.VerifyCacheHits: c.Hits, metrics.VerifyCacheMisses: c.Misses, metrics.VerifyCacheEvictions: c.Evictions,
+		} {
+			ch <- prometheus.MustNewConstMetric(f.Desc(), prometheus.CounterValue, float64(v), c.name)
 		}
-		gauge(ch, s.verifyEntries, float64(c.Entries), c.name)
+		ch <- sample{fam: metrics.VerifyCacheEntries, value: float64(c.Entries), labels: []string{c.name}}
 	}
 }

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/mcpcert/mcp_cert_exporter/certfile"
 	"github.com/mcpcert/mcp_cert_exporter/config"
 	"github.com/mcpcert/mcp_cert_exporter/internal/testpki"
 	"github.com/mcpcert/mcp_cert_exporter/probe"
@@ -53,32 +53,6 @@ func cachedCollector(tb testing.TB, n int) *Collector {
 
 var benchSizes = []int{1000, 10000}
 
-// BenchmarkCollect is the collector's share of a scrape, per endpoint.
-func BenchmarkCollect(b *testing.B) {
-	for _, n := range benchSizes {
-		b.Run(fmt.Sprintf("endpoints=%d", n), func(b *testing.B) {
-			c := cachedCollector(b, n)
-			ch := make(chan prometheus.Metric, 1024)
-			done := make(chan int)
-			go func() {
-				k := 0
-				for range ch {
-					k++
-				}
-				done <- k
-			}()
-			b.ReportAllocs()
-			cpu := cpuSince(b)
-			for b.Loop() {
-				c.Collect(ch)
-			}
-			perUnit(b, n, cpu(), "endpoint")
-			close(ch)
-			<-done
-		})
-	}
-}
-
 // BenchmarkScrape is a whole /metrics request as main serves it, as
 // Prometheus (gzip) and curl (identity) send it.
 func BenchmarkScrape(b *testing.B) {
@@ -89,19 +63,6 @@ func BenchmarkScrape(b *testing.B) {
 				benchHandler(b, n, enc, c.MetricsHandler(prometheus.NewRegistry(), slog.New(slog.DiscardHandler)))
 			})
 		}
-	}
-}
-
-// BenchmarkScrapeConstMetrics is the same request served by promhttp from
-// Collect, the path MetricsHandler replaces, for comparison.
-func BenchmarkScrapeConstMetrics(b *testing.B) {
-	for _, n := range benchSizes {
-		b.Run(fmt.Sprintf("endpoints=%d/encoding=gzip", n), func(b *testing.B) {
-			c := cachedCollector(b, n)
-			reg := prometheus.NewRegistry()
-			reg.MustRegister(c)
-			benchHandler(b, n, "gzip", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		})
 	}
 }
 
@@ -205,7 +166,7 @@ func BenchmarkFileGroupRefresh(b *testing.B) {
 			cpu := cpuSince(b)
 			for b.Loop() {
 				if !rescan {
-					j.reader = probe.NewFileReader()
+					j.reader = certfile.NewFileReader()
 				}
 				j.run(context.Background())
 			}

@@ -7,16 +7,16 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/prometheus/common/expfmt"
 	"gopkg.in/yaml.v3"
 
 	"github.com/mcpcert/mcp_cert_exporter/config"
+	"github.com/mcpcert/mcp_cert_exporter/metrics"
 	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
 
@@ -44,15 +44,10 @@ type onDemand struct {
 
 func newOnDemand() *onDemand {
 	o := &onDemand{requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "mcp_cert_exporter_probe_requests_total",
-		Help: "Requests to /probe by module (empty for an unknown one) and result: probed, denied (outside the module's " +
-			"allowed_targets, 403), bad_request (400), busy (probe_concurrency reached, 503) or error (the module's files " +
-			"cannot be used now, 500).",
-	}, []string{"module", "result"})}
-	o.running = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "mcp_cert_exporter_probe_in_flight",
-		Help: "/probe requests probing now; at most probe_concurrency.",
-	}, func() float64 { return float64(o.inFlight.Load()) })
+		Name: metrics.ProbeRequests.Name, Help: metrics.ProbeRequests.Help,
+	}, metrics.ProbeRequests.Labels)}
+	o.running = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: metrics.ProbeInFlight.Name, Help: metrics.ProbeInFlight.Help},
+		func() float64 { return float64(o.inFlight.Load()) })
 	return o
 }
 
@@ -132,14 +127,15 @@ func (c *Collector) serveProbe(w http.ResponseWriter, r *http.Request, cfg *conf
 	if debug {
 		plog = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	reg, err := c.probeOnce(r.Context(), cfg.Policy, m, ep, plog.With("module", name, "target", target))
+	e, err := c.probeOnce(r.Context(), cfg.Policy, m, ep, plog.With("module", name, "target", target))
 	if err != nil {
 		return probeFailed, http.StatusInternalServerError, err.Error()
 	}
 	if debug {
-		writeDebug(w, reg, &logs, name, m)
+		writeDebug(w, e, &logs, name, m)
 	} else {
-		promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+		w.Header().Set("Content-Type", textFormat)
+		_, _ = w.Write(probeText(e))
 	}
 	return probeProbed, http.StatusOK, ""
 }
@@ -161,7 +157,7 @@ func probeTimeout(r *http.Request, module time.Duration) time.Duration {
 // probeOnce probes ep, and scans its posture when the module asks, and
 // renders both with the functions configured endpoints use.
 func (c *Collector) probeOnce(ctx context.Context, pol config.Policy, m config.Module, ep config.Endpoint,
-	logger *slog.Logger) (*prometheus.Registry, error) {
+	logger *slog.Logger) (*exposition, error) {
 	t, err := probe.NewTarget(ep)
 	if err != nil {
 		return nil, err
@@ -182,25 +178,23 @@ func (c *Collector) probeOnce(ctx context.Context, pol config.Policy, m config.M
 			logger.Debug("posture check unknown", "check", u.Check, "reason", u.Reason, "detail", u.Detail)
 		}
 	}
-	reg := prometheus.NewRegistry()
-	err = reg.Register(renderFunc(func(ch chan<- prometheus.Metric) {
-		all := make(chan prometheus.Metric)
-		go func() {
-			defer close(all)
-			renderEndpoint(all, ep, res, time.Now())
-			if m.Posture {
-				renderEndpointPosture(all, pol, ep, res, scan)
-			}
-		}()
-		for metric := range all {
-			// A /probe target has no refresh interval of ours: Prometheus'
-			// scrape interval is its interval.
-			if metric.Desc() != refreshInterval {
-				ch <- metric
-			}
+	e := renderText(func(out *samples) {
+		renderEndpoint(out, ep, res, time.Now())
+		if m.Posture {
+			renderEndpointPosture(out, pol, ep, res, scan)
 		}
-	}))
-	return reg, err
+		// A /probe target has no refresh interval of ours: Prometheus'
+		// scrape interval is its interval.
+		*out = slices.DeleteFunc(*out, func(s sample) bool { return s.fam == metrics.RefreshInterval })
+	})
+	return e, e.err
+}
+
+// probeText is a /probe answer's metrics, written as /metrics writes them.
+func probeText(e *exposition) []byte {
+	w := &chunker{}
+	_ = writeMetrics(w, []*exposition{e}, nil, time.Now()) // no error: w writes to memory
+	return w.Bytes()
 }
 
 func logResult(logger *slog.Logger, res *probe.TLSResult, took time.Duration) {
@@ -213,27 +207,11 @@ func logResult(logger *slog.Logger, res *probe.TLSResult, took time.Duration) {
 	logger.Debug("probe done", "success", res.Success, "verified", res.Verified, "duration", took)
 }
 
-// renderFunc is a render function as an unchecked collector.
-type renderFunc func(chan<- prometheus.Metric)
-
-func (f renderFunc) Describe(chan<- *prometheus.Desc)    {}
-func (f renderFunc) Collect(ch chan<- prometheus.Metric) { f(ch) }
-
 // writeDebug is blackbox_exporter's debug view: the probe's log lines, the
 // metrics and the module. The module holds file paths, never their contents.
-func writeDebug(w http.ResponseWriter, reg *prometheus.Registry, logs *bytes.Buffer, name string, m config.Module) {
+func writeDebug(w http.ResponseWriter, e *exposition, logs *bytes.Buffer, name string, m config.Module) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	fmt.Fprintf(w, "Logs for the probe:\n%s\n\nMetrics that would have been returned:\n", logs)
-	mfs, err := reg.Gather()
-	if err != nil {
-		fmt.Fprintf(w, "error gathering metrics: %v\n", err)
-	}
-	enc := expfmt.NewEncoder(w, expfmt.NewFormat(expfmt.TypeTextPlain))
-	for _, mf := range mfs {
-		if err := enc.Encode(mf); err != nil {
-			fmt.Fprintf(w, "error encoding metrics: %v\n", err)
-		}
-	}
+	fmt.Fprintf(w, "Logs for the probe:\n%s\n\nMetrics that would have been returned:\n%s", logs, probeText(e))
 	out, err := yaml.Marshal(map[string]config.Module{name: m})
 	if err != nil {
 		out = []byte(err.Error())

@@ -18,8 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/mcpcert/mcp_cert_exporter/internal/mcptest"
 	"github.com/mcpcert/mcp_cert_exporter/internal/metricstest"
 	"github.com/mcpcert/mcp_cert_exporter/internal/testpki"
@@ -236,18 +234,10 @@ modules:
 			t.Errorf("debug view lacks %q:\n%s", want, body)
 		}
 	}
-	fams := scrapeLive(t, c)
+	fams := scrape(t, c)
 	if got := fams.One(t, "mcp_cert_exporter_probe_requests_total", map[string]string{"module": "tls", "result": "probed"}); got != 3 {
 		t.Errorf("probed requests = %v, want 3", got)
 	}
-}
-
-// scrapeLive gathers the exporter's own metrics, /probe's among them.
-func scrapeLive(t *testing.T, c *Collector) metricstest.Families {
-	t.Helper()
-	rec := httptest.NewRecorder()
-	c.MetricsHandler(prometheus.NewRegistry(), slog.New(slog.DiscardHandler)).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
-	return metricstest.Parse(t, rec.Body.String())
 }
 
 func TestProbeMCP(t *testing.T) {
@@ -307,7 +297,7 @@ modules:
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "probe_concurrency") {
 		t.Errorf("second probe: %d %q, want 503 naming probe_concurrency", code, body)
 	}
-	fams := scrapeLive(t, c)
+	fams := scrape(t, c)
 	if got := fams.One(t, "mcp_cert_exporter_probe_requests_total", map[string]string{"module": "tls", "result": "busy"}); got != 1 {
 		t.Errorf("busy requests = %v, want 1", got)
 	}
@@ -377,7 +367,7 @@ modules:
 	if code, body := probeGet(t, base, "tls", "127.0.0.1:1", nil); code != http.StatusInternalServerError || !strings.Contains(body, "ca_file") {
 		t.Errorf("got %d %q, want 500 naming ca_file", code, body)
 	}
-	if got := scrapeLive(t, c).One(t, "mcp_cert_exporter_probe_requests_total", map[string]string{"module": "tls", "result": "error"}); got != 1 {
+	if got := scrape(t, c).One(t, "mcp_cert_exporter_probe_requests_total", map[string]string{"module": "tls", "result": "error"}); got != 1 {
 		t.Errorf("error requests = %v, want 1", got)
 	}
 }

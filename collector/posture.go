@@ -8,9 +8,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
+	"github.com/mcpcert/mcp_cert_exporter/certfile"
 	"github.com/mcpcert/mcp_cert_exporter/config"
+	"github.com/mcpcert/mcp_cert_exporter/metrics"
 	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
 
@@ -105,7 +105,7 @@ func (j *postureJob) run(ctx context.Context) {
 // keyJob checks the private keys of a file group against the certificates
 // of the group's last read.
 type keyJob struct {
-	posture[probe.KeyResult]
+	posture[certfile.KeyResult]
 	file *fileJob
 }
 
@@ -114,9 +114,9 @@ func (j *keyJob) run(ctx context.Context) {
 	files := j.file.last.Load()
 	if files == nil {
 		// Both start at once; do not wait an interval for the group's first read.
-		files = probe.NewFileReader().Read(ctx, j.file.group)
+		files = certfile.NewFileReader().Read(ctx, j.file.group)
 	}
-	res := probe.CheckKeys(ctx, j.file.group, files)
+	res := certfile.CheckKeys(ctx, j.file.group, files)
 	j.finish(ctx, start, j.file.group.Name, res, res.Unknown)
 	j.file.posture.refresh(j.file.renderPosture)
 }
@@ -169,7 +169,7 @@ func (c *Collector) postureJobs(cfg *config.Config, endpoints []*endpointJob, fi
 	}
 	spreadFirstScans(fresh, cfg.PostureInterval.D())
 	for _, fj := range files {
-		var prev *posture[probe.KeyResult]
+		var prev *posture[certfile.KeyResult]
 		if j, ok := old.files[fj.id]; ok {
 			prev = &j.posture
 		}
@@ -250,7 +250,7 @@ func newPostureText[R any](prev *postureText[R], pol config.Policy) postureText[
 	return postureText[R]{mu: new(sync.Mutex), text: new(atomic.Pointer[exposition]), policy: pol}
 }
 
-func (p *postureText[R]) refresh(render func(chan<- prometheus.Metric)) {
+func (p *postureText[R]) refresh(render func(*samples)) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.text.Store(renderText(render))
@@ -271,7 +271,7 @@ func (j *endpointJob) postureOf(ok bool) *postureText[probe.PostureResult] {
 	return &j.posture
 }
 
-func (j *fileJob) postureOf(ok bool) *postureText[probe.KeyResult] {
+func (j *fileJob) postureOf(ok bool) *postureText[certfile.KeyResult] {
 	if !ok {
 		return nil
 	}
@@ -280,7 +280,7 @@ func (j *fileJob) postureOf(ok bool) *postureText[probe.KeyResult] {
 
 // renderPosture renders the endpoint's pins, findings, OCSP, scan and
 // policy verdicts from its cached probe and posture results.
-func (j *endpointJob) renderPosture(ch chan<- prometheus.Metric) {
+func (j *endpointJob) renderPosture(ch *samples) {
 	ep := j.target.Endpoint
 	last := j.last.Load()
 	renderPins(ch, ep, last)
@@ -289,12 +289,12 @@ func (j *endpointJob) renderPosture(ch chan<- prometheus.Metric) {
 	}
 	renderEndpointPosture(ch, j.posture.policy, ep, last, j.posture.last())
 	if at, ok := j.change.last(); ok {
-		gauge(ch, lastChange, unix(at), ep.Name)
+		gauge(ch, metrics.LastChange, unix(at), ep.Name)
 	}
 }
 
 // renderPosture renders the group's findings, policy verdicts and keys.
-func (j *fileJob) renderPosture(ch chan<- prometheus.Metric) {
+func (j *fileJob) renderPosture(ch *samples) {
 	if res := j.last.Load(); res != nil {
 		renderFilePosture(ch, j.posture.policy, j.group, res)
 	}

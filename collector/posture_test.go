@@ -108,8 +108,8 @@ func TestPostureMetrics(t *testing.T) {
 	refreshAll(t, c)
 	f := scrape(t, c)
 	// Posture metrics are kept as text when results are stored, not rendered
-	// at scrape time: /metrics must serve what Collect renders.
-	handlerMatchesCollect(t, c)
+	// at scrape time: both encodings must serve them alike.
+	handlerEncodingsAgree(t, c)
 
 	target := func(name string, kv ...string) map[string]string {
 		m := map[string]string{"target": name}

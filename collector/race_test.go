@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"log/slog"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -63,21 +64,20 @@ func TestScrapesRefreshesAndReloadsConcurrently(t *testing.T) {
 // scrapeUntil gathers metrics and renders both status pages in a loop. It
 // reports with t.Error: it runs outside the test's goroutine.
 func scrapeUntil(t *testing.T, c *Collector, stop <-chan struct{}) {
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(c)
+	metrics := c.MetricsHandler(prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	for {
 		select {
 		case <-stop:
 			return
 		default:
 		}
-		if _, err := reg.Gather(); err != nil {
-			t.Errorf("gather: %v", err)
-			return
-		}
-		for _, url := range []string{"/status", "/status?format=json"} {
+		for _, url := range []string{"/metrics", "/status", "/status?format=json"} {
+			h := c.StatusHandler()
+			if url == "/metrics" {
+				h = metrics
+			}
 			rec := httptest.NewRecorder()
-			c.StatusHandler().ServeHTTP(rec, httptest.NewRequest("GET", url, nil))
+			h.ServeHTTP(rec, httptest.NewRequest("GET", url, nil))
 			if rec.Code != 200 {
 				t.Errorf("%s: %d", url, rec.Code)
 				return

@@ -7,7 +7,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mcpcert/mcp_cert_exporter/certfile"
 	"github.com/mcpcert/mcp_cert_exporter/config"
+	"github.com/mcpcert/mcp_cert_exporter/policy"
 	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
 
@@ -233,7 +235,7 @@ func (s *Summary) endpoint(j *endpointJob, now time.Time) statusEntry {
 	}
 	failed := !r.Healthy(ep)
 	e.soonest = s.certs(r.Certificates, now)
-	violating := ep.PostureEnabled() && len(probe.EndpointViolations(j.posture.policy, *ep, r, j.posture.last())) > 0
+	violating := ep.PostureEnabled() && len(policy.EndpointViolations(j.posture.policy, *ep, r, j.posture.last())) > 0
 	return s.count(e, &r.Time, failed, violating, now)
 }
 
@@ -257,7 +259,7 @@ func (s *Summary) file(j *fileJob, now time.Time) statusEntry {
 			e.soonest = soonest
 		}
 	}
-	violating := len(probe.FileViolations(j.posture.policy, r)) > 0
+	violating := len(policy.FileViolations(j.posture.policy, r)) > 0
 	return s.count(e, &r.Time, failed, violating, now)
 }
 
@@ -367,7 +369,7 @@ func fillEndpointStatus(s *TargetStatus, j *endpointJob, r *probe.TLSResult, now
 	if ep.PostureEnabled() {
 		scan = j.posture.last()
 		s.Findings = findingStatuses(s.Findings, pol, "", r.Certificates)
-		s.Violations = violationStatuses(probe.EndpointViolations(pol, *ep, r, scan))
+		s.Violations = violationStatuses(policy.EndpointViolations(pol, *ep, r, scan))
 	}
 	if report {
 		var b strings.Builder
@@ -379,7 +381,7 @@ func fillEndpointStatus(s *TargetStatus, j *endpointJob, r *probe.TLSResult, now
 	}
 }
 
-func fillFileStatus(s *TargetStatus, j *fileJob, r *probe.FileResult, now time.Time, report bool) {
+func fillFileStatus(s *TargetStatus, j *fileJob, r *certfile.FileResult, now time.Time, report bool) {
 	pol := j.posture.policy
 	s.LastRun = &r.Time
 	for _, f := range r.Files {
@@ -390,7 +392,7 @@ func fillFileStatus(s *TargetStatus, j *fileJob, r *probe.FileResult, now time.T
 		s.Findings = findingStatuses(s.Findings, pol, f.Path, f.Certificates)
 	}
 	slices.SortStableFunc(s.Certs, func(a, b CertStatus) int { return a.NotAfter.Compare(b.NotAfter) })
-	s.Violations = violationStatuses(probe.FileViolations(pol, r))
+	s.Violations = violationStatuses(policy.FileViolations(pol, r))
 	if report {
 		var b strings.Builder
 		writeFileReport(&b, &j.group, r, pol, now)
@@ -449,7 +451,7 @@ func findingStatuses(out []FindingStatus, pol config.Policy, path string, certs 
 	return out
 }
 
-func violationStatuses(vs []probe.Violation) []ViolationStatus {
+func violationStatuses(vs []policy.Violation) []ViolationStatus {
 	out := make([]ViolationStatus, len(vs))
 	for i, v := range vs {
 		out[i] = ViolationStatus{Rule: string(v.Rule), Detail: v.Detail, Remedy: v.Rule.Remedy()}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcpcert/mcp_cert_exporter/certfile"
 	"github.com/mcpcert/mcp_cert_exporter/config"
 	"github.com/mcpcert/mcp_cert_exporter/internal/testpki"
 	"github.com/mcpcert/mcp_cert_exporter/probe"
@@ -63,13 +64,13 @@ files:
 		r := testpki.SelfSigned(testpki.Options{CN: fmt.Sprint("root ", i), IsCA: true, NotAfter: now.Add(time.Duration(2000+i) * time.Hour * 24)})
 		roots = append(roots, probe.CertInfoOf(r.Cert, probe.RoleRoot))
 	}
-	c.files[0].store(&probe.FileResult{Time: now, Files: []probe.FileState{{Path: "/nonexistent/roots.pem", Certificates: roots}}})
+	c.files[0].store(&certfile.FileResult{Time: now, Files: []certfile.FileState{{Path: "/nonexistent/roots.pem", Certificates: roots}}})
 	var system []probe.CertInfo
 	for i, left := range []time.Duration{-400 * 24 * time.Hour, 3000 * 24 * time.Hour, 10 * 24 * time.Hour} {
 		r := testpki.SelfSigned(testpki.Options{CN: fmt.Sprint("system root ", i), IsCA: true, NotBefore: now.Add(-5000 * time.Hour), NotAfter: now.Add(left)})
 		system = append(system, probe.CertInfoOf(r.Cert, probe.RoleRoot))
 	}
-	c.files[1].store(&probe.FileResult{Time: now, Files: []probe.FileState{{Path: "/nonexistent/ca-certificates.crt", Certificates: system}}})
+	c.files[1].store(&certfile.FileResult{Time: now, Files: []certfile.FileState{{Path: "/nonexistent/ca-certificates.crt", Certificates: system}}})
 	return c
 }
 

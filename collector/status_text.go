@@ -7,7 +7,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mcpcert/mcp_cert_exporter/certfile"
 	"github.com/mcpcert/mcp_cert_exporter/config"
+	"github.com/mcpcert/mcp_cert_exporter/policy"
 	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
 
@@ -125,7 +127,7 @@ func WritePosture(w io.Writer, pol config.Policy, ep *config.Endpoint, r *probe.
 		fmt.Fprintf(w, "  Unknown:      %s: %s (%s)\n      remedy: %s\n", u.Check, u.Reason, u.Detail, u.Reason.Remedy())
 	}
 	writeFindings(w, pol, r.Certificates)
-	writeViolations(w, probe.EndpointViolations(pol, *ep, r, s))
+	writeViolations(w, policy.EndpointViolations(pol, *ep, r, s))
 }
 
 func versionsLine(s *probe.PostureResult) string {
@@ -203,7 +205,7 @@ func writeFindings(w io.Writer, pol config.Policy, certs []probe.CertInfo) {
 	}
 }
 
-func writeViolations(w io.Writer, vs []probe.Violation) {
+func writeViolations(w io.Writer, vs []policy.Violation) {
 	if len(vs) == 0 {
 		fmt.Fprintln(w, "Policy:       no violation")
 		return
@@ -216,7 +218,7 @@ func writeViolations(w io.Writer, vs []probe.Violation) {
 
 // writeFileReport is the report of a file group, which `check` does not
 // probe: each path with its certificates or its failure and remedy.
-func writeFileReport(w io.Writer, g *config.FileGroup, r *probe.FileResult, pol config.Policy, now time.Time) {
+func writeFileReport(w io.Writer, g *config.FileGroup, r *certfile.FileResult, pol config.Policy, now time.Time) {
 	fmt.Fprintf(w, "Files:        %s (%s)\n", g.Name, strings.Join(g.Paths, ", "))
 	fmt.Fprintf(w, "Read:         %s\n", r.Time.UTC().Format(time.RFC3339))
 	var certs []probe.CertInfo
@@ -235,5 +237,5 @@ func writeFileReport(w io.Writer, g *config.FileGroup, r *probe.FileResult, pol 
 		certs = append(certs, f.Certificates...)
 	}
 	writeFindings(w, pol, certs)
-	writeViolations(w, probe.FileViolations(pol, r))
+	writeViolations(w, policy.FileViolations(pol, r))
 }

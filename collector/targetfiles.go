@@ -19,6 +19,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/mcpcert/mcp_cert_exporter/config"
+	"github.com/mcpcert/mcp_cert_exporter/metrics"
 	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
 
@@ -29,16 +30,6 @@ const maxTargetFileSize = 64 << 20
 // moduleLabel in a file_sd group's labels picks the module of its targets,
 // as the multi-target pattern's relabelling would pass it to /probe.
 const moduleLabel = "__param_module"
-
-var (
-	targetFileOK = prometheus.NewDesc("mcp_cert_exporter_target_file_last_load_successful",
-		"1 if the last read of this target_files file parsed; 0 if not, and its previous targets are kept.", []string{"path"}, nil)
-	targetFileTargets = prometheus.NewDesc("mcp_cert_exporter_target_file_targets",
-		"Endpoints taken from this target_files file.", []string{"path"}, nil)
-	targetFileRejected = prometheus.NewDesc("mcp_cert_exporter_target_file_rejected_targets",
-		"Targets of this target_files file that were not probed: malformed, outside the module's allowed_targets, of an "+
-			"unknown module, or a name already in use. The log says which and why.", []string{"path"}, nil)
-)
 
 // targetFiles turns file_sd files into endpoints. mu serialises Apply with
 // the watcher, so a reload and a file change never race.
@@ -331,8 +322,8 @@ func (t *targetFiles) Collect(ch chan<- prometheus.Metric) {
 	stats := maps.Clone(t.stats)
 	t.statsMu.Unlock()
 	for p, s := range stats {
-		gauge(ch, targetFileOK, boolValue(s.ok), p)
-		gauge(ch, targetFileTargets, float64(s.targets), p)
-		gauge(ch, targetFileRejected, float64(s.rejected), p)
+		ch <- sample{fam: metrics.TargetFileOK, value: boolValue(s.ok), labels: []string{p}}
+		ch <- sample{fam: metrics.TargetFileTargets, value: float64(s.targets), labels: []string{p}}
+		ch <- sample{fam: metrics.TargetFileRejected, value: float64(s.rejected), labels: []string{p}}
 	}
 }

@@ -19,7 +19,7 @@ func awaitScrape(t *testing.T, what string, cond func(metricstest.Families) erro
 	t.Helper()
 	var err error
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		fams := scrapeLive(t, c)
+		fams := scrape(t, c)
 		if err = cond(fams); err == nil {
 			return fams
 		}

@@ -82,9 +82,9 @@ const (
 	minECBits  = 256
 )
 
-// certFindings are the findings of c alone, given its role in its chain or
+// X509Findings are the findings of c alone, given its role in its chain or
 // file. VALIDITY_TOO_LONG depends on the policy and is added by CertFindings.
-func certFindings(c *x509.Certificate, role string) []Finding {
+func X509Findings(c *x509.Certificate, role string) []Finding {
 	var out []Finding
 	if weakKey(c) {
 		out = append(out, FindingWeakKey)
@@ -244,7 +244,7 @@ func assess(res *TLSResult, sent, chain []*x509.Certificate, staple []byte) {
 	for i := range res.Certificates {
 		ci := &res.Certificates[i]
 		if c := byFingerprint[ci.FingerprintSHA256]; c != nil {
-			ci.Findings = certFindings(c, ci.Role)
+			ci.Findings = X509Findings(c, ci.Role)
 		}
 	}
 	if len(res.Certificates) > 0 {
@@ -279,7 +279,7 @@ func CertFindings(ci *CertInfo, pol config.Policy) []Finding {
 			out = append(out, f)
 		}
 	}
-	if ci.Role == RoleLeaf && validityTooLong(ci.NotBefore, ci.NotAfter, pol.MaxValidity.D()) {
+	if ci.Role == RoleLeaf && ValidityTooLong(ci.NotBefore, ci.NotAfter, pol.MaxValidity.D()) {
 		out = append(out, FindingValidityTooLong)
 	}
 	slices.SortFunc(out, func(a, b Finding) int { return slices.Index(Findings, a) - slices.Index(Findings, b) })
@@ -316,9 +316,9 @@ func MaxValidity(notBefore time.Time) time.Duration {
 	panic("unreachable: the last limit starts at the zero time")
 }
 
-// validityTooLong measures validity as the BRs do, NotBefore through NotAfter
+// ValidityTooLong measures validity as the BRs do, NotBefore through NotAfter
 // inclusive, hence the extra second. limit 0 means the CA/B Forum's.
-func validityTooLong(notBefore, notAfter time.Time, limit time.Duration) bool {
+func ValidityTooLong(notBefore, notAfter time.Time, limit time.Duration) bool {
 	if limit <= 0 {
 		limit = MaxValidity(notBefore)
 	}

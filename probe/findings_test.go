@@ -292,7 +292,7 @@ func TestValidityIsInclusive(t *testing.T) {
 		{nb.Add(90 * 24 * time.Hour), 30 * 24 * time.Hour, true},
 		{nb.AddDate(10, 0, 0), 11 * 365 * 24 * time.Hour, false},
 	} {
-		if got := validityTooLong(nb, tc.notAfter, tc.limit); got != tc.tooLong {
+		if got := ValidityTooLong(nb, tc.notAfter, tc.limit); got != tc.tooLong {
 			t.Errorf("until %s, limit %v: too long %v, want %v", tc.notAfter, tc.limit, got, tc.tooLong)
 		}
 	}
@@ -304,12 +304,7 @@ func TestFindingsHaveRemedies(t *testing.T) {
 			t.Errorf("%s lacks its documentation", f)
 		}
 	}
-	for _, r := range Rules {
-		if r.Remedy() == "" || r.Breach() == "" {
-			t.Errorf("rule %s lacks its documentation", r)
-		}
-	}
-	if len(findingDocs) != len(Findings) || len(ruleDocs) != len(Rules) {
-		t.Error("a finding or rule is documented but not listed")
+	if len(findingDocs) != len(Findings) {
+		t.Error("a finding is documented but not listed")
 	}
 }

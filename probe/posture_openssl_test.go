@@ -172,7 +172,6 @@ func TestVersionOnlyThroughSuitesGoLacks(t *testing.T) {
 	if i < 0 || !strings.Contains(r.Unknown[i].Detail, "handshake_failure") {
 		t.Fatalf("TLS 1.1 is not unknown with handshake_failure named: %+v", r.Unknown)
 	}
-	if vs := EndpointViolations(config.Policy{MinVersion: tls.VersionTLS12}, endpoint(addr, config.TLSConfig{}), nil, r); len(vs) > 0 {
-		t.Errorf("violations %+v from an unknown version", vs)
-	}
+	// That an unknown version breaches no rule is policy's to test
+	// (TestPolicyViolations), on results like this one.
 }

@@ -1,6 +1,6 @@
-// Package probe does one thing to one target: a TLS handshake with an
-// endpoint, or a read of a group of certificate files. It returns plain
-// result structs that the collector caches and renders.
+// Package probe does one thing to one endpoint: a TLS handshake, the MCP
+// exchange after it, or a posture scan. It returns plain result structs
+// that the collector caches and renders; certificate files are certfile's.
 package probe
 
 import (
@@ -83,21 +83,6 @@ type TLSResult struct {
 
 	// Limits left certificates out of Certificates.
 	Limits []LimitReached
-}
-
-// FileResult is the outcome of reading one file group.
-type FileResult struct {
-	Time  time.Time
-	Files []FileState
-}
-
-// FileState is one matched path (or one glob that matched nothing).
-type FileState struct {
-	Path         string
-	Reason       Reason
-	Detail       string
-	Certificates []CertInfo
-	Limits       []LimitReached // what was left out of Certificates
 }
 
 // Limit names a key of the config's limits: block.

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Packages whose Fuzz* targets get a short run, and how long each runs.
-FUZZ_PKGS=(./config/... ./probe/... ./collector/...)
+FUZZ_PKGS=(./config/... ./probe/... ./certfile/... ./collector/...)
 FUZZ_TIME=${FUZZ_TIME:-10s}
 
 step() { printf '\n=== %s\n' "$*"; }

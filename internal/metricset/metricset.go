@@ -1,33 +1,29 @@
-// Package metricset is the one place that knows which metric names exist:
-// those the collector renders (read from its source), the names promised by
-// the MCP and posture issue contracts, and the few that client_golang and
-// Prometheus add. Tests use it to check that alerts and dashboards only
-// query metrics the exporter exports.
+// Package metricset is the one place that knows which metric names can be
+// queried: the families of the metric catalog (package metrics), the names
+// promised by the MCP and posture issue contracts, and the few that
+// client_golang and Prometheus add. Tests use it to check that alerts and
+// dashboards only query metrics the exporter exports.
 package metricset
 
 import (
 	_ "embed"
-	"fmt"
-	"go/ast"
-	"go/parser"
-	"go/token"
-	"os"
-	"path/filepath"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
+
+	"github.com/mcpcert/mcp_cert_exporter/metrics"
 )
 
 //go:embed contract_metrics.txt
 var contractFile string
 
 // Known maps every metric name that can be queried to where it comes from.
-// repoRoot is the directory that holds go.mod.
-func Known(repoRoot string) (map[string]string, error) {
-	known, err := Rendered(filepath.Join(repoRoot, "collector"))
-	if err != nil {
-		return nil, err
+func Known() map[string]string {
+	known := map[string]string{}
+	for _, f := range metrics.All() {
+		for _, n := range f.Series() {
+			known[n] = "metric catalog"
+		}
 	}
 	for _, n := range Contract() {
 		if _, ok := known[n]; !ok {
@@ -37,10 +33,10 @@ func Known(repoRoot string) (map[string]string, error) {
 	for n, origin := range extra {
 		known[n] = origin
 	}
-	return known, nil
+	return known
 }
 
-// extra are names that do not appear in collector/: main.go registers
+// extra are names outside the catalog: main.go registers
 // client_golang's version collector as mcp_cert_exporter, and Prometheus adds
 // the scrape metrics and ALERTS itself.
 var extra = map[string]string{
@@ -61,113 +57,6 @@ func Contract() []string {
 		}
 	}
 	return names
-}
-
-// Rendered reads the metric names the collector package defines: the first
-// argument of every prometheus.NewDesc and the Name of every
-// prometheus.*Opts literal, with the series a histogram or summary adds. A
-// name that is not a string literal is an error, so nothing is missed
-// silently.
-func Rendered(collectorDir string) (map[string]string, error) {
-	paths, err := filepath.Glob(filepath.Join(collectorDir, "*.go"))
-	if err != nil {
-		return nil, fmt.Errorf("listing %s: %w", collectorDir, err)
-	}
-	names := map[string]string{}
-	fset := token.NewFileSet()
-	for _, p := range paths {
-		if strings.HasSuffix(p, "_test.go") {
-			continue
-		}
-		src, err := os.ReadFile(p)
-		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", p, err)
-		}
-		f, err := parser.ParseFile(fset, p, src, 0)
-		if err != nil {
-			return nil, fmt.Errorf("parsing %s: %w", p, err)
-		}
-		if err := collect(fset, f, names); err != nil {
-			return nil, err
-		}
-	}
-	if len(names) == 0 {
-		return nil, fmt.Errorf("no metric definitions found in %s", collectorDir)
-	}
-	return names, nil
-}
-
-// suffixes are the series each kind of *Opts adds to its name.
-var suffixes = map[string][]string{
-	"CounterOpts":   {""},
-	"GaugeOpts":     {""},
-	"HistogramOpts": {"_bucket", "_sum", "_count"},
-	"SummaryOpts":   {"", "_sum", "_count"},
-}
-
-func collect(fset *token.FileSet, f *ast.File, names map[string]string) error {
-	var err error
-	ast.Inspect(f, func(n ast.Node) bool {
-		if err != nil {
-			return false
-		}
-		switch n := n.(type) {
-		case *ast.CallExpr:
-			if isPrometheus(n.Fun, "NewDesc") && len(n.Args) > 0 {
-				err = add(fset, n.Args[0], []string{""}, names)
-			}
-		case *ast.CompositeLit:
-			for kind, sfx := range suffixes {
-				if isPrometheus(n.Type, kind) {
-					err = addOpts(fset, n, sfx, names)
-				}
-			}
-		}
-		return true
-	})
-	return err
-}
-
-func isPrometheus(e ast.Expr, name string) bool {
-	sel, ok := e.(*ast.SelectorExpr)
-	if !ok {
-		return false
-	}
-	pkg, ok := sel.X.(*ast.Ident)
-	return ok && pkg.Name == "prometheus" && sel.Sel.Name == name
-}
-
-func addOpts(fset *token.FileSet, lit *ast.CompositeLit, sfx []string, names map[string]string) error {
-	for _, elt := range lit.Elts {
-		kv, ok := elt.(*ast.KeyValueExpr)
-		if !ok {
-			continue
-		}
-		switch key := kv.Key.(*ast.Ident); key.Name {
-		case "Namespace", "Subsystem":
-			return fmt.Errorf("%s: %s is not supported here; write the full Name", fset.Position(kv.Pos()), key.Name)
-		case "Name":
-			return add(fset, kv.Value, sfx, names)
-		}
-	}
-	return fmt.Errorf("%s: metric options without a Name", fset.Position(lit.Pos()))
-}
-
-func add(fset *token.FileSet, e ast.Expr, sfx []string, names map[string]string) error {
-	pos := fset.Position(e.Pos())
-	lit, ok := e.(*ast.BasicLit)
-	if !ok || lit.Kind != token.STRING {
-		return fmt.Errorf("%s: metric name is not a string literal", pos)
-	}
-	name, err := strconv.Unquote(lit.Value)
-	if err != nil {
-		return fmt.Errorf("%s: %w", pos, err)
-	}
-	where := fmt.Sprintf("%s:%d", filepath.Base(pos.Filename), pos.Line)
-	for _, s := range sfx {
-		names[name+s] = where
-	}
-	return nil
 }
 
 var (

@@ -1,12 +1,11 @@
 package metricset_test
 
 import (
-	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/mcpcert/mcp_cert_exporter/internal/metricset"
-	"github.com/mcpcert/mcp_cert_exporter/internal/tooltest"
+	"github.com/mcpcert/mcp_cert_exporter/metrics"
 )
 
 func TestNames(t *testing.T) {
@@ -39,18 +38,15 @@ func TestNames(t *testing.T) {
 	}
 }
 
-func TestRenderedReadsTheCollector(t *testing.T) {
-	got, err := metricset.Rendered(filepath.Join(tooltest.RepoRoot(t), "collector"))
-	if err != nil {
-		t.Fatal(err)
-	}
+func TestKnownReadsTheCatalog(t *testing.T) {
+	got := metricset.Known()
 	for _, name := range []string{
 		"ssl_certificate_expiry_seconds", "ssl_probe_error_info", "ssl_file_error_info",
 		"mcp_cert_exporter_refresh_duration_seconds_bucket", "mcp_cert_exporter_refresh_duration_seconds_count",
-		"mcp_cert_exporter_refreshes_total", "mcp_cert_exporter_config_last_reload_successful",
+		"mcp_cert_exporter_refreshes_total", "mcp_cert_exporter_config_last_reload_successful", "up",
 	} {
 		if _, ok := got[name]; !ok {
-			t.Errorf("Rendered misses %s; found %v", name, got)
+			t.Errorf("Known misses %s; found %v", name, got)
 		}
 	}
 	if _, ok := got["mcp_cert_exporter_refresh_duration_seconds"]; ok {
@@ -58,17 +54,13 @@ func TestRenderedReadsTheCollector(t *testing.T) {
 	}
 }
 
-// Contract names are promises; once the collector keeps one, the list must
-// drop it so that it never hides a name that was renamed in the collector.
+// Contract names are promises; once the catalog holds one, the list must
+// drop it so that it never hides a name that was renamed in the catalog.
 func TestContractNamesNotYetRendered(t *testing.T) {
-	rendered, err := metricset.Rendered(filepath.Join(tooltest.RepoRoot(t), "collector"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The list may be empty: once issues 3 and 4 landed, every promise was kept.
-	for _, name := range metricset.Contract() {
-		if where, ok := rendered[name]; ok {
-			t.Errorf("%s is now rendered (%s): delete it from internal/metricset/contract_metrics.txt", name, where)
+	for _, f := range metrics.All() {
+		if slices.Contains(metricset.Contract(), f.Name) {
+			t.Errorf("%s is now in the catalog: delete it from internal/metricset/contract_metrics.txt", f.Name)
 		}
 	}
 }

@@ -199,6 +199,32 @@ func Serve(t testing.TB, cfg *tls.Config) string {
 	})
 }
 
+// GoodAndExpired starts two TLS servers whose chains lead to one root: one
+// valid for good.test, one whose leaf expired.test expired a day ago. It
+// returns the root's PEM file and both addresses.
+func GoodAndExpired(t testing.TB) (caFile, good, expired string) {
+	t.Helper()
+	ca := NewCA("Test Root")
+	inter := ca.Intermediate("Test Intermediate")
+	ok := inter.Leaf("good.test")
+	old := inter.Issue(Options{CN: "expired.test", NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)})
+	return WriteFile(t, t.TempDir(), "ca.pem", ca.PEM()),
+		Serve(t, &tls.Config{Certificates: []tls.Certificate{ok.TLS(inter)}}),
+		Serve(t, &tls.Config{Certificates: []tls.Certificate{old.TLS(inter)}})
+}
+
+// ClosedAddr is a 127.0.0.1 port that was free when picked, for peers that
+// must not answer.
+func ClosedAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
 // ServeRaw accepts TCP on 127.0.0.1 and hands each connection to handle, for peers that misbehave.
 func ServeRaw(t testing.TB, handle func(net.Conn)) string {
 	t.Helper()

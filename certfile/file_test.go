@@ -1,4 +1,4 @@
-package probe
+package certfile
 
 import (
 	"bytes"
@@ -28,6 +28,7 @@ import (
 
 	"github.com/mcpcert/mcp_cert_exporter/config"
 	"github.com/mcpcert/mcp_cert_exporter/internal/testpki"
+	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
 
 // testChain is one PKI for all file tests: CNs name the certificates in
@@ -271,8 +272,8 @@ func TestFileCertInfo(t *testing.T) {
 			got := res.Files[0].Certificates[0]
 			fp := sha256.Sum256(cert.Cert.Raw)
 			spki := sha256.Sum256(cert.Cert.RawSubjectPublicKeyInfo)
-			want := CertInfo{
-				Role: RoleLeaf, SubjectCN: tc.opts.CN, IssuerCN: "inter", Serial: tc.wantSerial,
+			want := probe.CertInfo{
+				Role: probe.RoleLeaf, SubjectCN: tc.opts.CN, IssuerCN: "inter", Serial: tc.wantSerial,
 				NotBefore: cert.Cert.NotBefore, NotAfter: cert.Cert.NotAfter,
 				FingerprintSHA256: hex.EncodeToString(fp[:]), SPKISHA256: base64.StdEncoding.EncodeToString(spki[:]),
 				SANs:    []string{"localhost", "127.0.0.1", "ops@example.com", "spiffe://example.com/mcp"},
@@ -568,7 +569,7 @@ func assertCacheWithin(t *testing.T, r *FileReader, res *FileResult) {
 	t.Helper()
 	for p := range r.cache {
 		if !slices.ContainsFunc(res.Files, func(f FileState) bool {
-			return f.Path == p && f.Reason != ReasonGlobEmpty && f.Reason != ReasonUnreadable
+			return f.Path == p && f.Reason != probe.ReasonGlobEmpty && f.Reason != probe.ReasonUnreadable
 		}) {
 			t.Errorf("cache still holds %s", p)
 		}
@@ -776,7 +777,7 @@ func FuzzParseCertificates(f *testing.F) {
 			t.Fatalf("%d certificates with error %v", len(certs), err)
 		}
 		for _, c := range certs {
-			ci := CertInfoOf(c, fileRole(c))
+			ci := probe.CertInfoOf(c, fileRole(c))
 			if ci.FingerprintSHA256 == "" || ci.Role == "" {
 				t.Fatalf("incomplete %+v", ci)
 			}

@@ -1,4 +1,7 @@
-package probe
+// Package certfile reads certificate and key files: globs, formats,
+// change detection, private-key pairing and permissions. It returns plain
+// results, as probe does for endpoints.
+package certfile
 
 import (
 	"bytes"
@@ -22,7 +25,23 @@ import (
 	"github.com/bmatcuk/doublestar/v4"
 
 	"github.com/mcpcert/mcp_cert_exporter/config"
+	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
+
+// FileResult is the outcome of reading one file group.
+type FileResult struct {
+	Time  time.Time
+	Files []FileState
+}
+
+// FileState is one matched path (or one glob that matched nothing).
+type FileState struct {
+	Path         string
+	Reason       probe.Reason
+	Detail       string
+	Certificates []probe.CertInfo
+	Limits       []probe.LimitReached // what was left out of Certificates
+}
 
 // maxFileSize bounds what is read of one file: bundles are kilobytes, and a
 // glob that catches a log or an image must not cost memory.
@@ -45,7 +64,7 @@ var pemCertBegin = []byte("-----BEGIN CERTIFICATE-----")
 
 // FileReader reads one file group. It remembers what it parsed so that files
 // whose target (device, inode), mtime and size are unchanged are not read
-// again. Results share the cached CertInfo slices: treat them as read-only.
+// again. Results share the cached probe.CertInfo slices: treat them as read-only.
 type FileReader struct {
 	mu    sync.Mutex
 	cache map[string]*fileEntry // by matched path
@@ -223,11 +242,11 @@ func notRegular(p string, info os.FileInfo) error {
 }
 
 func unreadable(p string, err error) FileState {
-	return FileState{Path: p, Reason: ReasonUnreadable, Detail: err.Error()}
+	return FileState{Path: p, Reason: probe.ReasonUnreadable, Detail: err.Error()}
 }
 
 func tooLarge(p string, size int64) FileState {
-	return FileState{Path: p, Reason: ReasonTooLarge,
+	return FileState{Path: p, Reason: probe.ReasonTooLarge,
 		Detail: fmt.Sprintf("%s is %d bytes, more than the %d read of a certificate file", p, size, maxFileSize)}
 }
 
@@ -238,13 +257,13 @@ func parseState(p string, data []byte, perFile int) FileState {
 	case errors.As(err, &format):
 		return FileState{Path: p, Reason: format.reason, Detail: fmt.Sprintf("parsing %s: %v", p, err)}
 	case errors.Is(err, ErrNoCertificate):
-		return FileState{Path: p, Reason: ReasonNoCertificate, Detail: fmt.Sprintf("parsing %s: %v", p, err)}
+		return FileState{Path: p, Reason: probe.ReasonNoCertificate, Detail: fmt.Sprintf("parsing %s: %v", p, err)}
 	case err != nil:
-		return FileState{Path: p, Reason: ReasonParseError, Detail: fmt.Sprintf("parsing %s: %v", p, err)}
+		return FileState{Path: p, Reason: probe.ReasonParseError, Detail: fmt.Sprintf("parsing %s: %v", p, err)}
 	}
 	st := FileState{Path: p, Certificates: fileCertInfos(certs)}
 	if perFile > 0 && len(st.Certificates) > perFile {
-		st.Limits = append(st.Limits, LimitReached{Limit: LimitCertificatesPerFile,
+		st.Limits = append(st.Limits, probe.LimitReached{Limit: probe.LimitCertificatesPerFile,
 			Detail: fmt.Sprintf("%s holds %d certificates; the first %d are exported", p, len(st.Certificates), perFile)})
 		st.Certificates = st.Certificates[:perFile:perFile]
 	}
@@ -253,12 +272,12 @@ func parseState(p string, data []byte, perFile int) FileState {
 
 // fileCertInfos drops repeated certificates and gives each its role by what
 // it is, since bundles come in any order.
-func fileCertInfos(certs []*x509.Certificate) []CertInfo {
-	out := make([]CertInfo, 0, len(certs))
+func fileCertInfos(certs []*x509.Certificate) []probe.CertInfo {
+	out := make([]probe.CertInfo, 0, len(certs))
 	seen := map[string]bool{}
 	for _, c := range certs {
-		ci := CertInfoOf(c, fileRole(c))
-		ci.Findings = certFindings(c, ci.Role)
+		ci := probe.CertInfoOf(c, fileRole(c))
+		ci.Findings = probe.X509Findings(c, ci.Role)
 		if !seen[ci.FingerprintSHA256] {
 			seen[ci.FingerprintSHA256] = true
 			out = append(out, ci)
@@ -273,12 +292,12 @@ func fileCertInfos(certs []*x509.Certificate) []CertInfo {
 func fileRole(c *x509.Certificate) string {
 	switch {
 	case !c.IsCA:
-		return RoleLeaf
+		return probe.RoleLeaf
 	case bytes.Equal(c.RawSubject, c.RawIssuer) &&
 		(len(c.AuthorityKeyId) == 0 || bytes.Equal(c.AuthorityKeyId, c.SubjectKeyId)):
-		return RoleRoot
+		return probe.RoleRoot
 	}
-	return RoleIntermediate
+	return probe.RoleIntermediate
 }
 
 // ParseCertificates returns every certificate of a PEM bundle, or of DER
@@ -390,7 +409,7 @@ func expand(ctx context.Context, pattern string, lim config.Limits) ([]string, [
 	clean := filepath.Clean(pattern)
 	if !strings.ContainsAny(clean, `*?[{\`) {
 		if _, err := os.Lstat(clean); errors.Is(err, fs.ErrNotExist) {
-			return nil, []FileState{{Path: pattern, Reason: ReasonGlobEmpty, Detail: err.Error()}}
+			return nil, []FileState{{Path: pattern, Reason: probe.ReasonGlobEmpty, Detail: err.Error()}}
 		}
 		return []string{clean}, nil
 	}
@@ -398,14 +417,14 @@ func expand(ctx context.Context, pattern string, lim config.Limits) ([]string, [
 	g := &globFS{ctx: ctx, root: base, fsys: os.DirFS(base), dirs: map[fileID]string{}, maxEntries: lim.GlobEntries}
 	matches, err := doublestar.Glob(g, rel, doublestar.WithFilesOnly())
 	if err != nil {
-		return nil, []FileState{{Path: pattern, Reason: ReasonGlobEmpty, Detail: fmt.Sprintf("pattern %q: %v", pattern, err)}}
+		return nil, []FileState{{Path: pattern, Reason: probe.ReasonGlobEmpty, Detail: fmt.Sprintf("pattern %q: %v", pattern, err)}}
 	}
 	if g.capped {
-		g.failed = append(g.failed, FileState{Path: pattern, Reason: ReasonLimitReached, Detail: fmt.Sprintf(
+		g.failed = append(g.failed, FileState{Path: pattern, Reason: probe.ReasonLimitReached, Detail: fmt.Sprintf(
 			"the walk listed %d directory entries, limits.glob_entries; files past them are not read", g.maxEntries)})
 	}
 	if n := lim.GlobMatches; n > 0 && len(matches) > n {
-		g.failed = append(g.failed, FileState{Path: pattern, Reason: ReasonLimitReached, Detail: fmt.Sprintf(
+		g.failed = append(g.failed, FileState{Path: pattern, Reason: probe.ReasonLimitReached, Detail: fmt.Sprintf(
 			"%d files match, more than limits.glob_matches (%d); the first %d are read", len(matches), n, n)})
 		matches = matches[:n]
 	}
@@ -415,7 +434,7 @@ func expand(ctx context.Context, pattern string, lim config.Limits) ([]string, [
 	}
 	states := g.failed
 	if len(paths) == 0 && len(states) == 0 {
-		states = []FileState{{Path: pattern, Reason: ReasonGlobEmpty, Detail: "no file matches"}}
+		states = []FileState{{Path: pattern, Reason: probe.ReasonGlobEmpty, Detail: "no file matches"}}
 	}
 	return paths, states
 }

@@ -1,4 +1,4 @@
-package probe
+package certfile
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/mcpcert/mcp_cert_exporter/config"
 	"github.com/mcpcert/mcp_cert_exporter/internal/testpki"
 	"github.com/mcpcert/mcp_cert_exporter/internal/tooltest"
+	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
 
 // readWith reads patterns under dir as one group with the given limits.
@@ -47,7 +48,7 @@ func TestSymlinkDAGIsWalkedOnce(t *testing.T) {
 	// A root-like pattern over the whole tree, and one through the DAG.
 	for _, pattern := range []string{"**/*.pem", "d0/**/*.pem"} {
 		res := readWith(config.DefaultLimits, dir, pattern)
-		if len(res.Files) != 1 || res.Files[0].Reason != ReasonNone {
+		if len(res.Files) != 1 || res.Files[0].Reason != probe.ReasonNone {
 			t.Fatalf("%s: got %q, want the certificate once", pattern, summary(dir, res.Files))
 		}
 	}
@@ -93,9 +94,9 @@ func TestGlobLimitsAreReported(t *testing.T) {
 			var limited []FileState
 			for _, f := range res.Files {
 				switch f.Reason {
-				case ReasonNone:
+				case probe.ReasonNone:
 					read++
-				case ReasonLimitReached:
+				case probe.ReasonLimitReached:
 					limited = append(limited, f)
 				default:
 					t.Errorf("unexpected %s %s", f.Path, f.Reason)
@@ -141,7 +142,7 @@ func TestCertificatesPerFileLimit(t *testing.T) {
 	lim := config.DefaultLimits
 	lim.CertificatesPerFile = 5
 	f := readWith(lim, dir, "bundle.pem").Files[0]
-	if len(f.Certificates) != 5 || len(f.Limits) != 1 || f.Limits[0].Limit != LimitCertificatesPerFile ||
+	if len(f.Certificates) != 5 || len(f.Limits) != 1 || f.Limits[0].Limit != probe.LimitCertificatesPerFile ||
 		!strings.Contains(f.Limits[0].Detail, "holds 12 certificates") {
 		t.Errorf("got %d certificates, limits %+v; want 5 and certificates_per_file reached", len(f.Certificates), f.Limits)
 	}

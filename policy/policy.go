@@ -1,4 +1,7 @@
-package probe
+// Package policy judges results under the config's policy: which rules a
+// target breaches, and whether its chain matches its pins. Its functions
+// are pure: results in, verdicts out.
+package policy
 
 import (
 	"bytes"
@@ -8,7 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mcpcert/mcp_cert_exporter/certfile"
 	"github.com/mcpcert/mcp_cert_exporter/config"
+	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
 
 // Rule is a policy key that a target breaches, the rule label of
@@ -59,7 +64,7 @@ type Violation struct {
 // EndpointViolations judges an endpoint's last probe and posture scan, either
 // of which may be nil (not run yet). Only evidence breaches a rule: a check
 // that could not run breaches none.
-func EndpointViolations(pol config.Policy, ep config.Endpoint, last *TLSResult, scan *PostureResult) []Violation {
+func EndpointViolations(pol config.Policy, ep config.Endpoint, last *probe.TLSResult, scan *probe.PostureResult) []Violation {
 	var vs violations
 	if scan != nil {
 		vs.scanRules(pol, ep, scan)
@@ -71,7 +76,7 @@ func EndpointViolations(pol config.Policy, ep config.Endpoint, last *TLSResult, 
 }
 
 // FileViolations judges the certificates of a file group.
-func FileViolations(pol config.Policy, res *FileResult) []Violation {
+func FileViolations(pol config.Policy, res *certfile.FileResult) []Violation {
 	var vs violations
 	for _, f := range res.Files {
 		vs.certRules(pol, f.Path, f.Certificates)
@@ -92,7 +97,7 @@ func (vs *violations) add(r Rule, format string, args ...any) {
 	vs.list = append(vs.list, Violation{Rule: r, Detail: fmt.Sprintf(format, args...)})
 }
 
-func (vs *violations) scanRules(pol config.Policy, ep config.Endpoint, scan *PostureResult) {
+func (vs *violations) scanRules(pol config.Policy, ep config.Endpoint, scan *probe.PostureResult) {
 	for _, v := range scan.Versions {
 		if v.Accepted && v.Version < uint16(pol.MinVersion) {
 			vs.add(RuleMinVersion, "accepts %s, below %s", tls.VersionName(v.Version), tls.VersionName(uint16(pol.MinVersion)))
@@ -118,22 +123,22 @@ func (vs *violations) scanRules(pol config.Policy, ep config.Endpoint, scan *Pos
 	}
 }
 
-func (vs *violations) certRules(pol config.Policy, path string, certs []CertInfo) {
+func (vs *violations) certRules(pol config.Policy, path string, certs []probe.CertInfo) {
 	where := ""
 	if path != "" {
 		where = " in " + path
 	}
 	for i := range certs {
 		c := &certs[i]
-		if c.Role != RoleLeaf {
+		if c.Role != probe.RoleLeaf {
 			continue
 		}
-		if max := pol.MaxValidity.D(); max > 0 && validityTooLong(c.NotBefore, c.NotAfter, max) {
+		if max := pol.MaxValidity.D(); max > 0 && probe.ValidityTooLong(c.NotBefore, c.NotAfter, max) {
 			vs.add(RuleMaxValidity, "leaf %q%s is valid for %s, more than %s", c.SubjectCN, where,
 				c.NotAfter.Sub(c.NotBefore).Round(time.Hour), max)
 		}
 		for _, f := range c.Findings {
-			if f == FindingSelfSigned && !pol.AllowSelfSignedLeaves {
+			if f == probe.FindingSelfSigned && !pol.AllowSelfSignedLeaves {
 				vs.add(RuleAllowSelfSigned, "leaf %q%s is self-signed", c.SubjectCN, where)
 			}
 		}
@@ -143,7 +148,7 @@ func (vs *violations) certRules(pol config.Policy, path string, certs []CertInfo
 // PinMatch reports whether a public key of the chain matches one of the
 // pins, as HPKP did: pinning the CA's key survives leaf renewals. Pins were
 // validated when the config was loaded.
-func PinMatch(pins []string, certs []CertInfo) bool {
+func PinMatch(pins []string, certs []probe.CertInfo) bool {
 	for _, c := range certs {
 		spki, err := base64.StdEncoding.DecodeString(c.SPKISHA256)
 		if err != nil {

@@ -1,4 +1,4 @@
-package probe
+package certfile
 
 import (
 	"bytes"
@@ -8,6 +8,8 @@ import (
 	"github.com/smallstep/pkcs7"
 	"golang.org/x/crypto/cryptobyte"
 	"golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
 
 // Formats the file reader reads certificates from: PEM (CERTIFICATE and
@@ -17,7 +19,7 @@ import (
 
 // formatError is a file that holds something other than certificates.
 type formatError struct {
-	reason Reason
+	reason probe.Reason
 	what   string
 }
 
@@ -27,11 +29,11 @@ func (e *formatError) Error() string { return "no certificate: the file is " + e
 // whether there is a certificate.
 func (e *formatError) Unwrap() error { return ErrNoCertificate }
 
-func keyFile(what string) error { return &formatError{ReasonKeyFile, what} }
+func keyFile(what string) error { return &formatError{probe.ReasonKeyFile, what} }
 
 var (
-	errCSR    = &formatError{ReasonCSRFile, "a certificate signing request"}
-	errPKCS12 = &formatError{ReasonPKCS12File, "a PKCS#12 (PFX) archive"}
+	errCSR    = &formatError{probe.ReasonCSRFile, "a certificate signing request"}
+	errPKCS12 = &formatError{probe.ReasonPKCS12File, "a PKCS#12 (PFX) archive"}
 )
 
 // pkcs7Certificates reads the certificates of a PKCS#7 SignedData bundle;

@@ -1,4 +1,4 @@
-package probe
+package certfile
 
 import (
 	"context"
@@ -16,13 +16,14 @@ import (
 
 	"github.com/mcpcert/mcp_cert_exporter/config"
 	"github.com/mcpcert/mcp_cert_exporter/internal/testpki"
+	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
 
 // keyWant is what one key file should show; matches is "" for unknown.
 type keyWant struct {
 	matches  string // "true", "false" or "" (unknown)
 	insecure bool
-	unknown  Reason // reason of the unknown check, when matches is ""
+	unknown  probe.Reason // reason of the unknown check, when matches is ""
 }
 
 type keyLayout struct {
@@ -37,7 +38,7 @@ type keyLayout struct {
 	noMatch    []string           // key_paths patterns that must be reported NO_MATCH
 	// gone and strangers must be reported as unknown with this reason and
 	// not judged: no match, no permissions.
-	gone map[string]Reason
+	gone map[string]probe.Reason
 }
 
 func writeMode(t *testing.T, dir, name string, data []byte, mode os.FileMode) string {
@@ -161,8 +162,8 @@ func TestCheckKeys(t *testing.T) {
 				"k8s/tls.key":  yes,
 			},
 			// Nothing pairs them by name, and their public key cannot be read.
-			gone: map[string]Reason{"dangling.key": ReasonUnreadable, "enc.key": ReasonKeyEncrypted, "junk.key": ReasonNotAKey,
-				"fifo.key": ReasonUnreadable},
+			gone: map[string]probe.Reason{"dangling.key": probe.ReasonUnreadable, "enc.key": probe.ReasonKeyEncrypted, "junk.key": probe.ReasonNotAKey,
+				"fifo.key": probe.ReasonUnreadable},
 		},
 		{
 			name: "keys that cannot be read are judged when their name pairs them",
@@ -175,8 +176,8 @@ func TestCheckKeys(t *testing.T) {
 				}
 			},
 			want: map[string]keyWant{
-				"enc.key":  {insecure: true, unknown: ReasonKeyEncrypted},
-				"fifo.key": {insecure: true, unknown: ReasonUnreadable},
+				"enc.key":  {insecure: true, unknown: probe.ReasonKeyEncrypted},
+				"fifo.key": {insecure: true, unknown: probe.ReasonUnreadable},
 			},
 		},
 		{
@@ -192,7 +193,7 @@ func TestCheckKeys(t *testing.T) {
 				writeMode(t, dir, "stray.key", rsaCert.KeyPEM(), 0o644)
 			},
 			want: map[string]keyWant{"api.key": yes},
-			gone: map[string]Reason{"web.key": ReasonNotPaired, "stray.key": ReasonNotPaired},
+			gone: map[string]probe.Reason{"web.key": probe.ReasonNotPaired, "stray.key": probe.ReasonNotPaired},
 		},
 		{
 			name:  "a key named like none of the certificates pairs by its public key",
@@ -217,7 +218,7 @@ func TestCheckKeys(t *testing.T) {
 			},
 			want: map[string]keyWant{
 				"private/secret.pem": no,
-				"private/lost.pem":   {insecure: true, unknown: ReasonNoPair},
+				"private/lost.pem":   {insecure: true, unknown: probe.ReasonNoPair},
 			},
 		},
 		{
@@ -228,7 +229,7 @@ func TestCheckKeys(t *testing.T) {
 				testpki.WriteFile(t, dir, "none/cert.pem", []byte("not a certificate"))
 				testpki.WriteFile(t, dir, "none/key.pem", ec.KeyPEM())
 			},
-			gone: map[string]Reason{"none/key.pem": ReasonNoPair},
+			gone: map[string]probe.Reason{"none/key.pem": probe.ReasonNoPair},
 		},
 		{
 			name:       "a trust store's keys are not looked for",
@@ -272,7 +273,7 @@ func (tc *keyLayout) check(t *testing.T, dir string, res *KeyResult) {
 		rel, _ := filepath.Rel(dir, k.Path)
 		got[rel] = w
 	}
-	unknown := map[string]Reason{}
+	unknown := map[string]probe.Reason{}
 	for _, u := range res.Unknown {
 		rel, _ := filepath.Rel(dir, strings.TrimPrefix(u.Check, "private_key:"))
 		unknown[rel] = u.Reason
@@ -295,8 +296,8 @@ func (tc *keyLayout) check(t *testing.T, dir string, res *KeyResult) {
 		}
 	}
 	for _, p := range tc.noMatch {
-		if unknown[p] != ReasonGlobEmpty {
-			t.Errorf("key_paths %s: %q, want %s (unknown: %v)", p, unknown[p], ReasonGlobEmpty, unknown)
+		if unknown[p] != probe.ReasonGlobEmpty {
+			t.Errorf("key_paths %s: %q, want %s (unknown: %v)", p, unknown[p], probe.ReasonGlobEmpty, unknown)
 		}
 	}
 	if len(tc.want)+len(tc.gone) == 0 && len(res.Unknown) > 0 {

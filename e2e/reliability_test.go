@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bufio"
@@ -252,6 +252,20 @@ func TestBadConfigReloadsKeepTheOldConfig(t *testing.T) {
 		return f.One(t, "mcp_cert_exporter_config_last_reload_successful", nil) == 1 &&
 			len(f.Samples("ssl_probe_success", map[string]string{"target": "expired"})) == 1
 	})
+
+	// SIGHUP reloads as POST /-/reload does; GET does not reload.
+	writeConfig(t, live, endpointsConfig(s, "expired"))
+	if err := e.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "SIGHUP drops good", func() bool {
+		_, f := e.metrics()
+		return len(f.Samples("ssl_probe_success", good)) == 0 &&
+			len(f.Samples("ssl_probe_success", map[string]string{"target": "expired"})) == 1
+	})
+	if code, _ := e.get("/-/reload"); code != http.StatusMethodNotAllowed {
+		t.Errorf("GET /-/reload = %d, want 405", code)
+	}
 }
 
 // fileState is what the exporter reports for one file group: the subject

@@ -1,4 +1,4 @@
-package probe
+package certfile
 
 import (
 	"bytes"
@@ -20,13 +20,14 @@ import (
 	"time"
 
 	"github.com/mcpcert/mcp_cert_exporter/config"
+	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
 
 // KeyResult is the outcome of checking the private keys of a file group.
 type KeyResult struct {
 	Time    time.Time
 	Keys    []KeyState
-	Unknown []UnknownCheck // keys that could not be found, read or paired
+	Unknown []probe.UnknownCheck // keys that could not be found, read or paired
 }
 
 // KeyState is one private key file. Nothing of the key itself is kept.
@@ -82,7 +83,7 @@ func keyPaths(ctx context.Context, g config.FileGroup, files *FileResult, res *K
 			found, failed := expand(ctx, pattern, limitsOf(g))
 			paths = append(paths, found...)
 			for _, f := range failed {
-				res.Unknown = append(res.Unknown, UnknownCheck{Check: "private_key:" + f.Path, Reason: f.Reason, Detail: f.Detail})
+				res.Unknown = append(res.Unknown, probe.UnknownCheck{Check: "private_key:" + f.Path, Reason: f.Reason, Detail: f.Detail})
 			}
 		}
 	} else {
@@ -111,7 +112,7 @@ func keysNextTo(files *FileResult, res *KeyResult) []string {
 		dirs[dir] = true
 		entries, err := os.ReadDir(dir)
 		if err != nil {
-			res.Unknown = append(res.Unknown, UnknownCheck{Check: "private_key:" + dir, Reason: ReasonUnreadable,
+			res.Unknown = append(res.Unknown, probe.UnknownCheck{Check: "private_key:" + dir, Reason: probe.ReasonUnreadable,
 				Detail: fmt.Sprintf("listing %s: %v", dir, err)})
 			continue
 		}
@@ -138,18 +139,18 @@ func checkKey(path string, g config.FileGroup, files *FileResult, res *KeyResult
 	check := "private_key:" + path
 	info, err := os.Stat(path)
 	if err != nil {
-		res.Unknown = append(res.Unknown, UnknownCheck{Check: check, Reason: ReasonUnreadable, Detail: statError(path, err).Error()})
+		res.Unknown = append(res.Unknown, probe.UnknownCheck{Check: check, Reason: probe.ReasonUnreadable, Detail: statError(path, err).Error()})
 		return KeyState{}, false
 	}
 	st := KeyState{Path: path, Mode: info.Mode(), InsecurePermissions: !info.Mode().IsRegular() || info.Mode().Perm()&0o044 != 0}
 	named, claimed := pairFor(path, g, files)
 	if !info.Mode().IsRegular() {
-		res.Unknown = append(res.Unknown, UnknownCheck{Check: check, Reason: ReasonUnreadable, Detail: notRegular(path, info).Error()})
+		res.Unknown = append(res.Unknown, probe.UnknownCheck{Check: check, Reason: probe.ReasonUnreadable, Detail: notRegular(path, info).Error()})
 		return st, claimed
 	}
 	spki, reason, err := keySPKI(path)
 	if err != nil {
-		res.Unknown = append(res.Unknown, UnknownCheck{Check: check, Reason: reason, Detail: err.Error()})
+		res.Unknown = append(res.Unknown, probe.UnknownCheck{Check: check, Reason: reason, Detail: err.Error()})
 		return st, claimed
 	}
 	if !claimed {
@@ -171,15 +172,15 @@ func checkKey(path string, g config.FileGroup, files *FileResult, res *KeyResult
 // its pairing names a file the group did not read, or nothing names it and
 // it matches none of the group's certificates, so it belongs to a
 // certificate this group does not watch and is not judged at all.
-func unpaired(check string, claimed bool, files *FileResult) UnknownCheck {
+func unpaired(check string, claimed bool, files *FileResult) probe.UnknownCheck {
 	switch {
 	case claimed:
-		return UnknownCheck{Check: check, Reason: ReasonNoPair, Detail: "the certificate file paired with the key was not read"}
+		return probe.UnknownCheck{Check: check, Reason: probe.ReasonNoPair, Detail: "the certificate file paired with the key was not read"}
 	case slices.ContainsFunc(files.Files, func(f FileState) bool { return len(f.Certificates) > 0 }):
-		return UnknownCheck{Check: check, Reason: ReasonNotPaired,
+		return probe.UnknownCheck{Check: check, Reason: probe.ReasonNotPaired,
 			Detail: "no certificate of the group has the key's name or public key; the key belongs to a certificate the group does not watch"}
 	default:
-		return UnknownCheck{Check: check, Reason: ReasonNoPair, Detail: "no certificate of the group to compare the key with"}
+		return probe.UnknownCheck{Check: check, Reason: probe.ReasonNoPair, Detail: "no certificate of the group to compare the key with"}
 	}
 }
 
@@ -187,7 +188,7 @@ func unpaired(check string, claimed bool, files *FileResult) UnknownCheck {
 func owners(spki string, files []FileState) []FileState {
 	var out []FileState
 	for _, f := range files {
-		if slices.ContainsFunc(f.Certificates, func(c CertInfo) bool { return c.SPKISHA256 == spki }) {
+		if slices.ContainsFunc(f.Certificates, func(c probe.CertInfo) bool { return c.SPKISHA256 == spki }) {
 			out = append(out, f)
 		}
 	}
@@ -195,12 +196,12 @@ func owners(spki string, files []FileState) []FileState {
 }
 
 // keySPKI reads a key file and returns the digest of its public key, as
-// CertInfo.SPKISHA256 holds it. Errors describe the file, never its bytes.
-func keySPKI(path string) (string, Reason, error) {
+// probe.CertInfo.SPKISHA256 holds it. Errors describe the file, never its bytes.
+func keySPKI(path string) (string, probe.Reason, error) {
 	data, err := readSmall(path)
 	defer clear(data)
 	if err != nil {
-		return "", ReasonUnreadable, err
+		return "", probe.ReasonUnreadable, err
 	}
 	key, reason, err := parseKey(data)
 	if err != nil {
@@ -208,10 +209,10 @@ func keySPKI(path string) (string, Reason, error) {
 	}
 	der, err := x509.MarshalPKIXPublicKey(key.Public())
 	if err != nil {
-		return "", ReasonNotAKey, fmt.Errorf("%s: unsupported key type %T", path, key.Public())
+		return "", probe.ReasonNotAKey, fmt.Errorf("%s: unsupported key type %T", path, key.Public())
 	}
 	sum := sha256.Sum256(der)
-	return base64.StdEncoding.EncodeToString(sum[:]), ReasonNone, nil
+	return base64.StdEncoding.EncodeToString(sum[:]), probe.ReasonNone, nil
 }
 
 type privateKey interface{ Public() crypto.PublicKey }
@@ -223,14 +224,14 @@ var (
 
 // parseKey takes the first private key block of PEM data, or DER data, and
 // clears every decoded block.
-func parseKey(data []byte) (privateKey, Reason, error) {
+func parseKey(data []byte) (privateKey, probe.Reason, error) {
 	if !bytes.Contains(data, []byte("-----BEGIN ")) {
 		return parseKeyDER(data)
 	}
 	for rest := data; ; {
 		var b *pem.Block
 		if b, rest = pem.Decode(rest); b == nil {
-			return nil, ReasonNotAKey, errNotAKey
+			return nil, probe.ReasonNotAKey, errNotAKey
 		}
 		if !strings.HasSuffix(b.Type, "PRIVATE KEY") {
 			clear(b.Bytes)
@@ -238,30 +239,30 @@ func parseKey(data []byte) (privateKey, Reason, error) {
 		}
 		defer clear(b.Bytes)
 		if b.Type == "ENCRYPTED PRIVATE KEY" || strings.Contains(b.Headers["Proc-Type"], "ENCRYPTED") {
-			return nil, ReasonKeyEncrypted, errEncrypted
+			return nil, probe.ReasonKeyEncrypted, errEncrypted
 		}
 		return parseKeyDER(b.Bytes)
 	}
 }
 
-func parseKeyDER(der []byte) (privateKey, Reason, error) {
+func parseKeyDER(der []byte) (privateKey, probe.Reason, error) {
 	if k, err := x509.ParsePKCS8PrivateKey(der); err == nil {
 		return asPrivateKey(k)
 	}
 	if k, err := x509.ParsePKCS1PrivateKey(der); err == nil {
-		return k, ReasonNone, nil
+		return k, probe.ReasonNone, nil
 	}
 	if k, err := x509.ParseECPrivateKey(der); err == nil {
-		return k, ReasonNone, nil
+		return k, probe.ReasonNone, nil
 	}
-	return nil, ReasonNotAKey, errNotAKey
+	return nil, probe.ReasonNotAKey, errNotAKey
 }
 
-func asPrivateKey(k any) (privateKey, Reason, error) {
+func asPrivateKey(k any) (privateKey, probe.Reason, error) {
 	if pk, ok := k.(privateKey); ok {
-		return pk, ReasonNone, nil
+		return pk, probe.ReasonNone, nil
 	}
-	return nil, ReasonNotAKey, fmt.Errorf("unsupported key type %T", k)
+	return nil, probe.ReasonNotAKey, fmt.Errorf("unsupported key type %T", k)
 }
 
 // readSmall reads a file that should be small, without blocking on a FIFO.
