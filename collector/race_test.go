@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"encoding/json"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -14,10 +15,10 @@ import (
 	"github.com/mcpcert/mcp_cert_exporter/internal/testpki"
 )
 
-// Scrapes, status pages, refreshes and reloads run at once against good
-// and hostile peers; -race checks every shared access. The reloads switch
-// between two target sets and a bad file, so jobs are added, dropped and
-// kept while probes of them are in flight.
+// Scrapes, reads of the views the status page reads, refreshes and reloads
+// run at once against good and hostile peers; -race checks every shared
+// access. The reloads switch between two target sets and a bad file, so
+// jobs are added, dropped and kept while probes of them are in flight.
 func TestScrapesRefreshesAndReloadsConcurrently(t *testing.T) {
 	caFile, peers := startPeers(t)
 	dir := t.TempDir()
@@ -61,8 +62,9 @@ func TestScrapesRefreshesAndReloadsConcurrently(t *testing.T) {
 	})
 }
 
-// scrapeUntil gathers metrics and renders both status pages in a loop. It
-// reports with t.Error: it runs outside the test's goroutine.
+// scrapeUntil gathers metrics and reads every field of the views the status
+// page reads, in a loop. It reports with t.Error: it runs outside the test's
+// goroutine.
 func scrapeUntil(t *testing.T, c *Collector, stop <-chan struct{}) {
 	metrics := c.MetricsHandler(prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	for {
@@ -71,17 +73,16 @@ func scrapeUntil(t *testing.T, c *Collector, stop <-chan struct{}) {
 			return
 		default:
 		}
-		for _, url := range []string{"/metrics", "/status", "/status?format=json"} {
-			h := c.StatusHandler()
-			if url == "/metrics" {
-				h = metrics
-			}
-			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, httptest.NewRequest("GET", url, nil))
-			if rec.Code != 200 {
-				t.Errorf("%s: %d", url, rec.Code)
-				return
-			}
+		rec := httptest.NewRecorder()
+		metrics.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		if rec.Code != 200 {
+			t.Errorf("/metrics: %d", rec.Code)
+			return
+		}
+		endpoints, files := c.Views()
+		if _, err := json.Marshal([]any{endpoints, files}); err != nil {
+			t.Errorf("views: %v", err)
+			return
 		}
 	}
 }
