@@ -55,9 +55,16 @@ func wantGauge(name, path string, v float64) func(metricstest.Families) error {
 	}
 }
 
+// write replaces path by rename, as docs/configuration.md asks of the tools
+// that write file_sd files: os.WriteFile truncates first, and a watcher that
+// reads the empty file in between sees a valid file with no targets.
 func write(t *testing.T, path, text string) {
 	t.Helper()
-	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
 	}
 }
