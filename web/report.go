@@ -89,6 +89,7 @@ type FindingStatus struct {
 	Finding string `json:"finding"`
 	Role    string `json:"role"`
 	Subject string `json:"subject_cn"`
+	Serial  string `json:"serial"`
 	Path    string `json:"path,omitempty"`
 	Remedy  string `json:"remedy"`
 }
@@ -400,7 +401,7 @@ func fillEndpointStatus(s *TargetStatus, v *EndpointView, now time.Time, report 
 		var b strings.Builder
 		writeEndpointReport(&b, ep, r, now)
 		if scan != nil {
-			writePosture(&b, pol, ep, r, scan)
+			writePosture(&b, s, r, scan)
 		}
 		s.Report = b.String()
 	}
@@ -420,7 +421,7 @@ func fillFileStatus(s *TargetStatus, v *FileView, now time.Time, report bool) {
 	s.Violations = violationStatuses(policy.FileViolations(pol, r))
 	if report {
 		var b strings.Builder
-		writeFileReport(&b, &v.Group, r, pol, now)
+		writeFileReport(&b, s, &v.Group, r, now)
 		s.Report = b.String()
 	}
 }
@@ -470,7 +471,7 @@ func findingStatuses(out []FindingStatus, pol config.Policy, path string, certs 
 	for i := range certs {
 		c := &certs[i]
 		for _, f := range probe.CertFindings(c, pol) {
-			out = append(out, FindingStatus{Finding: string(f), Role: c.Role, Subject: c.SubjectCN, Path: path, Remedy: f.Remedy()})
+			out = append(out, FindingStatus{Finding: string(f), Role: c.Role, Subject: c.SubjectCN, Serial: c.Serial, Path: path, Remedy: f.Remedy()})
 		}
 	}
 	return out
