@@ -33,9 +33,9 @@ const (
 	// collapseAt is how many certificates or problems a row lists before
 	// it folds them behind one line: a trust store of 140 roots is a row.
 	collapseAt = 5
-	// DefaultStatusLimit is how many targets one page lists unless ?limit=
+	// defaultStatusLimit is how many targets one page lists unless ?limit=
 	// says otherwise: the summary still counts them all.
-	DefaultStatusLimit = 500
+	defaultStatusLimit = 500
 )
 
 // TargetStatus is one target as the status page shows it.
@@ -449,7 +449,7 @@ func certStatuses(out []CertStatus, path string, certs []probe.CertInfo, now tim
 		left := c.NotAfter.Sub(now)
 		out = append(out, CertStatus{
 			Path: path, Role: c.Role, Subject: c.SubjectCN, Issuer: c.IssuerCN,
-			NotAfter: c.NotAfter, ExpiresIn: HumanDuration(left), Urgency: urgencyOf(left),
+			NotAfter: c.NotAfter, ExpiresIn: humanDuration(left), Urgency: urgencyOf(left),
 		})
 	}
 	return out
@@ -485,9 +485,9 @@ func violationStatuses(vs []policy.Violation) []ViolationStatus {
 	return out
 }
 
-// HumanDuration writes a countdown an operator reads at a glance: "12d 3h",
+// humanDuration writes a countdown an operator reads at a glance: "12d 3h",
 // or "expired 2d 1h ago".
-func HumanDuration(d time.Duration) string {
+func humanDuration(d time.Duration) string {
 	prefix, suffix := "in ", ""
 	if d < 0 {
 		d, prefix, suffix = -d, "expired ", " ago"

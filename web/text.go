@@ -35,7 +35,7 @@ func writeStatusText(w io.Writer, rep *StatusReport) {
 	for _, t := range rep.Targets {
 		fmt.Fprintf(w, "%-8s %s (%s)", t.State, t.Name, t.Target)
 		if t.SoonestExpiry != nil {
-			fmt.Fprintf(w, " soonest expiry %s", HumanDuration(t.SoonestExpiry.Sub(rep.Now)))
+			fmt.Fprintf(w, " soonest expiry %s", humanDuration(t.SoonestExpiry.Sub(rep.Now)))
 		}
 		if t.Note != "" {
 			fmt.Fprintf(w, "; %s", t.Note)
@@ -100,7 +100,7 @@ func writeCert(w io.Writer, i int, c *probe.CertInfo, now time.Time) {
 	fmt.Fprintf(w, "  %d [%s] %s\n", i, c.Role, c.SubjectCN)
 	fmt.Fprintf(w, "      issuer      %s\n", c.IssuerCN)
 	fmt.Fprintf(w, "      valid       %s to %s (%s)\n", c.NotBefore.UTC().Format(time.RFC3339),
-		c.NotAfter.UTC().Format(time.RFC3339), HumanDuration(c.NotAfter.Sub(now)))
+		c.NotAfter.UTC().Format(time.RFC3339), humanDuration(c.NotAfter.Sub(now)))
 	if len(c.SANs) > 0 {
 		fmt.Fprintf(w, "      SANs        %s\n", strings.Join(c.SANs, ", "))
 	}
