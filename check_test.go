@@ -15,25 +15,6 @@ import (
 	"github.com/mcpcert/mcp_cert_exporter/web"
 )
 
-func TestCheckCommand(t *testing.T) {
-	caFile, good, expired := testpki.GoodAndExpired(t)
-	code, out := runMain(t, "check", expired, "--ca-file", caFile, "--server-name", "localhost")
-	for _, want := range []string{"CERTIFICATE_EXPIRED", "Remedy:", "[leaf] expired.test", "[intermediate] Test Intermediate", "TLS 1.3"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("check output lacks %q:\n%s", want, out)
-		}
-	}
-	if code != 1 {
-		t.Errorf("check of an expired server exited %d, want 1", code)
-	}
-	if code, out := runMain(t, "check", good, "--ca-file", caFile, "--server-name", "localhost"); code != 0 {
-		t.Errorf("check of a good server exited %d:\n%s", code, out)
-	}
-	if code, _ := runMain(t, "check", "http://x"); code != 2 {
-		t.Errorf("check with an http URL exited %d, want 2", code)
-	}
-}
-
 // legacyServer serves a 1024-bit leaf over TLS 1.0 to 1.2: findings and
 // policy violations for the posture scan to report. The leaf expires in 90
 // days and 30 minutes, so that countdowns rendered a moment apart agree.
@@ -44,27 +25,48 @@ func legacyServer(t *testing.T) (caFile, addr string) {
 	return caFile, testpki.Serve(t, &tls.Config{Certificates: []tls.Certificate{weak.TLS()}, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS12})
 }
 
-func TestCheckPrintsPosture(t *testing.T) {
-	caFile, legacy := legacyServer(t)
-	code, out := runMain(t, "check", legacy, "--ca-file", caFile, "--server-name", "localhost")
-	for _, want := range []string{
-		"Posture", "TLS 1.0 accepted", "TLS 1.3 refused", "Ciphers TLS 1.0: ", "(insecure)",
-		"WEAK_KEY on leaf", "remedy: The key is too small",
-		"min_version: accepts TLS 1.0, below TLS 1.2", "remedy: Disable the old versions",
-		"allow_insecure_ciphers: accepts ",
+// check's exit code says whether the endpoint is healthy, whatever the
+// posture scan finds; its report names the reason, the remedy, the chain and
+// the posture.
+func TestCheck(t *testing.T) {
+	caFile, good, expired := testpki.GoodAndExpired(t)
+	weakCA, legacy := legacyServer(t)
+	trust := []string{"--ca-file", caFile, "--server-name", "localhost"}
+	weak := []string{legacy, "--ca-file", weakCA, "--server-name", "localhost"}
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		code   int
+		want   []string
+		absent string
+	}{
+		{"expired", append([]string{expired}, trust...), 1,
+			[]string{"CERTIFICATE_EXPIRED", "Remedy:", "[leaf] expired.test", "[intermediate] Test Intermediate", "TLS 1.3"}, ""},
+		{"good", append([]string{good}, trust...), 0, []string{"Verdict:      OK"}, ""},
+		{"http URL", []string{"http://x"}, 2, []string{"invalid target or flags"}, ""},
+		{"legacy", weak, 0, []string{ // findings do not change the exit code
+			"Posture", "TLS 1.0 accepted", "TLS 1.3 refused", "Ciphers TLS 1.0: ", "(insecure)",
+			"WEAK_KEY on leaf", "remedy: The key is too small",
+			"min_version: accepts TLS 1.0, below TLS 1.2", "remedy: Disable the old versions",
+			"allow_insecure_ciphers: accepts ",
+		}, ""},
+		{"legacy --no-posture", append(weak, "--no-posture"), 0, nil, "Posture"},
+		{"closed port", []string{testpki.ClosedAddr(t)}, 1, []string{"not scanned"}, ""},
 	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("check output lacks %q:\n%s", want, out)
-		}
-	}
-	if code != 0 {
-		t.Errorf("posture findings changed the exit code to %d; only the probe decides it", code)
-	}
-	if _, out := runMain(t, "check", legacy, "--ca-file", caFile, "--server-name", "localhost", "--no-posture"); strings.Contains(out, "Posture") {
-		t.Errorf("--no-posture still scanned:\n%s", out)
-	}
-	if _, out := runMain(t, "check", testpki.ClosedAddr(t)); !strings.Contains(out, "not scanned") {
-		t.Errorf("a closed port was scanned:\n%s", out)
+		t.Run(tc.name, func(t *testing.T) {
+			code, out := runMain(t, append([]string{"check"}, tc.args...)...)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d:\n%s", code, tc.code, out)
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(out, want) {
+					t.Errorf("check output lacks %q:\n%s", want, out)
+				}
+			}
+			if tc.absent != "" && strings.Contains(out, tc.absent) {
+				t.Errorf("check output has %q:\n%s", tc.absent, out)
+			}
+		})
 	}
 }
 

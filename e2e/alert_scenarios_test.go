@@ -17,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	promapi "github.com/prometheus/client_golang/api"
-	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
 
@@ -49,7 +47,7 @@ func TestAlertScenarios(t *testing.T) {
 	foreign := foreignExporter(t)
 	hook := startWebhook(t)
 	am := startAlertmanager(t, amBin, hook.url)
-	prom := startScaledPrometheus(t, promBin, job, exp.addr, foreign, am)
+	prom := startPrometheus(t, promBin, scaledRules(t, timeScale), am, promJob{job, exp.addr}, promJob{foreignJob, foreign})
 
 	t.Run("pages", func(t *testing.T) { checkScenarioPages(t, hook, prom, job) })
 	t.Run("silence", func(t *testing.T) { checkScenarioSilence(t, am, hook, prom, sc) })
@@ -334,53 +332,6 @@ mcp_up{target="legacy.example:443"} 0
 	}))
 	t.Cleanup(srv.Close)
 	return strings.TrimPrefix(srv.URL, "http://")
-}
-
-const scaledPromConfig = `global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-  evaluation_interval: 1s
-rule_files: %s
-alerting:
-  alertmanagers:
-    - static_configs: [{targets: [%q]}]
-scrape_configs:
-  - job_name: %q
-    static_configs: [{targets: [%q]}]
-  - job_name: %q
-    static_configs: [{targets: [%q]}]
-`
-
-// startScaledPrometheus scrapes the exporter under the rules' job and the
-// foreign exporter under its own, with the shipped rules scaled by
-// timeScale, loaded once both first scrapes are in.
-func startScaledPrometheus(t *testing.T, bin, job, exporterAddr, foreignAddr string, am *alertmanager) *stackProm {
-	t.Helper()
-	dir := t.TempDir()
-	p := &stackProm{config: filepath.Join(dir, "prometheus.yml"), job: job, amAddr: am.addr}
-	p.rules = writeConfig(t, filepath.Join(dir, "rules.yml"), scaledRules(t, timeScale))
-	write := func(rules string) {
-		writeConfig(t, p.config, fmt.Sprintf(scaledPromConfig, rules, am.addr, job, exporterAddr, foreignJob, foreignAddr))
-	}
-	write("[]")
-	proc := startProcess(t, bin, "--config.file="+p.config, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address=127.0.0.1:0", "--web.enable-lifecycle")
-	p.addr = proc.listenAddr(t)
-	awaitReady(t, proc, "http://"+p.addr+"/-/ready")
-	client, err := promapi.NewClient(promapi.Config{Address: "http://" + p.addr, Client: stackHTTP})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.api = promv1.NewAPI(client)
-	await(t, "the first scrapes of both jobs", func() error {
-		if v, err := p.query("count(up == 1) == 2"); err != nil || empty(v) {
-			return fmt.Errorf("both jobs up: %v %v", v, err)
-		}
-		return nil
-	})
-	write(fmt.Sprintf("[%q]", p.rules))
-	p.reload(t)
-	return p
 }
 
 // scaledRules are the shipped rules rendered with every duration divided

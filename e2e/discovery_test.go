@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	promapi "github.com/prometheus/client_golang/api"
-	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 
 	"github.com/mcpcert/mcp_cert_exporter/internal/testpki"
@@ -115,15 +113,8 @@ modules:
 		fmt.Fprintf(&jobs, shardJob, i, sd, e.addr)
 	}
 	promCfg := writeConfig(t, filepath.Join(dir, "prometheus.yml"), fmt.Sprintf(probeJobs, jobs.String()))
-	proc := startProcess(t, promBin, "--config.file="+promCfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address=127.0.0.1:0")
-	prom := &stackProm{addr: proc.listenAddr(t)}
-	awaitReady(t, proc, "http://"+prom.addr+"/-/ready")
-	client, err := promapi.NewClient(promapi.Config{Address: "http://" + prom.addr, Client: stackHTTP})
-	if err != nil {
-		t.Fatal(err)
-	}
-	prom.api = promv1.NewAPI(client)
+	prom := &stackProm{config: promCfg}
+	prom.start(t, promBin)
 
 	// Every target is up, verified, and reported under its own name as
 	// the target label, by one job only; then so is one added to the file.

@@ -21,7 +21,7 @@ import (
 	"github.com/mcpcert/mcp_cert_exporter/internal/tooltest"
 )
 
-var update = flag.Bool("update", false, "rewrite generated files (the status page screenshot)")
+var update = flag.Bool("update", false, "rewrite generated files: the status page screenshot, generated doc sections")
 
 // built is the exporter binary, built with -race by the first test that
 // runs it, so tests of run and of the docs need no build.

@@ -53,7 +53,7 @@ func TestStack(t *testing.T) {
 
 	hook := startWebhook(t)
 	am := startAlertmanager(t, amBin, hook.url)
-	prom := startPrometheus(t, promBin, job, exp.addr, am)
+	prom := startPrometheus(t, promBin, immediateRules(t), am, promJob{job, exp.addr})
 
 	t.Run("alerts", func(t *testing.T) { checkStackAlerts(t, am, hook, prom, job, exp.addr, tg) })
 	t.Run("rules", func(t *testing.T) { checkRulesEvaluate(t, prom) })
@@ -480,11 +480,15 @@ func (am *alertmanager) alerts() ([]amAlert, error) {
 // stackProm is the running Prometheus and its HTTP API.
 type stackProm struct {
 	addr, config, rules string
-	job, amAddr         string
+	amAddr              string
+	jobs                []promJob
 	api                 promv1.API
 }
 
-const promConfig = `global:
+// promJob is a scrape job with one target, or none.
+type promJob struct{ name, target string }
+
+const promGlobal = `global:
   scrape_interval: 1s
   scrape_timeout: 1s
   evaluation_interval: 1s
@@ -493,24 +497,38 @@ alerting:
   alertmanagers:
     - static_configs: [{targets: [%q]}]
 scrape_configs:
-  - job_name: %q
-    static_configs: [{targets: %s}]
 `
 
-// startPrometheus scrapes the exporter every second under the job name the
-// rules watch, evaluates the shipped rules every second and sends alerts to
-// am. The rules load once the first scrape is in: with for: 0s,
+// startPrometheus scrapes jobs every second, evaluates rules (the shipped
+// ones, rendered for the test) every second and sends alerts to am. The
+// rules load once every job's first scrape is in: with for: 0s,
 // McpCertExporterAbsent would fire on an evaluation before it, a start-up
 // race the shipped for: absorbs.
-func startPrometheus(t *testing.T, bin, job, exporterAddr string, am *alertmanager) *stackProm {
+func startPrometheus(t *testing.T, bin, rules string, am *alertmanager, jobs ...promJob) *stackProm {
 	t.Helper()
 	dir := t.TempDir()
-	p := &stackProm{config: filepath.Join(dir, "prometheus.yml"), job: job, amAddr: am.addr}
-	p.rules = writeConfig(t, filepath.Join(dir, "rules.yml"), immediateRules(t))
-	p.configure(t, exporterAddr, false)
+	p := &stackProm{config: filepath.Join(dir, "prometheus.yml"), amAddr: am.addr, jobs: jobs}
+	p.rules = writeConfig(t, filepath.Join(dir, "rules.yml"), rules)
+	p.configure(t, false)
+	p.start(t, bin)
+	up := fmt.Sprintf("count(up == 1) == %d", len(jobs))
+	await(t, "the first scrape of every job", func() error {
+		if v, err := p.query(up); err != nil || empty(v) {
+			return fmt.Errorf("%s: %v %v", up, v, err)
+		}
+		return nil
+	})
+	p.configure(t, true)
+	return p
+}
+
+// start runs Prometheus on p's config file, with its data beside it, and
+// connects to its API once it is ready.
+func (p *stackProm) start(t *testing.T, bin string) {
+	t.Helper()
 	proc := startProcess(t, bin,
 		"--config.file="+p.config,
-		"--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--storage.tsdb.path="+filepath.Join(filepath.Dir(p.config), "data"),
 		"--web.listen-address=127.0.0.1:0",
 		"--web.enable-lifecycle",
 	)
@@ -521,29 +539,26 @@ func startPrometheus(t *testing.T, bin, job, exporterAddr string, am *alertmanag
 		t.Fatal(err)
 	}
 	p.api = promv1.NewAPI(client)
-	up := fmt.Sprintf("up{job=%q} == 1", job)
-	await(t, "the first scrape of the exporter", func() error {
-		if v, err := p.query(up); err != nil || empty(v) {
-			return fmt.Errorf("%s: %v %v", up, v, err)
-		}
-		return nil
-	})
-	p.configure(t, exporterAddr, true)
-	return p
 }
 
-// configure writes the Prometheus config, scraping exporterAddr if it is
-// set and loading the rules if asked, and reloads a running Prometheus.
-func (p *stackProm) configure(t *testing.T, exporterAddr string, rules bool) {
+// configure writes the Prometheus config of p's jobs, loading the rules if
+// asked, and reloads a running Prometheus.
+func (p *stackProm) configure(t *testing.T, rules bool) {
 	t.Helper()
-	ruleFiles, targets := "[]", "[]"
+	ruleFiles := "[]"
 	if rules {
 		ruleFiles = fmt.Sprintf("[%q]", p.rules)
 	}
-	if exporterAddr != "" {
-		targets = fmt.Sprintf("[%q]", exporterAddr)
+	var b strings.Builder
+	fmt.Fprintf(&b, promGlobal, ruleFiles, p.amAddr)
+	for _, j := range p.jobs {
+		targets := "[]"
+		if j.target != "" {
+			targets = fmt.Sprintf("[%q]", j.target)
+		}
+		fmt.Fprintf(&b, "  - job_name: %q\n    static_configs: [{targets: %s}]\n", j.name, targets)
 	}
-	writeConfig(t, p.config, fmt.Sprintf(promConfig, ruleFiles, p.amAddr, p.job, targets))
+	writeConfig(t, p.config, b.String())
 	if p.api != nil {
 		p.reload(t)
 	}
@@ -787,7 +802,8 @@ func checkExporterGone(t *testing.T, am *alertmanager, p *stackProm, exp *export
 		t.Fatal(err)
 	}
 	awaitAlert(t, am, map[string]string{"alertname": "McpCertExporterDown", "severity": "critical", "job": job, "instance": exp.addr})
-	p.configure(t, "", true)
+	p.jobs[0].target = ""
+	p.configure(t, true)
 	awaitAlert(t, am, map[string]string{"alertname": "McpCertExporterAbsent", "severity": "critical", "job": job})
 }
 

@@ -36,7 +36,7 @@ func (t *TargetStatus) FirstProblems() []Problem {
 func (t *TargetStatus) MoreProblems() []Problem { return t.Problems[len(t.FirstProblems()):] }
 
 // In is the countdown to at, as the page prints it.
-func (r *StatusReport) In(at time.Time) string { return HumanDuration(at.Sub(r.Now)) }
+func (r *StatusReport) In(at time.Time) string { return humanDuration(at.Sub(r.Now)) }
 
 // UrgencyOf classes at for the page's colours.
 func (r *StatusReport) UrgencyOf(at time.Time) string { return urgencyOf(at.Sub(r.Now)) }

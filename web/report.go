@@ -33,9 +33,9 @@ const (
 	// collapseAt is how many certificates or problems a row lists before
 	// it folds them behind one line: a trust store of 140 roots is a row.
 	collapseAt = 5
-	// DefaultStatusLimit is how many targets one page lists unless ?limit=
+	// defaultStatusLimit is how many targets one page lists unless ?limit=
 	// says otherwise: the summary still counts them all.
-	DefaultStatusLimit = 500
+	defaultStatusLimit = 500
 )
 
 // TargetStatus is one target as the status page shows it.
@@ -89,6 +89,7 @@ type FindingStatus struct {
 	Finding string `json:"finding"`
 	Role    string `json:"role"`
 	Subject string `json:"subject_cn"`
+	Serial  string `json:"serial"`
 	Path    string `json:"path,omitempty"`
 	Remedy  string `json:"remedy"`
 }
@@ -400,7 +401,7 @@ func fillEndpointStatus(s *TargetStatus, v *EndpointView, now time.Time, report 
 		var b strings.Builder
 		writeEndpointReport(&b, ep, r, now)
 		if scan != nil {
-			writePosture(&b, pol, ep, r, scan)
+			writePosture(&b, s, r, scan)
 		}
 		s.Report = b.String()
 	}
@@ -420,7 +421,7 @@ func fillFileStatus(s *TargetStatus, v *FileView, now time.Time, report bool) {
 	s.Violations = violationStatuses(policy.FileViolations(pol, r))
 	if report {
 		var b strings.Builder
-		writeFileReport(&b, &v.Group, r, pol, now)
+		writeFileReport(&b, s, &v.Group, r, now)
 		s.Report = b.String()
 	}
 }
@@ -448,7 +449,7 @@ func certStatuses(out []CertStatus, path string, certs []probe.CertInfo, now tim
 		left := c.NotAfter.Sub(now)
 		out = append(out, CertStatus{
 			Path: path, Role: c.Role, Subject: c.SubjectCN, Issuer: c.IssuerCN,
-			NotAfter: c.NotAfter, ExpiresIn: HumanDuration(left), Urgency: urgencyOf(left),
+			NotAfter: c.NotAfter, ExpiresIn: humanDuration(left), Urgency: urgencyOf(left),
 		})
 	}
 	return out
@@ -470,7 +471,7 @@ func findingStatuses(out []FindingStatus, pol config.Policy, path string, certs 
 	for i := range certs {
 		c := &certs[i]
 		for _, f := range probe.CertFindings(c, pol) {
-			out = append(out, FindingStatus{Finding: string(f), Role: c.Role, Subject: c.SubjectCN, Path: path, Remedy: f.Remedy()})
+			out = append(out, FindingStatus{Finding: string(f), Role: c.Role, Subject: c.SubjectCN, Serial: c.Serial, Path: path, Remedy: f.Remedy()})
 		}
 	}
 	return out
@@ -484,9 +485,9 @@ func violationStatuses(vs []policy.Violation) []ViolationStatus {
 	return out
 }
 
-// HumanDuration writes a countdown an operator reads at a glance: "12d 3h",
+// humanDuration writes a countdown an operator reads at a glance: "12d 3h",
 // or "expired 2d 1h ago".
-func HumanDuration(d time.Duration) string {
+func humanDuration(d time.Duration) string {
 	prefix, suffix := "in ", ""
 	if d < 0 {
 		d, prefix, suffix = -d, "expired ", " ago"

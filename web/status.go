@@ -86,7 +86,7 @@ func parseStatusQuery(v url.Values) (StatusQuery, error) {
 	q := StatusQuery{Target: v.Get("target"), Format: v.Get("format"), Limit: -1}
 	switch q.Format {
 	case "", "html":
-		q.Format, q.Limit = "html", DefaultStatusLimit
+		q.Format, q.Limit = "html", defaultStatusLimit
 	case "json", "text":
 	default:
 		return q, fmt.Errorf("unknown format %q: use html, json or text", q.Format)

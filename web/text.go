@@ -9,7 +9,6 @@ import (
 
 	"github.com/mcpcert/mcp_cert_exporter/certfile"
 	"github.com/mcpcert/mcp_cert_exporter/config"
-	"github.com/mcpcert/mcp_cert_exporter/policy"
 	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
 
@@ -36,7 +35,7 @@ func writeStatusText(w io.Writer, rep *StatusReport) {
 	for _, t := range rep.Targets {
 		fmt.Fprintf(w, "%-8s %s (%s)", t.State, t.Name, t.Target)
 		if t.SoonestExpiry != nil {
-			fmt.Fprintf(w, " soonest expiry %s", HumanDuration(t.SoonestExpiry.Sub(rep.Now)))
+			fmt.Fprintf(w, " soonest expiry %s", humanDuration(t.SoonestExpiry.Sub(rep.Now)))
 		}
 		if t.Note != "" {
 			fmt.Fprintf(w, "; %s", t.Note)
@@ -101,7 +100,7 @@ func writeCert(w io.Writer, i int, c *probe.CertInfo, now time.Time) {
 	fmt.Fprintf(w, "  %d [%s] %s\n", i, c.Role, c.SubjectCN)
 	fmt.Fprintf(w, "      issuer      %s\n", c.IssuerCN)
 	fmt.Fprintf(w, "      valid       %s to %s (%s)\n", c.NotBefore.UTC().Format(time.RFC3339),
-		c.NotAfter.UTC().Format(time.RFC3339), HumanDuration(c.NotAfter.Sub(now)))
+		c.NotAfter.UTC().Format(time.RFC3339), humanDuration(c.NotAfter.Sub(now)))
 	if len(c.SANs) > 0 {
 		fmt.Fprintf(w, "      SANs        %s\n", strings.Join(c.SANs, ", "))
 	}
@@ -168,8 +167,8 @@ func sessionText(m *probe.MCPResult) string {
 }
 
 // writePosture writes the posture section of an endpoint's report from its
-// last probe and posture scan.
-func writePosture(w io.Writer, pol config.Policy, ep *config.Endpoint, r *probe.TLSResult, s *probe.PostureResult) {
+// last probe and posture scan, and the row's findings and violations.
+func writePosture(w io.Writer, t *TargetStatus, r *probe.TLSResult, s *probe.PostureResult) {
 	fmt.Fprintf(w, "\nPosture (scan took %s):\n", s.Duration.Round(time.Millisecond))
 	fmt.Fprintf(w, "  Versions:     %s\n", versionsLine(s))
 	writeSuites(w, s)
@@ -184,8 +183,8 @@ func writePosture(w io.Writer, pol config.Policy, ep *config.Endpoint, r *probe.
 	for _, u := range s.Unknown {
 		fmt.Fprintf(w, "  Unknown:      %s: %s (%s)\n      remedy: %s\n", u.Check, u.Reason, u.Detail, u.Reason.Remedy())
 	}
-	writeFindings(w, pol, r.Certificates)
-	writeViolations(w, policy.EndpointViolations(pol, *ep, r, s))
+	writeFindings(w, t.Findings)
+	writeViolations(w, t.Violations)
 }
 
 func versionsLine(s *probe.PostureResult) string {
@@ -246,40 +245,34 @@ func hstsLine(h *probe.HSTSResult) string {
 	return line
 }
 
-func writeFindings(w io.Writer, pol config.Policy, certs []probe.CertInfo) {
-	n := 0
-	for i := range certs {
-		c := &certs[i]
-		for _, f := range probe.CertFindings(c, pol) {
-			if n == 0 {
-				fmt.Fprintln(w, "Findings:")
-			}
-			n++
-			fmt.Fprintf(w, "  %s on %s %q (serial %s)\n      remedy: %s\n", f, c.Role, c.SubjectCN, c.Serial, f.Remedy())
-		}
-	}
-	if n == 0 {
+func writeFindings(w io.Writer, fs []FindingStatus) {
+	if len(fs) == 0 {
 		fmt.Fprintln(w, "Findings:     none")
+		return
+	}
+	fmt.Fprintln(w, "Findings:")
+	for _, f := range fs {
+		fmt.Fprintf(w, "  %s on %s %q (serial %s)\n      remedy: %s\n", f.Finding, f.Role, f.Subject, f.Serial, f.Remedy)
 	}
 }
 
-func writeViolations(w io.Writer, vs []policy.Violation) {
+func writeViolations(w io.Writer, vs []ViolationStatus) {
 	if len(vs) == 0 {
 		fmt.Fprintln(w, "Policy:       no violation")
 		return
 	}
 	fmt.Fprintln(w, "Policy violations:")
 	for _, v := range vs {
-		fmt.Fprintf(w, "  %s: %s\n      remedy: %s\n", v.Rule, v.Detail, v.Rule.Remedy())
+		fmt.Fprintf(w, "  %s: %s\n      remedy: %s\n", v.Rule, v.Detail, v.Remedy)
 	}
 }
 
 // writeFileReport is the report of a file group, which `check` does not
-// probe: each path with its certificates or its failure and remedy.
-func writeFileReport(w io.Writer, g *config.FileGroup, r *certfile.FileResult, pol config.Policy, now time.Time) {
+// probe: each path with its certificates or its failure and remedy, then
+// the row's findings and violations.
+func writeFileReport(w io.Writer, t *TargetStatus, g *config.FileGroup, r *certfile.FileResult, now time.Time) {
 	fmt.Fprintf(w, "Files:        %s (%s)\n", g.Name, strings.Join(g.Paths, ", "))
 	fmt.Fprintf(w, "Read:         %s\n", r.Time.UTC().Format(time.RFC3339))
-	var certs []probe.CertInfo
 	for _, f := range r.Files {
 		fmt.Fprintf(w, "%s\n", f.Path)
 		if f.Reason != probe.ReasonNone {
@@ -292,8 +285,7 @@ func writeFileReport(w io.Writer, g *config.FileGroup, r *certfile.FileResult, p
 		for i, c := range f.Certificates {
 			writeCert(w, i, &c, now)
 		}
-		certs = append(certs, f.Certificates...)
 	}
-	writeFindings(w, pol, certs)
-	writeViolations(w, policy.FileViolations(pol, r))
+	writeFindings(w, t.Findings)
+	writeViolations(w, t.Violations)
 }
