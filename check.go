@@ -80,11 +80,13 @@ func (c *checkCommand) run(w io.Writer) int {
 	ep := &cfg.Endpoints[0]
 	res := target.Probe(context.Background())
 	view := web.EndpointView{Endpoint: *ep, Policy: cfg.Policy, Last: res}
-	now := time.Now()
+	var scan func() *probe.PostureResult
 	if c.posture && reachedCertificate(res) { // one scan, as the exporter runs every posture_interval
-		view.Posture = target.Posture(context.Background(), probe.PostureOptionsFor(ep, cfg.Policy))
+		scan = func() *probe.PostureResult {
+			return target.Posture(context.Background(), probe.PostureOptionsFor(ep, cfg.Policy))
+		}
 	}
-	writeCheck(w, view, c.posture, now)
+	writeCheck(w, view, c.posture, scan, time.Now())
 	if res.Healthy(ep) {
 		return 0
 	}
@@ -94,11 +96,17 @@ func (c *checkCommand) run(w io.Writer) int {
 // reachedCertificate says whether a posture scan has anything to look at.
 func reachedCertificate(r *probe.TLSResult) bool { return r.Version != 0 || len(r.Certificates) > 0 }
 
-// writeCheck prints the report of /status?target= for view, then why a
-// posture scan that was asked for did not run.
-func writeCheck(w io.Writer, view web.EndpointView, posture bool, now time.Time) {
-	web.WriteTargetReport(w, web.EndpointReport(view, now))
-	if posture && view.Posture == nil {
+// writeCheck prints the report of /status?target= for view: the probe's
+// part at once, then, once scan has run, the posture part, or why a posture
+// scan that was asked for did not run. A slow scan keeps nobody waiting for
+// the probe's verdict.
+func writeCheck(w io.Writer, view web.EndpointView, posture bool, scan func() *probe.PostureResult, now time.Time) {
+	web.WriteProbeReport(w, web.EndpointReport(view, now))
+	switch {
+	case scan != nil:
+		view.Posture = scan()
+		web.WritePostureReport(w, web.EndpointReport(view, now))
+	case posture:
 		fmt.Fprintln(w, "\nPosture:      not scanned: no TLS handshake got as far as the server's certificate")
 	}
 }

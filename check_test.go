@@ -72,7 +72,8 @@ func TestCheck(t *testing.T) {
 
 // For the same probe and posture results, check prints exactly what
 // /status?target=NAME&format=text shows under its summary: one report
-// model, one text writer.
+// model, one text writer. It prints the probe's part before the posture
+// scan starts.
 func TestCheckPrintsWhatStatusShows(t *testing.T) {
 	caFile, legacy := legacyServer(t)
 	yml := fmt.Sprintf("endpoints:\n  - {name: legacy, address: %q, tls_config: {ca_file: %q, server_name: localhost}}\n"+
@@ -88,9 +89,17 @@ func TestCheckPrintsWhatStatusShows(t *testing.T) {
 	}
 	ctx := context.Background()
 	view := web.EndpointView{Endpoint: *ep, Policy: cfg.Policy, Last: target.Probe(ctx)}
-	view.Posture = target.Posture(ctx, probe.PostureOptionsFor(ep, cfg.Policy))
 	var printed strings.Builder
-	writeCheck(&printed, view, true, time.Now())
+	var beforeScan string // what check had printed when the scan started
+	writeCheck(&printed, view, true, func() *probe.PostureResult {
+		beforeScan = printed.String()
+		view.Posture = target.Posture(ctx, probe.PostureOptionsFor(ep, cfg.Policy))
+		return view.Posture
+	}, time.Now())
+	if !strings.Contains(beforeScan, "Verdict:      OK") || strings.Contains(beforeScan, "Posture") ||
+		!strings.HasPrefix(printed.String(), beforeScan) {
+		t.Errorf("before the posture scan, check had printed:\n%s", beforeScan)
+	}
 
 	// The page also holds a target whose name contains this one's.
 	page := web.StatusHandler(web.Snapshot{

@@ -10,6 +10,7 @@ import (
 // nothing secret: no token, no session id.
 type MCPStatus struct {
 	Up                bool   `json:"up"`
+	Reason            string `json:"reason,omitempty"` // why it is down
 	Transport         string `json:"transport,omitempty"`
 	ProtocolVersion   string `json:"protocol_version,omitempty"`
 	ServerName        string `json:"server_name,omitempty"`
@@ -30,7 +31,7 @@ func fillMCPStatus(s *TargetStatus, m *probe.MCPResult) {
 		return
 	}
 	s.MCP = &MCPStatus{
-		Up: m.Up, Transport: m.Transport, ProtocolVersion: m.ProtocolVersion, ServerName: m.ServerName,
+		Up: m.Up, Reason: string(m.Reason), Transport: m.Transport, ProtocolVersion: m.ProtocolVersion, ServerName: m.ServerName,
 		ServerVersion: m.ServerVersion, HTTPStatus: m.HTTPStatus, Session: m.Session, DeleteStatus: m.DeleteStatus,
 		Connections: m.Connections, AuthMetadataValid: m.AuthMetadataValid, AuthDetail: m.AuthDetail,
 		AuthLegacy: m.AuthLegacy,

@@ -50,6 +50,7 @@ type TargetStatus struct {
 	Version       string     `json:"tls_version,omitempty"`
 	Cipher        string     `json:"cipher,omitempty"`
 	Verified      *bool      `json:"verified,omitempty"`
+	Verdict       string     `json:"tls_verdict,omitempty"` // an endpoint's: VerdictOK, VerdictFailed or VerdictWaived
 	SoonestExpiry *time.Time `json:"soonest_expiry,omitempty"`
 	// TrustStore marks a trust_store group: always one folded row, never
 	// expiring, its expired roots counted only in Note.
@@ -59,9 +60,12 @@ type TargetStatus struct {
 	MCP        *MCPStatus        `json:"mcp,omitempty"`
 	Findings   []FindingStatus   `json:"findings,omitempty"`
 	Violations []ViolationStatus `json:"policy_violations,omitempty"`
-	// Report is what `check` prints for this target; only in the
-	// per-target view.
+	// Report is what `check` prints for this target, written from the
+	// fields above and TargetDetail; only in the per-target view.
 	Report string `json:"report,omitempty"`
+	// TargetDetail is the rest of what the report shows; only in the
+	// per-target view, nil elsewhere.
+	*TargetDetail
 }
 
 // Problem is a failure with what to do about it.
@@ -82,6 +86,9 @@ type CertStatus struct {
 	NotAfter  time.Time `json:"not_after"`
 	ExpiresIn string    `json:"expires_in"`
 	Urgency   string    `json:"-"` // expired, soon or expiring, for the page's colours
+	// CertDetail is the rest of what the report shows; only in the
+	// per-target view, nil elsewhere.
+	*CertDetail
 }
 
 // FindingStatus is a quality finding of one certificate.
@@ -349,23 +356,25 @@ func (s *Summary) count(e statusEntry, last *time.Time, failed, violating bool, 
 	return e
 }
 
-// row builds the target's row; with report, also its `check` text.
-func (e statusEntry) row(now time.Time, report bool) TargetStatus {
+// row builds the target's row; with detail, also the rest of what the
+// per-target view shows and its `check` text, written from the row.
+func (e statusEntry) row(now time.Time, detail bool) TargetStatus {
 	s := TargetStatus{Name: e.name, Target: e.address, State: states[e.state], Pending: e.state == slices.Index(states, StatePending)}
 	if !e.soonest.IsZero() {
 		at := e.soonest
 		s.SoonestExpiry = &at
 	}
-	if e.ep != nil {
+	switch {
+	case e.ep != nil:
 		s.Kind = "endpoint"
 		if e.ep.Last != nil {
-			fillEndpointStatus(&s, e.ep, now, report)
+			fillEndpointStatus(&s, e.ep, now, detail)
 		}
-		return s
-	}
-	s.Kind = "file"
-	if e.file.Last != nil {
-		fillFileStatus(&s, e.file, now, report)
+	case e.file != nil:
+		s.Kind = "file"
+		if e.file.Last != nil {
+			fillFileStatus(&s, e.file, now, detail)
+		}
 	}
 	if e.trustStore {
 		s.TrustStore, s.Note = true, trustStoreNote(s.Certs, now)
@@ -373,10 +382,13 @@ func (e statusEntry) row(now time.Time, report bool) TargetStatus {
 			s.Certs[i].Urgency = "" // no alarm colours for roots nobody uses
 		}
 	}
+	if s.TargetDetail != nil {
+		s.Report = reportText(&s)
+	}
 	return s
 }
 
-func fillEndpointStatus(s *TargetStatus, v *EndpointView, now time.Time, report bool) {
+func fillEndpointStatus(s *TargetStatus, v *EndpointView, now time.Time, detail bool) {
 	ep, pol, r := &v.Endpoint, v.Policy, v.Last
 	s.LastRun = &r.Time
 	if r.Reason != probe.ReasonNone {
@@ -389,7 +401,8 @@ func fillEndpointStatus(s *TargetStatus, v *EndpointView, now time.Time, report 
 		verified := r.Verified
 		s.Verified = &verified
 	}
-	s.Certs = certStatuses(s.Certs, "", r.Certificates, now)
+	s.Verdict = verdictOf(r)
+	s.Certs = certStatuses(s.Certs, "", r.Certificates, now, detail)
 	fillMCPStatus(s, r.MCP)
 	var scan *probe.PostureResult
 	if ep.PostureEnabled() {
@@ -397,32 +410,25 @@ func fillEndpointStatus(s *TargetStatus, v *EndpointView, now time.Time, report 
 		s.Findings = findingStatuses(s.Findings, pol, "", r.Certificates)
 		s.Violations = violationStatuses(policy.EndpointViolations(pol, *ep, r, scan))
 	}
-	if report {
-		var b strings.Builder
-		writeEndpointReport(&b, ep, r, now)
-		if scan != nil {
-			writePosture(&b, s, r, scan)
-		}
-		s.Report = b.String()
+	if detail {
+		s.TargetDetail = endpointDetail(ep, r, scan)
 	}
 }
 
-func fillFileStatus(s *TargetStatus, v *FileView, now time.Time, report bool) {
+func fillFileStatus(s *TargetStatus, v *FileView, now time.Time, detail bool) {
 	pol, r := v.Policy, v.Last
 	s.LastRun = &r.Time
 	for _, f := range r.Files {
 		if f.Reason != probe.ReasonNone {
 			s.Problems = append(s.Problems, problemOf(f.Path, f.Reason, f.Detail))
 		}
-		s.Certs = certStatuses(s.Certs, f.Path, f.Certificates, now)
+		s.Certs = certStatuses(s.Certs, f.Path, f.Certificates, now, detail)
 		s.Findings = findingStatuses(s.Findings, pol, f.Path, f.Certificates)
 	}
 	slices.SortStableFunc(s.Certs, func(a, b CertStatus) int { return a.NotAfter.Compare(b.NotAfter) })
 	s.Violations = violationStatuses(policy.FileViolations(pol, r))
-	if report {
-		var b strings.Builder
-		writeFileReport(&b, s, &v.Group, r, now)
-		s.Report = b.String()
+	if detail {
+		s.TargetDetail = fileDetail(r)
 	}
 }
 
@@ -444,13 +450,18 @@ func problemOf(path string, r probe.Reason, detail string) Problem {
 	return Problem{Path: path, Reason: string(r), Detail: detail, Remedy: r.Remedy()}
 }
 
-func certStatuses(out []CertStatus, path string, certs []probe.CertInfo, now time.Time) []CertStatus {
-	for _, c := range certs {
+func certStatuses(out []CertStatus, path string, certs []probe.CertInfo, now time.Time, detail bool) []CertStatus {
+	for i := range certs {
+		c := &certs[i]
 		left := c.NotAfter.Sub(now)
-		out = append(out, CertStatus{
+		s := CertStatus{
 			Path: path, Role: c.Role, Subject: c.SubjectCN, Issuer: c.IssuerCN,
 			NotAfter: c.NotAfter, ExpiresIn: humanDuration(left), Urgency: urgencyOf(left),
-		})
+		}
+		if detail {
+			s.CertDetail = certDetail(i, c)
+		}
+		out = append(out, s)
 	}
 	return out
 }

@@ -1,6 +1,8 @@
 package web
 
 import (
+	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/mcpcert/mcp_cert_exporter/certfile"
 	"github.com/mcpcert/mcp_cert_exporter/config"
+	"github.com/mcpcert/mcp_cert_exporter/internal/mcptest"
 	"github.com/mcpcert/mcp_cert_exporter/internal/testpki"
 	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
@@ -165,4 +168,78 @@ func TestStatusSummaryAndViews(t *testing.T) {
 		t.Errorf("the trust store: trust %v, collapsed %v, soonest %+v at %v, note %q",
 			system.TrustStore, system.Collapsed(), soonest, system.SoonestExpiry, system.Note)
 	}
+}
+
+// The per-target view's JSON carries everything its report shows: the
+// report written again from the decoded JSON is the same text. The list
+// views carry no detail, so that a page of 20,000 rows stays small.
+func TestPerTargetJSONCarriesTheReport(t *testing.T) {
+	views := statusViews(t)
+	views.Endpoints = append(views.Endpoints, probedViews(t)...)
+	srv := httptest.NewServer(StatusHandler(views))
+	defer srv.Close()
+	get := func(query string) []TargetStatus {
+		resp, err := http.Get(srv.URL + "/status?format=json&" + query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var st []TargetStatus
+		if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	for _, row := range get("") {
+		if row.TargetDetail != nil || row.Report != "" || slices.ContainsFunc(row.Certs, func(c CertStatus) bool { return c.CertDetail != nil }) {
+			t.Errorf("%s: the list view carries the per-target detail", row.Name)
+		}
+		if row.Pending {
+			continue
+		}
+		t.Run(row.Name, func(t *testing.T) {
+			one := get("target=" + row.Name)
+			if len(one) != 1 || one[0].Report == "" || one[0].TargetDetail == nil {
+				t.Fatalf("the per-target view of %s: %+v", row.Name, one)
+			}
+			if again := reportText(&one[0]); again != one[0].Report {
+				t.Errorf("written from the JSON:\n%s\nthe report:\n%s", again, one[0].Report)
+			}
+		})
+	}
+}
+
+// probedViews are real probes and posture scans on 127.0.0.1: a server
+// accepting TLS 1.0 with a 1024-bit key, one whose leaf expired probed with
+// insecure_skip_verify, and an MCP server over Streamable HTTP.
+func probedViews(t *testing.T) []EndpointView {
+	ca := testpki.NewCA("Probe Root")
+	caFile := testpki.WriteFile(t, t.TempDir(), "ca.pem", ca.PEM())
+	weak := ca.Issue(testpki.Options{RSABits: 1024, DNSNames: []string{"localhost"}})
+	legacy := testpki.Serve(t, &tls.Config{Certificates: []tls.Certificate{weak.TLS()}, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS12})
+	old := ca.Issue(testpki.Options{DNSNames: []string{"localhost"}, NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-time.Hour)})
+	expired := testpki.Serve(t, &tls.Config{Certificates: []tls.Certificate{old.TLS()}})
+	base, mux := mcptest.ServeTLS(t, ca.Issue(testpki.Options{DNSNames: []string{"localhost"}}).TLS())
+	calls := &mcptest.Calls{}
+	mux.Handle("/mcp", mcptest.Streamable(mcptest.NewServer("docs", calls), calls, nil))
+	cfg, err := config.Parse(fmt.Appendf(nil, `endpoints:
+  - {name: legacy, address: %[1]q, tls_config: {ca_file: %[2]q, server_name: localhost}}
+  - {name: skip, address: %[3]q, tls_config: {ca_file: %[2]q, server_name: localhost, insecure_skip_verify: true}}
+  - {name: mcp, url: %[4]q, tls_config: {ca_file: %[2]q, server_name: localhost}}
+`, legacy, caFile, expired, base+"/mcp"), "probed.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var views []EndpointView
+	for i := range cfg.Endpoints {
+		ep := &cfg.Endpoints[i]
+		target, err := probe.NewTarget(*ep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		views = append(views, EndpointView{Endpoint: *ep, Policy: cfg.Policy, Last: target.Probe(ctx),
+			Posture: target.Posture(ctx, probe.PostureOptionsFor(ep, cfg.Policy))})
+	}
+	return views
 }

@@ -1,21 +1,19 @@
 package web
 
 import (
-	"crypto/tls"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
-	"github.com/mcpcert/mcp_cert_exporter/certfile"
-	"github.com/mcpcert/mcp_cert_exporter/config"
 	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
 
 // This file holds the text writers: /status?format=text, and a target's
-// report, which the per-target view shows and `check` prints. The report
-// reads results only, the same way for both, so that the page and the
-// command cannot drift apart.
+// report, which the per-target view shows and `check` prints. They read the
+// report model only, never a probe's or a file's result, so that the page,
+// its JSON and the command cannot drift apart.
 
 // writeStatusText writes the summary and one line per target, or, for one
 // target, what `check` prints.
@@ -74,73 +72,115 @@ func WriteTargetReport(w io.Writer, rep *StatusReport) {
 	}
 }
 
-// writeEndpointReport writes an endpoint's probe: timing, negotiated
-// parameters, the chain, the verdict with its remedy, and MCP.
-func writeEndpointReport(w io.Writer, ep *config.Endpoint, r *probe.TLSResult, now time.Time) {
-	fmt.Fprintf(w, "Target:       %s (dial %s, SNI %s)\n", ep.Name, ep.HostPort(), ep.ServerName())
-	fmt.Fprintf(w, "Timing:       dns %s, connect %s, handshake %s\n",
-		r.Phases.DNS.Round(time.Microsecond), r.Phases.Connect.Round(time.Microsecond), r.Phases.Handshake.Round(time.Microsecond))
-	if r.Version != 0 {
-		fmt.Fprintf(w, "Negotiated:   %s, %s\n", tls.VersionName(r.Version), tls.CipherSuiteName(r.CipherSuite))
+// WriteProbeReport and WritePostureReport write the two parts of an
+// endpoint's report in the per-target view, so that `check` can print the
+// probe's part before its posture scan has run: together they write what
+// WriteTargetReport does.
+func WriteProbeReport(w io.Writer, rep *StatusReport) {
+	if rep.Single && rep.Targets[0].TargetDetail != nil {
+		writeProbeReport(w, &rep.Targets[0])
 	}
-	if r.ClientCertRequested {
-		fmt.Fprintln(w, "Client cert:  requested by the server (mTLS)")
-	}
-	if len(r.Certificates) > 0 {
-		fmt.Fprintln(w, "Chain:")
-	}
-	for i, c := range r.Certificates {
-		writeCert(w, i, &c, now)
-	}
-	writeVerdict(w, r)
-	writeMCP(w, r.MCP)
 }
 
-func writeCert(w io.Writer, i int, c *probe.CertInfo, now time.Time) {
-	fmt.Fprintf(w, "  %d [%s] %s\n", i, c.Role, c.SubjectCN)
-	fmt.Fprintf(w, "      issuer      %s\n", c.IssuerCN)
+// WritePostureReport: see WriteProbeReport.
+func WritePostureReport(w io.Writer, rep *StatusReport) {
+	if rep.Single && rep.Targets[0].TargetDetail != nil {
+		writePostureReport(w, &rep.Targets[0])
+	}
+}
+
+// reportText is the report of a row of the per-target view.
+func reportText(t *TargetStatus) string {
+	var b strings.Builder
+	if t.Kind == "file" {
+		writeFileReport(&b, t)
+	} else {
+		writeProbeReport(&b, t)
+		writePostureReport(&b, t)
+	}
+	return b.String()
+}
+
+// problem is the row's problem of a layer, if any.
+func (t *TargetStatus) problem(layer string) Problem {
+	for _, p := range t.Problems {
+		if p.Layer == layer {
+			return p
+		}
+	}
+	return Problem{}
+}
+
+// writeProbeReport writes an endpoint's probe: timing, negotiated
+// parameters, the chain, the verdict with its remedy, and MCP.
+func writeProbeReport(w io.Writer, t *TargetStatus) {
+	fmt.Fprintf(w, "Target:       %s (dial %s, SNI %s)\n", t.Name, t.Dial, t.SNI)
+	fmt.Fprintf(w, "Timing:       dns %s, connect %s, handshake %s\n", t.Timing.DNS, t.Timing.Connect, t.Timing.Handshake)
+	if t.Version != "" {
+		fmt.Fprintf(w, "Negotiated:   %s, %s\n", t.Version, t.Cipher)
+	}
+	if t.ClientCertRequested {
+		fmt.Fprintln(w, "Client cert:  requested by the server (mTLS)")
+	}
+	if len(t.Certs) > 0 {
+		fmt.Fprintln(w, "Chain:")
+	}
+	for i := range t.Certs {
+		writeCert(w, &t.Certs[i])
+	}
+	writeVerdict(w, t)
+	writeMCP(w, t)
+}
+
+func writeCert(w io.Writer, c *CertStatus) {
+	fmt.Fprintf(w, "  %d [%s] %s\n", c.Index, c.Role, c.Subject)
+	fmt.Fprintf(w, "      issuer      %s\n", c.Issuer)
 	fmt.Fprintf(w, "      valid       %s to %s (%s)\n", c.NotBefore.UTC().Format(time.RFC3339),
-		c.NotAfter.UTC().Format(time.RFC3339), humanDuration(c.NotAfter.Sub(now)))
+		c.NotAfter.UTC().Format(time.RFC3339), c.ExpiresIn)
 	if len(c.SANs) > 0 {
 		fmt.Fprintf(w, "      SANs        %s\n", strings.Join(c.SANs, ", "))
 	}
 	fmt.Fprintf(w, "      key         %s %d bits, signed %s\n", c.KeyType, c.KeyBits, c.SignatureAlgorithm)
-	fmt.Fprintf(w, "      serial      %s\n      sha256      %s\n", c.Serial, c.FingerprintSHA256)
+	fmt.Fprintf(w, "      serial      %s\n      sha256      %s\n", c.Serial, c.SHA256)
 }
 
-func writeVerdict(w io.Writer, r *probe.TLSResult) {
-	switch {
-	case r.Reason == probe.ReasonNone:
+func writeVerdict(w io.Writer, t *TargetStatus) {
+	p := t.problem("")
+	switch t.Verdict {
+	case VerdictOK:
 		fmt.Fprintln(w, "Verdict:      OK: handshake completed and the chain, hostname and dates verify")
 		return
-	case r.Trusted(): // a failed verification that insecure_skip_verify waives
-		fmt.Fprintf(w, "Verdict:      %s (not counted: insecure skip verify)\n", r.Reason)
+	case VerdictWaived:
+		fmt.Fprintf(w, "Verdict:      %s (not counted: insecure skip verify)\n", p.Reason)
 	default:
-		fmt.Fprintf(w, "Verdict:      FAILED: %s\n", r.Reason)
+		fmt.Fprintf(w, "Verdict:      FAILED: %s\n", p.Reason)
 	}
-	if r.Detail != "" {
-		fmt.Fprintf(w, "Detail:       %s\n", r.Detail)
+	if p.Detail != "" {
+		fmt.Fprintf(w, "Detail:       %s\n", p.Detail)
 	}
-	fmt.Fprintf(w, "Remedy:       %s\n", r.Reason.Remedy())
+	fmt.Fprintf(w, "Remedy:       %s\n", p.Remedy)
 }
 
-func writeMCP(w io.Writer, m *probe.MCPResult) {
+func writeMCP(w io.Writer, t *TargetStatus) {
+	m := t.MCP
 	if m == nil {
 		return
 	}
+	detail, problem := m.Detail, t.problem("mcp")
 	if m.Up {
 		fmt.Fprintf(w, "MCP:          OK: %s, protocol %s, server %q version %q\n", m.Transport, m.ProtocolVersion, m.ServerName, m.ServerVersion)
 	} else {
+		detail = problem.Detail
 		fmt.Fprintf(w, "MCP:          FAILED: %s\n", m.Reason)
 	}
 	if m.Connections > 0 {
-		fmt.Fprintf(w, "MCP exchange: %s over %d TLS connection(s)%s\n", m.Duration.Round(time.Microsecond), m.Connections, sessionText(m))
+		fmt.Fprintf(w, "MCP exchange: %s over %d TLS connection(s)%s\n", m.Duration, m.Connections, sessionText(m))
 	}
-	if m.Detail != "" {
-		fmt.Fprintf(w, "MCP detail:   %s\n", m.Detail)
+	if detail != "" {
+		fmt.Fprintf(w, "MCP detail:   %s\n", detail)
 	}
 	if !m.Up {
-		fmt.Fprintf(w, "MCP remedy:   %s\n", m.Reason.Remedy())
+		fmt.Fprintf(w, "MCP remedy:   %s\n", problem.Remedy)
 	}
 	if m.AuthMetadataValid != nil {
 		verdict := "well-formed"
@@ -154,11 +194,11 @@ func writeMCP(w io.Writer, m *probe.MCPResult) {
 	}
 }
 
-func sessionText(m *probe.MCPResult) string {
+func sessionText(m *MCPStatus) string {
 	switch {
 	case !m.Session:
 		return ", no session"
-	case m.Reason == probe.MCPSessionLost:
+	case m.Reason == string(probe.MCPSessionLost):
 		return ", session lost by the server (nothing to close)"
 	case m.DeleteStatus == 0:
 		return ", session not closed (DELETE got no answer)"
@@ -166,55 +206,60 @@ func sessionText(m *probe.MCPResult) string {
 	return fmt.Sprintf(", session closed (DELETE answered %d)", m.DeleteStatus)
 }
 
-// writePosture writes the posture section of an endpoint's report from its
-// last probe and posture scan, and the row's findings and violations.
-func writePosture(w io.Writer, t *TargetStatus, r *probe.TLSResult, s *probe.PostureResult) {
-	fmt.Fprintf(w, "\nPosture (scan took %s):\n", s.Duration.Round(time.Millisecond))
+// writePostureReport writes the posture section of an endpoint's report:
+// the scan, the stapled OCSP response, findings and violations; nothing
+// when no scan ran.
+func writePostureReport(w io.Writer, t *TargetStatus) {
+	s := t.Posture
+	if s == nil {
+		return
+	}
+	fmt.Fprintf(w, "\nPosture (scan took %s):\n", s.Duration)
 	fmt.Fprintf(w, "  Versions:     %s\n", versionsLine(s))
 	writeSuites(w, s)
 	if s.ClientCertRequired != nil {
 		fmt.Fprintf(w, "  Client cert:  %s\n", map[bool]string{true: "the server refuses clients without one",
 			false: "NOT enforced: the server completed a handshake without one"}[*s.ClientCertRequired])
 	}
-	fmt.Fprintf(w, "  OCSP staple:  %s\n", ocspLine(r.OCSP))
+	fmt.Fprintf(w, "  OCSP staple:  %s\n", ocspLine(t.OCSP))
 	if s.HSTS != nil {
 		fmt.Fprintf(w, "  HSTS:         %s\n", hstsLine(s.HSTS))
 	}
 	for _, u := range s.Unknown {
-		fmt.Fprintf(w, "  Unknown:      %s: %s (%s)\n      remedy: %s\n", u.Check, u.Reason, u.Detail, u.Reason.Remedy())
+		fmt.Fprintf(w, "  Unknown:      %s: %s (%s)\n      remedy: %s\n", u.Check, u.Reason, u.Detail, u.Remedy)
 	}
 	writeFindings(w, t.Findings)
 	writeViolations(w, t.Violations)
 }
 
-func versionsLine(s *probe.PostureResult) string {
+func versionsLine(s *PostureStatus) string {
 	if len(s.Versions) == 0 {
 		return "none tested"
 	}
 	parts := make([]string, len(s.Versions))
 	for i, v := range s.Versions {
-		parts[i] = tls.VersionName(v.Version) + map[bool]string{true: " accepted", false: " refused"}[v.Accepted]
+		parts[i] = v.Version + map[bool]string{true: " accepted", false: " refused"}[v.Accepted]
 	}
 	return strings.Join(parts, ", ") + " (SSLv3 cannot be tested)"
 }
 
 // writeSuites lists the accepted suites of each version, insecure ones marked.
-func writeSuites(w io.Writer, s *probe.PostureResult) {
-	for i := 0; i < len(s.Suites); {
-		v := s.Suites[i].Version
+func writeSuites(w io.Writer, s *PostureStatus) {
+	for i := 0; i < len(s.Ciphers); {
+		v := s.Ciphers[i].Version
 		var names []string
-		for ; i < len(s.Suites) && s.Suites[i].Version == v; i++ {
-			name := tls.CipherSuiteName(s.Suites[i].Suite)
-			if !s.Suites[i].Secure {
+		for ; i < len(s.Ciphers) && s.Ciphers[i].Version == v; i++ {
+			name := s.Ciphers[i].Suite
+			if !s.Ciphers[i].Secure {
 				name += " (insecure)"
 			}
 			names = append(names, name)
 		}
-		fmt.Fprintf(w, "  Ciphers %s: %s\n", tls.VersionName(v), strings.Join(names, ", "))
+		fmt.Fprintf(w, "  Ciphers %s: %s\n", v, strings.Join(names, ", "))
 	}
 }
 
-func ocspLine(o *probe.OCSPInfo) string {
+func ocspLine(o *OCSPStatus) string {
 	switch {
 	case o == nil:
 		return "unknown: no certificate was received"
@@ -222,16 +267,16 @@ func ocspLine(o *probe.OCSPInfo) string {
 		return "none"
 	case o.Detail != "":
 		return o.Status + ": " + o.Detail
-	case !o.NextUpdate.IsZero():
+	case o.NextUpdate != nil:
 		return fmt.Sprintf("%s, next update %s", o.Status, o.NextUpdate.UTC().Format(time.RFC3339))
 	}
 	return o.Status
 }
 
-func hstsLine(h *probe.HSTSResult) string {
+func hstsLine(h *HSTSStatus) string {
 	switch {
 	case !h.Present:
-		return fmt.Sprintf("no Strict-Transport-Security header (HTTP %d)", h.Status)
+		return fmt.Sprintf("no Strict-Transport-Security header (HTTP %d)", h.HTTPStatus)
 	case !h.Valid:
 		return "Strict-Transport-Security header without a valid max-age: clients ignore it"
 	}
@@ -268,24 +313,39 @@ func writeViolations(w io.Writer, vs []ViolationStatus) {
 }
 
 // writeFileReport is the report of a file group, which `check` does not
-// probe: each path with its certificates or its failure and remedy, then
-// the row's findings and violations.
-func writeFileReport(w io.Writer, t *TargetStatus, g *config.FileGroup, r *certfile.FileResult, now time.Time) {
-	fmt.Fprintf(w, "Files:        %s (%s)\n", g.Name, strings.Join(g.Paths, ", "))
-	fmt.Fprintf(w, "Read:         %s\n", r.Time.UTC().Format(time.RFC3339))
-	for _, f := range r.Files {
+// probe: each path in reading order with its certificates in file order, or
+// its failure and remedy, then the row's findings and violations.
+func writeFileReport(w io.Writer, t *TargetStatus) {
+	fmt.Fprintf(w, "Files:        %s (%s)\n", t.Name, t.Target)
+	fmt.Fprintf(w, "Read:         %s\n", t.LastRun.UTC().Format(time.RFC3339))
+	certs := certsByFile(t)
+	for _, f := range t.Files {
 		fmt.Fprintf(w, "%s\n", f.Path)
-		if f.Reason != probe.ReasonNone {
+		if f.Reason != "" {
 			fmt.Fprintf(w, "  FAILED:     %s\n", f.Reason)
 			if f.Detail != "" {
 				fmt.Fprintf(w, "  Detail:     %s\n", f.Detail)
 			}
-			fmt.Fprintf(w, "  Remedy:     %s\n", f.Reason.Remedy())
+			fmt.Fprintf(w, "  Remedy:     %s\n", f.Remedy)
 		}
-		for i, c := range f.Certificates {
-			writeCert(w, i, &c, now)
+		for _, c := range certs[f.Path] {
+			writeCert(w, c)
 		}
 	}
 	writeFindings(w, t.Findings)
 	writeViolations(w, t.Violations)
+}
+
+// certsByFile groups a file group's certificates, which the row orders by
+// expiry, by file again, in file order.
+func certsByFile(t *TargetStatus) map[string][]*CertStatus {
+	byFile := make(map[string][]*CertStatus, len(t.Files))
+	for i := range t.Certs {
+		c := &t.Certs[i]
+		byFile[c.Path] = append(byFile[c.Path], c)
+	}
+	for _, certs := range byFile {
+		slices.SortFunc(certs, func(a, b *CertStatus) int { return a.Index - b.Index })
+	}
+	return byFile
 }
