@@ -262,6 +262,12 @@ func TestSecretsNeverLeak(t *testing.T) {
 		"/status":             get("/status"),
 		"/status?format=json": get("/status?format=json"),
 	}
+	for _, target := range []string{"mtls", "mcp", "keyed"} { // the per-target views, which carry every detail
+		for _, format := range []string{"html", "json"} {
+			page := "/status?format=" + format + "&target=" + target
+			said[page] = get(page)
+		}
+	}
 	for name, c := range map[string]authClient{
 		"no password":    {scheme: "http"},
 		"wrong password": {scheme: "http", user: p.user, pass: p.password + "x"},
