@@ -205,6 +205,15 @@ func TestPerTargetJSONCarriesTheReport(t *testing.T) {
 			if again := reportText(&one[0]); again != one[0].Report {
 				t.Errorf("written from the JSON:\n%s\nthe report:\n%s", again, one[0].Report)
 			}
+			// check prints an endpoint's report in two parts; a file
+			// group has none.
+			var parts strings.Builder
+			rep := &StatusReport{Single: true, Targets: one}
+			WriteProbeReport(&parts, rep)
+			WritePostureReport(&parts, rep)
+			if want := map[string]string{"endpoint": one[0].Report}[one[0].Kind]; parts.String() != want {
+				t.Errorf("the two parts:\n%s\nwant:\n%s", parts.String(), want)
+			}
 		})
 	}
 }

@@ -77,16 +77,24 @@ func WriteTargetReport(w io.Writer, rep *StatusReport) {
 // probe's part before its posture scan has run: together they write what
 // WriteTargetReport does.
 func WriteProbeReport(w io.Writer, rep *StatusReport) {
-	if rep.Single && rep.Targets[0].TargetDetail != nil {
-		writeProbeReport(w, &rep.Targets[0])
+	if t := singleEndpoint(rep); t != nil {
+		writeProbeReport(w, t)
 	}
 }
 
 // WritePostureReport: see WriteProbeReport.
 func WritePostureReport(w io.Writer, rep *StatusReport) {
-	if rep.Single && rep.Targets[0].TargetDetail != nil {
-		writePostureReport(w, &rep.Targets[0])
+	if t := singleEndpoint(rep); t != nil {
+		writePostureReport(w, t)
 	}
+}
+
+// singleEndpoint is the row of the per-target view of a probed endpoint.
+func singleEndpoint(rep *StatusReport) *TargetStatus {
+	if !rep.Single || rep.Targets[0].Kind != "endpoint" || rep.Targets[0].TargetDetail == nil {
+		return nil
+	}
+	return &rep.Targets[0]
 }
 
 // reportText is the report of a row of the per-target view.
