@@ -19,6 +19,7 @@ import (
 
 	"github.com/mcpcert/mcp_cert_exporter/certfile"
 	"github.com/mcpcert/mcp_cert_exporter/config"
+	"github.com/mcpcert/mcp_cert_exporter/metrics"
 	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
 
@@ -77,9 +78,7 @@ func (c *Collector) apply(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	if n := cfg.Limits.LabelLength; n > 0 {
-		labelLength.Store(int64(n))
-	}
+	metrics.SetLabelLength(cfg.Limits.LabelLength)
 	files := c.fileJobs(cfg)
 	postures := c.postureJobs(cfg, endpoints, files)
 	c.mu.Lock()
@@ -137,7 +136,7 @@ func (c *Collector) endpointJobs(cfg *config.Config) ([]*endpointJob, error) {
 		if ok {
 			j.last, j.text = prev.last, prev.text // same definition: the cached result still holds
 		} else {
-			j.last, j.text = new(atomic.Pointer[probe.TLSResult]), new(atomic.Pointer[exposition])
+			j.last, j.text = new(atomic.Pointer[probe.TLSResult]), new(atomic.Pointer[metrics.Exposition])
 		}
 		j.posture = newPostureText(prev.postureOf(ok), cfg.Policy)
 		jobs = append(jobs, j)
@@ -154,7 +153,7 @@ func (c *Collector) fileJobs(cfg *config.Config) []*fileJob {
 		if ok {
 			j.reader, j.last, j.text = prev.reader, prev.last, prev.text
 		} else {
-			j.reader, j.last, j.text = certfile.NewFileReader(), new(atomic.Pointer[certfile.FileResult]), new(atomic.Pointer[exposition])
+			j.reader, j.last, j.text = certfile.NewFileReader(), new(atomic.Pointer[certfile.FileResult]), new(atomic.Pointer[metrics.Exposition])
 		}
 		j.posture = newPostureText(prev.postureOf(ok), cfg.Policy)
 		jobs = append(jobs, j)
@@ -178,7 +177,7 @@ type endpointJob struct {
 	target  *probe.Target
 	last    *atomic.Pointer[probe.TLSResult]
 	change  *leafChanges
-	text    *atomic.Pointer[exposition]
+	text    *atomic.Pointer[metrics.Exposition]
 	self    *selfMetrics
 	logger  *slog.Logger
 	posture postureText[probe.PostureResult] // nil scan when posture is off
@@ -210,7 +209,7 @@ func (j *endpointJob) run(ctx context.Context) {
 // store caches res and its metrics, rendered now as text so that scrapes
 // only copy them.
 func (j *endpointJob) store(res *probe.TLSResult) {
-	j.text.Store(renderText(func(ch *samples) {
+	j.text.Store(metrics.Render(func(ch *metrics.Samples) {
 		renderEndpoint(ch, j.target.Endpoint, res, time.Now())
 	}))
 	j.last.Store(res)
@@ -221,7 +220,7 @@ type fileJob struct {
 	group   config.FileGroup
 	reader  *certfile.FileReader
 	last    *atomic.Pointer[certfile.FileResult]
-	text    *atomic.Pointer[exposition]
+	text    *atomic.Pointer[metrics.Exposition]
 	self    *selfMetrics
 	files   fileText // what the last store rendered, touched only by run
 	posture postureText[certfile.KeyResult]
@@ -262,17 +261,17 @@ func (l liveMetrics) Describe(chan<- *prometheus.Desc)    {}
 func (l liveMetrics) Collect(ch chan<- prometheus.Metric) { l.c.collectLive(ch) }
 
 // expositions snapshots the cached text of every target that has a result.
-func (c *Collector) expositions() ([]*exposition, error) {
+func (c *Collector) expositions() ([]*metrics.Exposition, error) {
 	c.mu.RLock()
 	endpoints, files := c.endpoints, c.files
 	c.mu.RUnlock()
-	out := make([]*exposition, 0, 2*(len(endpoints)+len(files)))
-	add := func(e *exposition) error {
+	out := make([]*metrics.Exposition, 0, 2*(len(endpoints)+len(files)))
+	add := func(e *metrics.Exposition) error {
 		if e == nil {
 			return nil
 		}
 		out = append(out, e)
-		return e.err
+		return e.Err()
 	}
 	for _, j := range endpoints {
 		if err := errors.Join(add(j.text.Load()), add(j.posture.text.Load())); err != nil {

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/mcpcert/mcp_cert_exporter/certfile"
+	"github.com/mcpcert/mcp_cert_exporter/metrics"
 	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
 
@@ -13,7 +14,7 @@ import (
 // rendering cost three times the stat calls.
 type fileText struct {
 	states []certfile.FileState
-	text   *exposition
+	text   *metrics.Exposition
 }
 
 // store caches res and its metrics as text: the group's own samples
@@ -21,12 +22,12 @@ type fileText struct {
 func (j *fileJob) store(res *certfile.FileResult) {
 	now := time.Now()
 	if j.files.text == nil || !sameStates(j.files.states, res.Files) {
-		j.files = fileText{res.Files, renderText(func(ch *samples) {
+		j.files = fileText{res.Files, metrics.Render(func(ch *metrics.Samples) {
 			renderFileStates(ch, j.group, res.Files, now)
 		})}
 	}
-	head := renderText(func(ch *samples) { renderFileGroup(ch, j.group, res) })
-	j.text.Store(joinText(head, j.files.text))
+	head := metrics.Render(func(ch *metrics.Samples) { renderFileGroup(ch, j.group, res) })
+	j.text.Store(metrics.Join(head, j.files.text))
 	j.last.Store(res)
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/mcpcert/mcp_cert_exporter/config"
 	"github.com/mcpcert/mcp_cert_exporter/internal/metricstest"
 	"github.com/mcpcert/mcp_cert_exporter/internal/testpki"
+	"github.com/mcpcert/mcp_cert_exporter/metrics"
 )
 
 // A rescan that finds the files unchanged keeps their rendered text and
@@ -40,7 +41,7 @@ func TestFileRescanKeepsTextOfUnchangedFiles(t *testing.T) {
 	}
 	j := c.files[0]
 	h := c.MetricsHandler(prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
-	refresh := func() (*exposition, metricstest.Families) {
+	refresh := func() (*metrics.Exposition, metricstest.Families) {
 		j.run(context.Background())
 		_, text := get(t, h, "")
 		return j.files.text, metricstest.Parse(t, text)

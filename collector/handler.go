@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"golang.org/x/sync/singleflight"
 
@@ -23,9 +21,6 @@ import (
 // textFormat is the text exposition format 0.0.4, which every Prometheus
 // version parses whatever it asked for.
 var textFormat = string(expfmt.NewFormat(expfmt.TypeTextPlain))
-
-// chunkSize is how much text is built before it is handed to the compressor.
-const chunkSize = 64 << 10
 
 // MetricsHandler serves the metrics: the targets' cached text merged, in
 // name order, with what g gathers (build info) and the exporter's own
@@ -76,12 +71,12 @@ func (h *metricsHandler) body(gz bool) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &chunker{}
 	if !gz {
-		w.Grow(int(h.size.Load()))
-		err = writeMetrics(w, exps, mfs, now)
-		h.size.Store(int64(w.Len()))
-		return w.Bytes(), err
+		var b bytes.Buffer
+		b.Grow(int(h.size.Load()))
+		err = metrics.Write(&b, exps, mfs, now)
+		h.size.Store(int64(b.Len()))
+		return b.Bytes(), err
 	}
 	// BestSpeed: this text repeats itself so much that it still shrinks over
 	// 30 times, for several times less CPU than the default level.
@@ -90,87 +85,13 @@ func (h *metricsHandler) body(gz bool) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	w.out = zw
-	if err := writeMetrics(w, exps, mfs, now); err != nil {
+	if err := metrics.Write(zw, exps, mfs, now); err != nil {
 		return nil, err
 	}
 	if err := zw.Close(); err != nil {
 		return nil, fmt.Errorf("compressing metrics: %w", err)
 	}
 	return out.Bytes(), nil
-}
-
-// chunker builds text in a small buffer and hands it on in chunks; with no
-// out, the buffer keeps everything.
-type chunker struct {
-	bytes.Buffer
-	out io.Writer
-}
-
-func (c *chunker) flush(final bool) error {
-	if c.out == nil || (!final && c.Len() < chunkSize) {
-		return nil
-	}
-	_, err := c.out.Write(c.Bytes())
-	c.Reset()
-	return err
-}
-
-// writeMetrics writes the cached families and the gathered ones, merged in
-// name order, each family's header once.
-func writeMetrics(w *chunker, exps []*exposition, mfs []*dto.MetricFamily, now time.Time) error {
-	fams, groups := textFamilies(exps)
-	for len(fams) > 0 || len(mfs) > 0 {
-		var err error
-		switch {
-		case len(mfs) == 0 || (len(fams) > 0 && fams[0].Name < mfs[0].GetName()):
-			err = writeFamily(w, fams[0], groups[fams[0]], now)
-			fams = fams[1:]
-		case len(fams) > 0 && fams[0].Name == mfs[0].GetName():
-			if err = writeFamily(w, fams[0], groups[fams[0]], now); err == nil {
-				err = writeGathered(w, mfs[0], false)
-			}
-			fams, mfs = fams[1:], mfs[1:]
-		default:
-			err = writeGathered(w, mfs[0], true)
-			mfs = mfs[1:]
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return w.flush(true)
-}
-
-func writeFamily(w *chunker, f *metrics.Family, groups []groupRef, now time.Time) error {
-	w.Write(f.Header())
-	for _, r := range groups {
-		r.e.writeTo(&w.Buffer, r.g, now)
-		if err := w.flush(false); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// writeGathered encodes a gathered family, without its header when the
-// cached text already opened the family.
-func writeGathered(w *chunker, mf *dto.MetricFamily, header bool) error {
-	if header {
-		_, err := expfmt.MetricFamilyToText(&w.Buffer, mf)
-		return err
-	}
-	start := w.Len()
-	bare := &dto.MetricFamily{Name: mf.Name, Type: mf.Type, Metric: mf.Metric}
-	if _, err := expfmt.MetricFamilyToText(&w.Buffer, bare); err != nil {
-		return err
-	}
-	// Drop the TYPE line that opened the bare family.
-	text := w.Bytes()[start:]
-	typeLine := bytes.IndexByte(text, '\n') + 1
-	copy(text, text[typeLine:])
-	w.Truncate(w.Len() - typeLine)
-	return nil
 }
 
 // acceptsGzip reads an Accept-Encoding header: gzip, unless its q is 0.

@@ -202,7 +202,7 @@ func waitingInFlight() int {
 // registry's gather error does, rather than silently dropping the target.
 func TestMetricsHandlerReportsRenderError(t *testing.T) {
 	c, _ := mixedCollector(t)
-	c.endpoints[0].text.Store(&exposition{err: fmt.Errorf("rendering x: broken")})
+	c.endpoints[0].text.Store(metrics.Failed(fmt.Errorf("rendering x: broken")))
 	resp, body := get(t, c.MetricsHandler(prometheus.NewRegistry(), slog.New(slog.DiscardHandler)), "")
 	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(body, "rendering x: broken") {
 		t.Fatalf("status %d, body %q", resp.StatusCode, body)

@@ -23,6 +23,7 @@ import (
 	"github.com/mcpcert/mcp_cert_exporter/internal/metricstest"
 	"github.com/mcpcert/mcp_cert_exporter/internal/testpki"
 	"github.com/mcpcert/mcp_cert_exporter/internal/tooltest"
+	"github.com/mcpcert/mcp_cert_exporter/metrics"
 )
 
 // A certificate and a key whose names are not UTF-8 used to fail /metrics
@@ -130,28 +131,28 @@ func FuzzFileNamesAndContents(f *testing.F) {
 			t.Skip(err)
 		}
 		now := time.Now()
-		var exps []*exposition
+		var exps []*metrics.Exposition
 		for _, g := range []config.FileGroup{
 			{Name: "odd", Paths: []string{dir + "/*"}, Limits: config.DefaultLimits},
 			{Name: "good", Paths: []string{goodDir + "/*"}, Limits: config.DefaultLimits},
 		} {
 			res := certfile.NewFileReader().Read(context.Background(), g)
 			keys := certfile.CheckKeys(context.Background(), g, res)
-			e := renderText(func(ch *samples) {
+			e := metrics.Render(func(ch *metrics.Samples) {
 				renderFiles(ch, g, res, now)
 				renderKeys(ch, g.Name, keys)
 			})
-			if e.err != nil {
-				t.Fatalf("rendering %s: %v", g.Name, e.err)
+			if e.Err() != nil {
+				t.Fatalf("rendering %s: %v", g.Name, e.Err())
 			}
 			exps = append(exps, e)
 		}
-		b := &chunker{}
-		if err := writeMetrics(b, exps, nil, now); err != nil {
+		var b bytes.Buffer
+		if err := metrics.Write(&b, exps, nil, now); err != nil {
 			t.Fatal(err)
 		}
 		p := expfmt.NewTextParser(model.LegacyValidation)
-		parsed, err := p.TextToMetricFamilies(b)
+		parsed, err := p.TextToMetricFamilies(&b)
 		if err != nil {
 			t.Fatalf("the scrape does not parse: %v", err)
 		}

@@ -17,8 +17,8 @@ import (
 
 // gauge sends a sample. The labels slice is kept, so it must not change
 // after the call.
-func gauge(ch *samples, f *metrics.Family, v float64, labels ...string) {
-	*ch = append(*ch, sample{fam: f, value: v, labels: labels})
+func gauge(ch *metrics.Samples, f *metrics.Family, v float64, labels ...string) {
+	ch.Gauge(f, v, labels...)
 }
 
 func boolValue(b bool) float64 {
@@ -30,7 +30,7 @@ func boolValue(b bool) float64 {
 
 func unix(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 
-func renderEndpoint(ch *samples, ep config.Endpoint, r *probe.TLSResult, now time.Time) {
+func renderEndpoint(ch *metrics.Samples, ep config.Endpoint, r *probe.TLSResult, now time.Time) {
 	name := ep.Name
 	gauge(ch, metrics.ProbeSuccess, boolValue(r.Success), name)
 	gauge(ch, metrics.LastRun, unix(r.Time), name)
@@ -58,25 +58,25 @@ func renderEndpoint(ch *samples, ep config.Endpoint, r *probe.TLSResult, now tim
 	renderCerts(ch, name, "endpoint", "", r.Certificates, ep.Limits, now)
 }
 
-func renderLimits(ch *samples, target, path string, limits []probe.LimitReached) {
+func renderLimits(ch *metrics.Samples, target, path string, limits []probe.LimitReached) {
 	for _, l := range limits {
 		gauge(ch, metrics.LimitReached, 1, target, path, string(l.Limit))
 	}
 }
 
-func renderFiles(ch *samples, g config.FileGroup, r *certfile.FileResult, now time.Time) {
+func renderFiles(ch *metrics.Samples, g config.FileGroup, r *certfile.FileResult, now time.Time) {
 	renderFileGroup(ch, g, r)
 	renderFileStates(ch, g, r.Files, now)
 }
 
 // renderFileGroup is what changes at every read of a group, whatever its
 // files hold.
-func renderFileGroup(ch *samples, g config.FileGroup, r *certfile.FileResult) {
+func renderFileGroup(ch *metrics.Samples, g config.FileGroup, r *certfile.FileResult) {
 	gauge(ch, metrics.LastRun, unix(r.Time), g.Name)
 	gauge(ch, metrics.RefreshInterval, g.Interval.D().Seconds(), g.Name)
 }
 
-func renderFileStates(ch *samples, g config.FileGroup, files []certfile.FileState, now time.Time) {
+func renderFileStates(ch *metrics.Samples, g config.FileGroup, files []certfile.FileState, now time.Time) {
 	for _, f := range files {
 		if f.Reason != probe.ReasonNone {
 			gauge(ch, metrics.FileError, 1, g.Name, f.Path, string(f.Reason))
@@ -87,7 +87,7 @@ func renderFileStates(ch *samples, g config.FileGroup, files []certfile.FileStat
 	}
 }
 
-func renderCerts(ch *samples, target, source, path string, certs []probe.CertInfo, lim config.Limits, now time.Time) {
+func renderCerts(ch *metrics.Samples, target, source, path string, certs []probe.CertInfo, lim config.Limits, now time.Time) {
 	var seen map[string]bool
 	sansCut := false
 	for i := range certs {
@@ -100,7 +100,7 @@ func renderCerts(ch *samples, target, source, path string, certs []probe.CertInf
 			serial = distinctSerial(seen, c)
 		}
 		labels := []string{target, source, path, c.Role, c.SubjectCN, c.IssuerCN, serial}
-		*ch = append(*ch, sample{metrics.CertExpiry, c.NotAfter.Sub(now).Seconds(), labels, c.NotAfter})
+		*ch = append(*ch, metrics.Sample{Family: metrics.CertExpiry, Value: c.NotAfter.Sub(now).Seconds(), Labels: labels, Deadline: c.NotAfter})
 		gauge(ch, metrics.CertNotAfter, unix(c.NotAfter), labels...)
 		gauge(ch, metrics.CertNotBefore, unix(c.NotBefore), labels...)
 		sans, cut := sansLabel(c.SANs, lim.SANsPerCertificate)
@@ -175,8 +175,8 @@ func (s *selfMetrics) collect(ch chan<- prometheus.Metric, endpoints, files int)
 	s.refreshes.Collect(ch)
 	s.reloadOK.Collect(ch)
 	s.reloadTime.Collect(ch)
-	ch <- sample{fam: metrics.Targets, value: float64(endpoints), labels: []string{"endpoint"}}
-	ch <- sample{fam: metrics.Targets, value: float64(files), labels: []string{"file"}}
+	ch <- metrics.Sample{Family: metrics.Targets, Value: float64(endpoints), Labels: []string{"endpoint"}}
+	ch <- metrics.Sample{Family: metrics.Targets, Value: float64(files), Labels: []string{"file"}}
 	chains, sigs := probe.ReadVerifyCacheStats()
 	for _, c := range [2]struct {
 		name string
@@ -187,6 +187,6 @@ func (s *selfMetrics) collect(ch chan<- prometheus.Metric, endpoints, files int)
 		} {
 			ch <- prometheus.MustNewConstMetric(f.Desc(), prometheus.CounterValue, float64(v), c.name)
 		}
-		ch <- sample{fam: metrics.VerifyCacheEntries, value: float64(c.Entries), labels: []string{c.name}}
+		ch <- metrics.Sample{Family: metrics.VerifyCacheEntries, Value: float64(c.Entries), Labels: []string{c.name}}
 	}
 }

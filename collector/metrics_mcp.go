@@ -6,7 +6,7 @@ import (
 )
 
 // renderMCP renders the MCP result of an endpoint probe; nil renders nothing.
-func renderMCP(ch *samples, target string, m *probe.MCPResult) {
+func renderMCP(ch *metrics.Samples, target string, m *probe.MCPResult) {
 	if m == nil {
 		return
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
 
-func renderEndpointPosture(ch *samples, pol config.Policy, ep config.Endpoint, last *probe.TLSResult, scan *probe.PostureResult) {
+func renderEndpointPosture(ch *metrics.Samples, pol config.Policy, ep config.Endpoint, last *probe.TLSResult, scan *probe.PostureResult) {
 	if last != nil {
 		renderFindings(ch, pol, ep.Name, "endpoint", "", last.Certificates)
 		renderOCSP(ch, ep.Name, last.OCSP)
@@ -24,7 +24,7 @@ func renderEndpointPosture(ch *samples, pol config.Policy, ep config.Endpoint, l
 	}
 }
 
-func renderScan(ch *samples, ep config.Endpoint, s *probe.PostureResult) {
+func renderScan(ch *metrics.Samples, ep config.Endpoint, s *probe.PostureResult) {
 	name := ep.Name
 	gauge(ch, metrics.PostureLastRun, unix(s.Time), name)
 	for _, v := range s.Versions {
@@ -42,7 +42,7 @@ func renderScan(ch *samples, ep config.Endpoint, s *probe.PostureResult) {
 	renderUnknown(ch, name, s.Unknown)
 }
 
-func renderKeys(ch *samples, name string, r *certfile.KeyResult) {
+func renderKeys(ch *metrics.Samples, name string, r *certfile.KeyResult) {
 	gauge(ch, metrics.PostureLastRun, unix(r.Time), name)
 	for _, k := range r.Keys {
 		gauge(ch, metrics.KeyInsecure, boolValue(k.InsecurePermissions), name, k.Path)
@@ -55,7 +55,7 @@ func renderKeys(ch *samples, name string, r *certfile.KeyResult) {
 
 // renderUnknown reports each check once: a glob repeated in key_paths
 // fails twice, and a repeated series would fail the whole scrape.
-func renderUnknown(ch *samples, name string, us []probe.UnknownCheck) {
+func renderUnknown(ch *metrics.Samples, name string, us []probe.UnknownCheck) {
 	done := make(map[probe.UnknownCheck]bool, len(us))
 	for _, u := range us {
 		k := probe.UnknownCheck{Check: u.Check, Reason: u.Reason}
@@ -66,7 +66,7 @@ func renderUnknown(ch *samples, name string, us []probe.UnknownCheck) {
 	}
 }
 
-func renderOCSP(ch *samples, name string, o *probe.OCSPInfo) {
+func renderOCSP(ch *metrics.Samples, name string, o *probe.OCSPInfo) {
 	if o == nil {
 		return
 	}
@@ -79,14 +79,14 @@ func renderOCSP(ch *samples, name string, o *probe.OCSPInfo) {
 	}
 }
 
-func renderPins(ch *samples, ep config.Endpoint, last *probe.TLSResult) {
+func renderPins(ch *metrics.Samples, ep config.Endpoint, last *probe.TLSResult) {
 	if len(ep.PinSHA256) == 0 || last == nil || len(last.Certificates) == 0 {
 		return
 	}
 	gauge(ch, metrics.PinMatch, boolValue(policy.PinMatch(ep.PinSHA256, last.Certificates)), ep.Name)
 }
 
-func renderFilePosture(ch *samples, pol config.Policy, g config.FileGroup, res *certfile.FileResult) {
+func renderFilePosture(ch *metrics.Samples, pol config.Policy, g config.FileGroup, res *certfile.FileResult) {
 	for _, f := range res.Files {
 		renderFindings(ch, pol, g.Name, g.Source(), f.Path, f.Certificates)
 	}
@@ -99,7 +99,7 @@ func renderFilePosture(ch *samples, pol config.Policy, g config.FileGroup, res *
 // findings join its other series; certificates that would still share role
 // and serial (old roots numbered 0, with different names) get a fingerprint
 // suffix, as a repeated series would fail the whole scrape.
-func renderFindings(ch *samples, pol config.Policy, target, source, path string, certs []probe.CertInfo) {
+func renderFindings(ch *metrics.Samples, pol config.Policy, target, source, path string, certs []probe.CertInfo) {
 	seen := make(map[string]bool, len(certs))
 	owner := make(map[string]string, len(certs)) // role and serial label → fingerprint
 	for i := range certs {

@@ -157,7 +157,7 @@ func probeTimeout(r *http.Request, module time.Duration) time.Duration {
 // probeOnce probes ep, and scans its posture when the module asks, and
 // renders both with the functions configured endpoints use.
 func (c *Collector) probeOnce(ctx context.Context, pol config.Policy, m config.Module, ep config.Endpoint,
-	logger *slog.Logger) (*exposition, error) {
+	logger *slog.Logger) (*metrics.Exposition, error) {
 	t, err := probe.NewTarget(ep)
 	if err != nil {
 		return nil, err
@@ -178,23 +178,23 @@ func (c *Collector) probeOnce(ctx context.Context, pol config.Policy, m config.M
 			logger.Debug("posture check unknown", "check", u.Check, "reason", u.Reason, "detail", u.Detail)
 		}
 	}
-	e := renderText(func(out *samples) {
+	e := metrics.Render(func(out *metrics.Samples) {
 		renderEndpoint(out, ep, res, time.Now())
 		if m.Posture {
 			renderEndpointPosture(out, pol, ep, res, scan)
 		}
 		// A /probe target has no refresh interval of ours: Prometheus'
 		// scrape interval is its interval.
-		*out = slices.DeleteFunc(*out, func(s sample) bool { return s.fam == metrics.RefreshInterval })
+		*out = slices.DeleteFunc(*out, func(s metrics.Sample) bool { return s.Family == metrics.RefreshInterval })
 	})
-	return e, e.err
+	return e, e.Err()
 }
 
 // probeText is a /probe answer's metrics, written as /metrics writes them.
-func probeText(e *exposition) []byte {
-	w := &chunker{}
-	_ = writeMetrics(w, []*exposition{e}, nil, time.Now()) // no error: w writes to memory
-	return w.Bytes()
+func probeText(e *metrics.Exposition) []byte {
+	var b bytes.Buffer
+	_ = metrics.Write(&b, []*metrics.Exposition{e}, nil, time.Now()) // no error: b is memory
+	return b.Bytes()
 }
 
 func logResult(logger *slog.Logger, res *probe.TLSResult, took time.Duration) {
@@ -209,7 +209,7 @@ func logResult(logger *slog.Logger, res *probe.TLSResult, took time.Duration) {
 
 // writeDebug is blackbox_exporter's debug view: the probe's log lines, the
 // metrics and the module. The module holds file paths, never their contents.
-func writeDebug(w http.ResponseWriter, e *exposition, logs *bytes.Buffer, name string, m config.Module) {
+func writeDebug(w http.ResponseWriter, e *metrics.Exposition, logs *bytes.Buffer, name string, m config.Module) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	fmt.Fprintf(w, "Logs for the probe:\n%s\n\nMetrics that would have been returned:\n%s", logs, probeText(e))
 	out, err := yaml.Marshal(map[string]config.Module{name: m})

@@ -237,7 +237,7 @@ func changesByName(old map[string]*endpointJob) map[string]*leafChanges {
 // join both, so neither store alone can render them, and a scrape must not.
 type postureText[R any] struct {
 	mu     *sync.Mutex // orders renders, so the last stored saw the last results
-	text   *atomic.Pointer[exposition]
+	text   *atomic.Pointer[metrics.Exposition]
 	result *atomic.Pointer[R] // the posture job's; nil when posture is off
 	policy config.Policy
 }
@@ -247,13 +247,13 @@ func newPostureText[R any](prev *postureText[R], pol config.Policy) postureText[
 	if prev != nil {
 		return postureText[R]{mu: prev.mu, text: prev.text, policy: pol}
 	}
-	return postureText[R]{mu: new(sync.Mutex), text: new(atomic.Pointer[exposition]), policy: pol}
+	return postureText[R]{mu: new(sync.Mutex), text: new(atomic.Pointer[metrics.Exposition]), policy: pol}
 }
 
-func (p *postureText[R]) refresh(render func(*samples)) {
+func (p *postureText[R]) refresh(render func(*metrics.Samples)) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.text.Store(renderText(render))
+	p.text.Store(metrics.Render(render))
 }
 
 // last is the posture job's last result, nil before one or without a job.
@@ -280,7 +280,7 @@ func (j *fileJob) postureOf(ok bool) *postureText[certfile.KeyResult] {
 
 // renderPosture renders the endpoint's pins, findings, OCSP, scan and
 // policy verdicts from its cached probe and posture results.
-func (j *endpointJob) renderPosture(ch *samples) {
+func (j *endpointJob) renderPosture(ch *metrics.Samples) {
 	ep := j.target.Endpoint
 	last := j.last.Load()
 	renderPins(ch, ep, last)
@@ -294,7 +294,7 @@ func (j *endpointJob) renderPosture(ch *samples) {
 }
 
 // renderPosture renders the group's findings, policy verdicts and keys.
-func (j *fileJob) renderPosture(ch *samples) {
+func (j *fileJob) renderPosture(ch *metrics.Samples) {
 	if res := j.last.Load(); res != nil {
 		renderFilePosture(ch, j.posture.policy, j.group, res)
 	}

@@ -322,8 +322,8 @@ func (t *targetFiles) Collect(ch chan<- prometheus.Metric) {
 	stats := maps.Clone(t.stats)
 	t.statsMu.Unlock()
 	for p, s := range stats {
-		ch <- sample{fam: metrics.TargetFileOK, value: boolValue(s.ok), labels: []string{p}}
-		ch <- sample{fam: metrics.TargetFileTargets, value: float64(s.targets), labels: []string{p}}
-		ch <- sample{fam: metrics.TargetFileRejected, value: float64(s.rejected), labels: []string{p}}
+		ch <- metrics.Sample{Family: metrics.TargetFileOK, Value: boolValue(s.ok), Labels: []string{p}}
+		ch <- metrics.Sample{Family: metrics.TargetFileTargets, Value: float64(s.targets), Labels: []string{p}}
+		ch <- metrics.Sample{Family: metrics.TargetFileRejected, Value: float64(s.rejected), Labels: []string{p}}
 	}
 }
