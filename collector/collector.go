@@ -210,7 +210,7 @@ func (j *endpointJob) run(ctx context.Context) {
 // only copy them.
 func (j *endpointJob) store(res *probe.TLSResult) {
 	j.text.Store(metrics.Render(func(ch *metrics.Samples) {
-		renderEndpoint(ch, j.target.Endpoint, res, time.Now())
+		metrics.RenderEndpoint(ch, j.target.Endpoint, res, time.Now())
 	}))
 	j.last.Store(res)
 }

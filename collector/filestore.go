@@ -23,10 +23,10 @@ func (j *fileJob) store(res *certfile.FileResult) {
 	now := time.Now()
 	if j.files.text == nil || !sameStates(j.files.states, res.Files) {
 		j.files = fileText{res.Files, metrics.Render(func(ch *metrics.Samples) {
-			renderFileStates(ch, j.group, res.Files, now)
+			metrics.RenderFileStates(ch, j.group, res.Files, now)
 		})}
 	}
-	head := metrics.Render(func(ch *metrics.Samples) { renderFileGroup(ch, j.group, res) })
+	head := metrics.Render(func(ch *metrics.Samples) { metrics.RenderFileGroup(ch, j.group, res) })
 	j.text.Store(metrics.Join(head, j.files.text))
 	j.last.Store(res)
 }

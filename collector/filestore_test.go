@@ -51,7 +51,7 @@ func TestFileRescanKeepsTextOfUnchangedFiles(t *testing.T) {
 	if again != first {
 		t.Error("a rescan of unchanged files rendered them again")
 	}
-	if got, want := f.One(t, "ssl_probe_last_run_timestamp_seconds", nil), unix(j.last.Load().Time); got != want {
+	if got, want := f.One(t, "ssl_probe_last_run_timestamp_seconds", nil), metrics.Unix(j.last.Load().Time); got != want {
 		t.Errorf("last run %v, want the rescan's %v", got, want)
 	}
 	write("b.pem", "second-b")

@@ -139,8 +139,8 @@ func FuzzFileNamesAndContents(f *testing.F) {
 			res := certfile.NewFileReader().Read(context.Background(), g)
 			keys := certfile.CheckKeys(context.Background(), g, res)
 			e := metrics.Render(func(ch *metrics.Samples) {
-				renderFiles(ch, g, res, now)
-				renderKeys(ch, g.Name, keys)
+				metrics.RenderFiles(ch, g, res, now)
+				metrics.RenderKeys(ch, g.Name, keys)
 			})
 			if e.Err() != nil {
 				t.Fatalf("rendering %s: %v", g.Name, e.Err())

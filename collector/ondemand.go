@@ -179,9 +179,9 @@ func (c *Collector) probeOnce(ctx context.Context, pol config.Policy, m config.M
 		}
 	}
 	e := metrics.Render(func(out *metrics.Samples) {
-		renderEndpoint(out, ep, res, time.Now())
+		metrics.RenderEndpoint(out, ep, res, time.Now())
 		if m.Posture {
-			renderEndpointPosture(out, pol, ep, res, scan)
+			metrics.RenderEndpointPosture(out, pol, ep, res, scan)
 		}
 		// A /probe target has no refresh interval of ours: Prometheus'
 		// scrape interval is its interval.

@@ -283,22 +283,22 @@ func (j *fileJob) postureOf(ok bool) *postureText[certfile.KeyResult] {
 func (j *endpointJob) renderPosture(ch *metrics.Samples) {
 	ep := j.target.Endpoint
 	last := j.last.Load()
-	renderPins(ch, ep, last)
+	metrics.RenderPins(ch, ep, last)
 	if !ep.PostureEnabled() {
 		return
 	}
-	renderEndpointPosture(ch, j.posture.policy, ep, last, j.posture.last())
+	metrics.RenderEndpointPosture(ch, j.posture.policy, ep, last, j.posture.last())
 	if at, ok := j.change.last(); ok {
-		gauge(ch, metrics.LastChange, unix(at), ep.Name)
+		metrics.RenderLastChange(ch, ep.Name, at)
 	}
 }
 
 // renderPosture renders the group's findings, policy verdicts and keys.
 func (j *fileJob) renderPosture(ch *metrics.Samples) {
 	if res := j.last.Load(); res != nil {
-		renderFilePosture(ch, j.posture.policy, j.group, res)
+		metrics.RenderFilePosture(ch, j.posture.policy, j.group, res)
 	}
 	if keys := j.posture.last(); keys != nil {
-		renderKeys(ch, j.group.Name, keys)
+		metrics.RenderKeys(ch, j.group.Name, keys)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mcpcert/mcp_cert_exporter/config"
 	"github.com/mcpcert/mcp_cert_exporter/internal/testpki"
+	"github.com/mcpcert/mcp_cert_exporter/metrics"
 	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
 
@@ -138,7 +139,7 @@ func TestPostureMetrics(t *testing.T) {
 		{"ssl_certificate_pin_match", target("quiet"), 1},
 		{"ssl_ocsp_stapled", target("legacy"), 0},
 		{"ssl_hsts_max_age_seconds", target("hsts"), 600},
-		{"ssl_certificate_last_change_timestamp_seconds", target("legacy"), unix(w.leaf.Cert.NotBefore)},
+		{"ssl_certificate_last_change_timestamp_seconds", target("legacy"), metrics.Unix(w.leaf.Cert.NotBefore)},
 		{"mcp_cert_exporter_refreshes_total", map[string]string{"kind": "posture", "result": "success"}, 6},
 	}
 	for _, x := range want {
@@ -204,17 +205,17 @@ func TestLeafChangeIsRecorded(t *testing.T) {
 	lastChange := func() float64 { return scrape(t, c).One(t, "ssl_certificate_last_change_timestamp_seconds", nil) }
 
 	ep.run(context.Background())
-	if got := lastChange(); got != unix(w.leaf.Cert.NotBefore) {
-		t.Fatalf("first sight: %v, want the leaf's NotBefore %v", got, unix(w.leaf.Cert.NotBefore))
+	if got := lastChange(); got != metrics.Unix(w.leaf.Cert.NotBefore) {
+		t.Fatalf("first sight: %v, want the leaf's NotBefore %v", got, metrics.Unix(w.leaf.Cert.NotBefore))
 	}
 	ep.run(context.Background())
-	if got := lastChange(); got != unix(w.leaf.Cert.NotBefore) {
+	if got := lastChange(); got != metrics.Unix(w.leaf.Cert.NotBefore) {
 		t.Fatalf("same leaf again moved the change time to %v", got)
 	}
 	cert := second.TLS()
 	current.Store(&cert)
 	ep.run(context.Background())
-	if got, want := lastChange(), unix(ep.last.Load().Time); got != want {
+	if got, want := lastChange(), metrics.Unix(ep.last.Load().Time); got != want {
 		t.Fatalf("after rotation: %v, want the probe's time %v", got, want)
 	}
 	// A reload that changes the endpoint keeps its history: same target.

@@ -322,7 +322,7 @@ func (t *targetFiles) Collect(ch chan<- prometheus.Metric) {
 	stats := maps.Clone(t.stats)
 	t.statsMu.Unlock()
 	for p, s := range stats {
-		ch <- metrics.Sample{Family: metrics.TargetFileOK, Value: boolValue(s.ok), Labels: []string{p}}
+		ch <- metrics.Sample{Family: metrics.TargetFileOK, Value: metrics.Bool(s.ok), Labels: []string{p}}
 		ch <- metrics.Sample{Family: metrics.TargetFileTargets, Value: float64(s.targets), Labels: []string{p}}
 		ch <- metrics.Sample{Family: metrics.TargetFileRejected, Value: float64(s.rejected), Labels: []string{p}}
 	}
