@@ -23,11 +23,12 @@ import (
 	"github.com/prometheus/common/promslog"
 	promslogflag "github.com/prometheus/common/promslog/flag"
 	"github.com/prometheus/common/version"
-	"github.com/prometheus/exporter-toolkit/web"
+	toolkit "github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
 	"github.com/mcpcert/mcp_cert_exporter/collector"
 	"github.com/mcpcert/mcp_cert_exporter/config"
+	"github.com/mcpcert/mcp_cert_exporter/web"
 )
 
 const name = "mcp_cert_exporter"
@@ -40,7 +41,7 @@ type serveFlags struct {
 	configCheck   bool
 	telemetryPath string
 	shard         collector.Shard
-	web           *web.FlagConfig
+	web           *toolkit.FlagConfig
 	log           *promslog.Config
 }
 
@@ -135,7 +136,7 @@ func serve(f serveFlags) int {
 
 	// On SIGTERM this returns as soon as Shutdown starts: probes are
 	// cancelled while in-flight scrapes, which read only the cache, finish.
-	err := web.ListenAndServe(srv, f.web, logger)
+	err := toolkit.ListenAndServe(srv, f.web, logger)
 	stop()
 	<-done
 	if errors.Is(err, http.ErrServerClosed) {
@@ -180,7 +181,7 @@ func handleSignals(srv *http.Server, coll *collector.Collector, file string, rel
 func routes(f serveFlags, reg *prometheus.Registry, coll *collector.Collector, reloads chan chan error,
 	stopping <-chan struct{}, logger *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle(f.telemetryPath, coll.MetricsHandler(reg, logger))
+	mux.Handle(f.telemetryPath, web.MetricsHandler(coll, reg, logger))
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Healthy") })
 	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
@@ -212,12 +213,12 @@ func routes(f serveFlags, reg *prometheus.Registry, coll *collector.Collector, r
 }
 
 func landingPage(metricsPath string, logger *slog.Logger) http.Handler {
-	page, err := web.NewLandingPage(web.LandingConfig{
+	page, err := toolkit.NewLandingPage(toolkit.LandingConfig{
 		Name:        name,
 		Description: "Certificate and TLS health of MCP servers",
 		Version:     version.Info(),
 		Profiling:   "false",
-		Links: []web.LandingLinks{
+		Links: []toolkit.LandingLinks{
 			{Address: metricsPath, Text: "Metrics"},
 			{Address: "/status", Text: "Status", Description: "A summary, then every target most urgent first, with its failure reason and remedy"},
 			{Address: "/-/healthy", Text: "Health"},

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -29,7 +30,7 @@ type Collector struct {
 	logger *slog.Logger
 	sched  *scheduler
 	self   *selfMetrics
-	live   *prometheus.Registry // what MetricsHandler renders at scrape time
+	live   *prometheus.Registry // what WriteMetrics gathers at scrape time
 	shard  Shard
 
 	ondemand *onDemand    // /probe (ondemand.go)
@@ -284,4 +285,19 @@ func (c *Collector) expositions() ([]*metrics.Exposition, error) {
 		}
 	}
 	return out, nil
+}
+
+// WriteMetrics writes what /metrics serves (web.MetricsHandler): every
+// target's cached text and the collector's own metrics, merged in name
+// order with what g gathers, countdowns computed at now.
+func (c *Collector) WriteMetrics(w io.Writer, g prometheus.Gatherer, now time.Time) error {
+	exps, err := c.expositions()
+	if err != nil {
+		return err
+	}
+	mfs, err := prometheus.Gatherers{g, c.live}.Gather()
+	if err != nil {
+		return err
+	}
+	return metrics.Write(w, exps, mfs, now)
 }

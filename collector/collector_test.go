@@ -1,10 +1,12 @@
 package collector
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
+	"fmt"
+	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +19,8 @@ import (
 	"github.com/mcpcert/mcp_cert_exporter/config"
 	"github.com/mcpcert/mcp_cert_exporter/internal/metricstest"
 	"github.com/mcpcert/mcp_cert_exporter/internal/testpki"
+	"github.com/mcpcert/mcp_cert_exporter/metrics"
+	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
 
 func startCollector(t *testing.T, yml string) *Collector {
@@ -41,7 +45,8 @@ func runCollector(t *testing.T, cfg *config.Config, opts ...Option) *Collector {
 	return c
 }
 
-// scrape reads /metrics as main serves it.
+// scrape reads /metrics as main serves it: web.MetricsHandler adds only
+// HTTP and compression to what WriteMetrics writes.
 func scrape(t *testing.T, c *Collector) metricstest.Families {
 	t.Helper()
 	return metricstest.Parse(t, scrapeText(t, c))
@@ -49,11 +54,37 @@ func scrape(t *testing.T, c *Collector) metricstest.Families {
 
 func scrapeText(t *testing.T, c *Collector) string {
 	t.Helper()
-	resp, text := get(t, c.MetricsHandler(prometheus.NewRegistry(), slog.New(slog.DiscardHandler)), "")
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("/metrics answered %d: %s", resp.StatusCode, text)
+	var b bytes.Buffer
+	if err := c.WriteMetrics(&b, prometheus.NewRegistry(), time.Now()); err != nil {
+		t.Fatalf("/metrics would fail: %v", err)
 	}
-	return text
+	return b.String()
+}
+
+// A result whose metrics could not be rendered fails the scrape, as a
+// registry's gather error does, rather than silently dropping the target.
+func TestWriteMetricsReportsRenderError(t *testing.T) {
+	c, _ := mixedCollector(t)
+	c.endpoints[0].text.Store(metrics.Failed(fmt.Errorf("rendering x: broken")))
+	err := c.WriteMetrics(io.Discard, prometheus.NewRegistry(), time.Now())
+	if err == nil || !strings.Contains(err.Error(), "rendering x: broken") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// Nothing a file group renders is lost to the text cache's line handling:
+// a file name with a newline and quotes survives escaping.
+func TestScrapeEscapesLabels(t *testing.T) {
+	dir := t.TempDir()
+	odd := filepath.Join(dir, "odd \"name\"\nwith newline.pem")
+	if err := os.WriteFile(odd, testpki.NewCA("Root").PEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := startCollector(t, "interval: 1h\nfiles:\n  - {name: f, paths: [\""+dir+"/*.pem\"]}\n")
+	eventually(t, "file read", func() bool { return c.Refreshes() == 1 })
+	f := scrape(t, c)
+	f.One(t, "ssl_certificate_expiry_seconds", map[string]string{"path": odd})
+	f.One(t, "ssl_certificate_info", map[string]string{"path": odd, "role": probe.RoleRoot})
 }
 
 // mixedCollector has an endpoint that sends a chain, one that refuses, a

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/mcpcert/mcp_cert_exporter/config"
 	"github.com/mcpcert/mcp_cert_exporter/internal/metricstest"
 	"github.com/mcpcert/mcp_cert_exporter/internal/testpki"
@@ -40,11 +38,9 @@ func TestFileRescanKeepsTextOfUnchangedFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	j := c.files[0]
-	h := c.MetricsHandler(prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	refresh := func() (*metrics.Exposition, metricstest.Families) {
 		j.run(context.Background())
-		_, text := get(t, h, "")
-		return j.files.text, metricstest.Parse(t, text)
+		return j.files.text, scrape(t, c)
 	}
 	first, _ := refresh()
 	again, f := refresh()

@@ -5,8 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"log/slog"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
@@ -38,17 +35,13 @@ func TestNonUTF8FileNamesKeepTheScrape(t *testing.T) {
 	testpki.WriteFile(t, good, "tls.pem", leaf.PEM())
 	c := runCollector(t, mustParse(t, fmt.Sprintf("files:\n  - {name: odd, paths: [%q]}\n  - {name: good, paths: [%q]}\n",
 		bad+"/*.pem", good+"/*.pem")))
-	h := c.MetricsHandler(prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	escaped := filepath.Join(bad, `x\xff.pem`)
 	var body string
 	eventually(t, "both groups read and the key checked", func() bool {
 		for _, j := range c.postures.files {
 			j.run(context.Background())
 		}
-		resp, b := get(t, h, "")
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("/metrics answered %d: %s", resp.StatusCode, b)
-		}
+		b := scrapeText(t, c)
 		body = b
 		return strings.Contains(b, `target="good"`) && strings.Contains(b, `x\\xff.pem`) &&
 			strings.Contains(b, "ssl_private_key_matches_certificate")

@@ -134,7 +134,7 @@ func (c *Collector) serveProbe(w http.ResponseWriter, r *http.Request, cfg *conf
 	if debug {
 		writeDebug(w, e, &logs, name, m)
 	} else {
-		w.Header().Set("Content-Type", textFormat)
+		w.Header().Set("Content-Type", metrics.TextFormat)
 		_, _ = w.Write(probeText(e))
 	}
 	return probeProbed, http.StatusOK, ""

@@ -1,13 +1,14 @@
 package collector
 
 import (
-	"log/slog"
+	"io"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -64,18 +65,18 @@ func TestScrapesRefreshesAndReloadsConcurrently(t *testing.T) {
 // scrapeUntil gathers metrics and renders both status pages in a loop. It
 // reports with t.Error: it runs outside the test's goroutine.
 func scrapeUntil(t *testing.T, c *Collector, stop <-chan struct{}) {
-	metrics := c.MetricsHandler(prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	for {
 		select {
 		case <-stop:
 			return
 		default:
 		}
-		for _, url := range []string{"/metrics", "/status", "/status?format=json"} {
+		if err := c.WriteMetrics(io.Discard, prometheus.NewRegistry(), time.Now()); err != nil {
+			t.Errorf("/metrics: %v", err)
+			return
+		}
+		for _, url := range []string{"/status", "/status?format=json"} {
 			h := c.StatusHandler()
-			if url == "/metrics" {
-				h = metrics
-			}
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, httptest.NewRequest("GET", url, nil))
 			if rec.Code != 200 {

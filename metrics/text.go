@@ -387,6 +387,10 @@ func Join(parts ...*Exposition) *Exposition {
 	return e
 }
 
+// TextFormat is the content type of what Write writes: the text exposition
+// format 0.0.4, which every Prometheus version parses whatever it asked for.
+var TextFormat = string(expfmt.NewFormat(expfmt.TypeTextPlain))
+
 // chunkSize is how much text Write builds before it hands it on.
 const chunkSize = 64 << 10
 

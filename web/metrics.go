@@ -1,9 +1,10 @@
-package collector
+package web
 
 import (
 	"bytes"
 	"compress/gzip"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -12,26 +13,26 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/expfmt"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/mcpcert/mcp_cert_exporter/metrics"
 )
 
-// textFormat is the text exposition format 0.0.4, which every Prometheus
-// version parses whatever it asked for.
-var textFormat = string(expfmt.NewFormat(expfmt.TypeTextPlain))
+// MetricSource writes the metrics /metrics serves, merged in name order
+// with what g gathers; the collector is one.
+type MetricSource interface {
+	WriteMetrics(w io.Writer, g prometheus.Gatherer, now time.Time) error
+}
 
-// MetricsHandler serves the metrics: the targets' cached text merged, in
-// name order, with what g gathers (build info) and the exporter's own
-// metrics. Concurrent scrapes share one rendering, so their number does not
-// multiply the work.
-func (c *Collector) MetricsHandler(g prometheus.Gatherer, logger *slog.Logger) http.Handler {
-	return &metricsHandler{c: c, g: prometheus.Gatherers{g, c.live}, logger: logger}
+// MetricsHandler serves src's metrics merged with what g gathers (the
+// exporter's build, Go and process metrics). Concurrent scrapes share one
+// rendering, so their number does not multiply the work.
+func MetricsHandler(src MetricSource, g prometheus.Gatherer, logger *slog.Logger) http.Handler {
+	return &metricsHandler{src: src, g: g, logger: logger}
 }
 
 type metricsHandler struct {
-	c      *Collector
+	src    MetricSource
 	g      prometheus.Gatherer
 	logger *slog.Logger
 	flight singleflight.Group
@@ -51,7 +52,7 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body := v.([]byte)
-	w.Header().Set("Content-Type", textFormat)
+	w.Header().Set("Content-Type", metrics.TextFormat)
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	if gz {
 		w.Header().Set("Content-Encoding", "gzip")
@@ -60,21 +61,16 @@ func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(body)
 }
 
-// body renders one response.
+// body renders one response. The body is built whole, not streamed, so
+// that scrapes arriving meanwhile share it, compression included: that is
+// why this is not a compressing wrapper such as klauspost/compress's
+// gzhttp, which compresses each response on its own.
 func (h *metricsHandler) body(gz bool) ([]byte, error) {
 	now := time.Now()
-	exps, err := h.c.expositions()
-	if err != nil {
-		return nil, err
-	}
-	mfs, err := h.g.Gather()
-	if err != nil {
-		return nil, err
-	}
 	if !gz {
 		var b bytes.Buffer
 		b.Grow(int(h.size.Load()))
-		err = metrics.Write(&b, exps, mfs, now)
+		err := h.src.WriteMetrics(&b, h.g, now)
 		h.size.Store(int64(b.Len()))
 		return b.Bytes(), err
 	}
@@ -85,7 +81,7 @@ func (h *metricsHandler) body(gz bool) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := metrics.Write(zw, exps, mfs, now); err != nil {
+	if err := h.src.WriteMetrics(zw, h.g, now); err != nil {
 		return nil, err
 	}
 	if err := zw.Close(); err != nil {
