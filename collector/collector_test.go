@@ -45,6 +45,12 @@ func runCollector(t *testing.T, cfg *config.Config, opts ...Option) *Collector {
 	return c
 }
 
+// storeResult keeps r as an endpoint target's refresh would.
+func storeResult(t *target, r *probe.TLSResult) {
+	t.kind.(*endpoint).res.last.Store(r)
+	t.render(true)
+}
+
 // scrape reads /metrics as main serves it: web.MetricsHandler adds only
 // HTTP and compression to what WriteMetrics writes.
 func scrape(t *testing.T, c *Collector) metricstest.Families {
@@ -65,7 +71,7 @@ func scrapeText(t *testing.T, c *Collector) string {
 // registry's gather error does, rather than silently dropping the target.
 func TestWriteMetricsReportsRenderError(t *testing.T) {
 	c, _ := mixedCollector(t)
-	c.endpoints[0].text.Store(metrics.Failed(fmt.Errorf("rendering x: broken")))
+	c.targets[0].out.result.Store(metrics.Failed(fmt.Errorf("rendering x: broken")))
 	err := c.WriteMetrics(io.Discard, prometheus.NewRegistry(), time.Now())
 	if err == nil || !strings.Contains(err.Error(), "rendering x: broken") {
 		t.Fatalf("err = %v", err)

@@ -38,8 +38,8 @@ func TestNonUTF8FileNamesKeepTheScrape(t *testing.T) {
 	escaped := filepath.Join(bad, `x\xff.pem`)
 	var body string
 	eventually(t, "both groups read and the key checked", func() bool {
-		for _, j := range c.postures.files {
-			j.run(context.Background())
+		for _, t := range c.targets {
+			t.scan(context.Background())
 		}
 		b := scrapeText(t, c)
 		body = b

@@ -42,8 +42,8 @@ func cachedCollector(tb testing.TB, n int) *Collector {
 	if err := c.Apply(cfg); err != nil {
 		tb.Fatal(err)
 	}
-	for _, j := range c.endpoints {
-		j.store(&probe.TLSResult{
+	for _, t := range c.targets {
+		storeResult(t, &probe.TLSResult{
 			Time: time.Now(), Success: true, Verified: true, Version: tls.VersionTLS13, CipherSuite: tls.TLS_AES_128_GCM_SHA256,
 			Phases:       probe.Phases{Connect: 100 * time.Microsecond, Handshake: 700 * time.Microsecond},
 			Certificates: certs,
@@ -67,14 +67,21 @@ func BenchmarkScrape(b *testing.B) {
 	}
 }
 
-// BenchmarkStore is what each endpoint refresh spends rendering its metrics.
+// BenchmarkStore is what each endpoint refresh spends rendering the
+// probe's result; BenchmarkRender adds the posture text, which a refresh
+// renders too.
 func BenchmarkStore(b *testing.B) {
-	c := cachedCollector(b, 1)
-	j, res := c.endpoints[0], c.endpoints[0].last.Load()
+	benchRender(b, func(t *target) { t.out.result.Store(t.kind.renderResult(time.Now())) })
+}
+
+func BenchmarkRender(b *testing.B) { benchRender(b, func(t *target) { t.render(true) }) }
+
+func benchRender(b *testing.B, render func(*target)) {
+	t := cachedCollector(b, 1).targets[0]
 	b.ReportAllocs()
 	cpu := cpuSince(b)
 	for b.Loop() {
-		j.store(res)
+		render(t)
 	}
 	perUnit(b, 1, cpu(), "endpoint")
 }
@@ -149,18 +156,19 @@ func BenchmarkFileGroupRefresh(b *testing.B) {
 			if err := c.Apply(cfg); err != nil {
 				b.Fatal(err)
 			}
-			j := c.files[0]
-			j.run(context.Background())
+			j := c.targets[0]
+			f := j.kind.(*fileGroup)
+			j.refresh(context.Background())
 			b.ReportAllocs()
 			cpu := cpuSince(b)
 			for b.Loop() {
 				if !rescan {
-					j.reader = certfile.NewFileReader()
+					f.reader = certfile.NewFileReader()
 				}
-				j.run(context.Background())
+				j.refresh(context.Background())
 			}
 			perUnit(b, n, cpu(), "file")
-			if got := len(j.last.Load().Files); got != n {
+			if got := len(f.res.last.Load().Files); got != n {
 				b.Fatalf("%d files in the result, want %d", got, n)
 			}
 		})

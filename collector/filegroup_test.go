@@ -37,17 +37,18 @@ func TestFileRescanKeepsTextOfUnchangedFiles(t *testing.T) {
 	if err := c.Apply(cfg); err != nil {
 		t.Fatal(err)
 	}
-	j := c.files[0]
+	j := c.targets[0]
+	g := j.kind.(*fileGroup)
 	refresh := func() (*metrics.Exposition, metricstest.Families) {
-		j.run(context.Background())
-		return j.files.text, scrape(t, c)
+		j.refresh(context.Background())
+		return g.files.text, scrape(t, c)
 	}
 	first, _ := refresh()
 	again, f := refresh()
 	if again != first {
 		t.Error("a rescan of unchanged files rendered them again")
 	}
-	if got, want := f.One(t, "ssl_probe_last_run_timestamp_seconds", nil), metrics.Unix(j.last.Load().Time); got != want {
+	if got, want := f.One(t, "ssl_probe_last_run_timestamp_seconds", nil), metrics.Unix(g.res.last.Load().Time); got != want {
 		t.Errorf("last run %v, want the rescan's %v", got, want)
 	}
 	write("b.pem", "second-b")
