@@ -10,12 +10,13 @@ import (
 
 	"github.com/alecthomas/kingpin/v2"
 
-	"github.com/mcpcert/mcp_cert_exporter/collector"
 	"github.com/mcpcert/mcp_cert_exporter/config"
 	"github.com/mcpcert/mcp_cert_exporter/probe"
+	"github.com/mcpcert/mcp_cert_exporter/web"
 )
 
-// checkCommand is `mcp_cert_exporter check`: one probe, a readable report.
+// checkCommand is `mcp_cert_exporter check`: one probe and posture scan,
+// printed as the report /status?target= shows for the same results.
 type checkCommand struct {
 	cmd      *kingpin.CmdClause
 	target   string
@@ -76,13 +77,28 @@ func (c *checkCommand) run(w io.Writer) int {
 		fmt.Fprintf(w, "cannot prepare probe: %v\n", err)
 		return 2
 	}
+	ep := &cfg.Endpoints[0]
 	res := target.Probe(context.Background())
-	collector.WriteEndpointReport(w, &cfg.Endpoints[0], res, time.Now())
-	if c.posture {
-		runPosture(w, cfg, target, res)
+	view := web.EndpointView{Endpoint: *ep, Policy: cfg.Policy, Last: res}
+	now := time.Now()
+	if c.posture && reachedCertificate(res) { // one scan, as the exporter runs every posture_interval
+		view.Posture = target.Posture(context.Background(), probe.PostureOptionsFor(ep, cfg.Policy))
 	}
-	if res.Healthy(&cfg.Endpoints[0]) {
+	writeCheck(w, view, c.posture, now)
+	if res.Healthy(ep) {
 		return 0
 	}
 	return 1
+}
+
+// reachedCertificate says whether a posture scan has anything to look at.
+func reachedCertificate(r *probe.TLSResult) bool { return r.Version != 0 || len(r.Certificates) > 0 }
+
+// writeCheck prints the report of /status?target= for view, then why a
+// posture scan that was asked for did not run.
+func writeCheck(w io.Writer, view web.EndpointView, posture bool, now time.Time) {
+	web.WriteTargetReport(w, web.EndpointReport(view, now))
+	if posture && view.Posture == nil {
+		fmt.Fprintln(w, "\nPosture:      not scanned: no TLS handshake got as far as the server's certificate")
+	}
 }

@@ -204,7 +204,7 @@ func routes(f serveFlags, reg *prometheus.Registry, coll *collector.Collector, r
 		}
 		fmt.Fprintln(w, "Reloaded")
 	})
-	mux.Handle("/status", coll.StatusHandler())
+	mux.Handle("/status", web.StatusHandler(coll))
 	mux.Handle("/probe", coll.ProbeHandler(logger))
 	if f.telemetryPath != "/" {
 		mux.Handle("/", landingPage(f.telemetryPath, logger))

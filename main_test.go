@@ -33,22 +33,3 @@ func TestConfigCheck(t *testing.T) {
 		t.Errorf("shipped example config: exit %d, %q", code, out)
 	}
 }
-
-func TestCheckCommand(t *testing.T) {
-	caFile, good, expired := testpki.GoodAndExpired(t)
-	code, out := runMain(t, "check", expired, "--ca-file", caFile, "--server-name", "localhost")
-	for _, want := range []string{"CERTIFICATE_EXPIRED", "Remedy:", "[leaf] expired.test", "[intermediate] Test Intermediate", "TLS 1.3"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("check output lacks %q:\n%s", want, out)
-		}
-	}
-	if code != 1 {
-		t.Errorf("check of an expired server exited %d, want 1", code)
-	}
-	if code, out := runMain(t, "check", good, "--ca-file", caFile, "--server-name", "localhost"); code != 0 {
-		t.Errorf("check of a good server exited %d:\n%s", code, out)
-	}
-	if code, _ := runMain(t, "check", "http://x"); code != 2 {
-		t.Errorf("check with an http URL exited %d, want 2", code)
-	}
-}

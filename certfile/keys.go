@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -87,7 +88,7 @@ func keyPaths(ctx context.Context, g config.FileGroup, files *FileResult, res *K
 			}
 		}
 	} else {
-		paths = keysNextTo(files, res)
+		paths = keysNextTo(ctx, g, files, res)
 	}
 	for _, kp := range g.KeyPairs {
 		paths = append(paths, kp.Key)
@@ -101,28 +102,86 @@ func keyPaths(ctx context.Context, g config.FileGroup, files *FileResult, res *K
 	return slices.Compact(paths)
 }
 
-func keysNextTo(files *FileResult, res *KeyResult) []string {
+// keysNextTo lists the key files beside the group's certificates. The
+// listing shares the group's glob caps, so a directory that a writer fills
+// with entries costs no more than a glob would: at most glob_entries
+// entries listed in all, at most glob_matches keys.
+func keysNextTo(ctx context.Context, g config.FileGroup, files *FileResult, res *KeyResult) []string {
+	lim := limitsOf(g)
 	var paths []string
+	budget := lim.GlobEntries
 	dirs := map[string]bool{}
 	for _, f := range files.Files {
 		dir := filepath.Dir(f.Path)
-		if len(f.Certificates) == 0 || dirs[dir] {
+		if len(f.Certificates) == 0 || dirs[dir] || ctx.Err() != nil {
 			continue
 		}
 		dirs[dir] = true
-		entries, err := os.ReadDir(dir)
-		if err != nil {
-			res.Unknown = append(res.Unknown, probe.UnknownCheck{Check: "private_key:" + dir, Reason: probe.ReasonUnreadable,
+		found, listed, err := keysIn(dir, budget)
+		budget -= listed
+		paths = append(paths, found...)
+		check := "private_key:" + dir
+		switch {
+		case errors.Is(err, errListingCapped):
+			res.Unknown = append(res.Unknown, probe.UnknownCheck{Check: check, Reason: probe.ReasonLimitReached, Detail: fmt.Sprintf(
+				"the key search listed %d directory entries beside the group's certificates, limits.glob_entries; "+
+					"keys past them are not checked", lim.GlobEntries)})
+			return capKeys(paths, lim, dir, res)
+		case err != nil:
+			res.Unknown = append(res.Unknown, probe.UnknownCheck{Check: check, Reason: probe.ReasonUnreadable,
 				Detail: fmt.Sprintf("listing %s: %v", dir, err)})
-			continue
 		}
-		for _, e := range entries {
-			if slices.ContainsFunc(keyNames, func(pat string) bool { ok, _ := filepath.Match(pat, e.Name()); return ok }) {
-				paths = append(paths, filepath.Join(dir, e.Name()))
-			}
+		if len(paths) > lim.GlobMatches {
+			return capKeys(paths, lim, dir, res)
 		}
 	}
 	return paths
+}
+
+// capKeys keeps the first glob_matches keys, saying so when it drops any.
+func capKeys(paths []string, lim config.Limits, dir string, res *KeyResult) []string {
+	if len(paths) <= lim.GlobMatches {
+		return paths
+	}
+	res.Unknown = append(res.Unknown, probe.UnknownCheck{Check: "private_key:" + dir, Reason: probe.ReasonLimitReached,
+		Detail: fmt.Sprintf("more than limits.glob_matches (%d) key files beside the group's certificates; the first %d are checked",
+			lim.GlobMatches, lim.GlobMatches)})
+	return paths[:lim.GlobMatches]
+}
+
+var errListingCapped = errors.New("listing capped")
+
+// keysIn lists dir in batches, at most budget entries, and returns the
+// entries named like keys. os.ReadDir would read (and sort) the whole
+// directory first.
+func keysIn(dir string, budget int) (keys []string, listed int, err error) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer d.Close()
+	for listed < budget {
+		names, err := d.Readdirnames(min(1024, budget-listed))
+		listed += len(names)
+		for _, name := range names {
+			if slices.ContainsFunc(keyNames, func(pat string) bool { ok, _ := filepath.Match(pat, name); return ok }) {
+				keys = append(keys, filepath.Join(dir, name))
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			slices.Sort(keys)
+			return keys, listed, nil
+		}
+		if err != nil {
+			return keys, listed, err
+		}
+	}
+	// The budget is spent: capped only if anything is left unread.
+	slices.Sort(keys)
+	if names, _ := d.Readdirnames(1); len(names) > 0 {
+		return keys, listed, errListingCapped
+	}
+	return keys, listed, nil
 }
 
 // holdsKey looks for a private key block in a certificate file.

@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,6 +34,7 @@ type keyLayout struct {
 	paths    string           // relative glob for paths, when not every .crt and .pem
 	// trustStore marks the group trust_store: true.
 	trustStore bool
+	limits     config.Limits // when set, the group's limits
 	build      func(t *testing.T, dir string)
 	want       map[string]keyWant // by path relative to dir
 	noMatch    []string           // key_paths patterns that must be reported NO_MATCH
@@ -232,6 +234,33 @@ func TestCheckKeys(t *testing.T) {
 			gone: map[string]probe.Reason{"none/key.pem": probe.ReasonNoPair},
 		},
 		{
+			// The key search beside certificates shares the group's glob
+			// caps: a directory a writer floods is listed only so far.
+			name:   "a directory crowded with entries is listed up to glob_entries",
+			paths:  "crowded/tls.crt",
+			limits: limitsWith(func(l *config.Limits) { l.GlobEntries = 50 }),
+			build: func(t *testing.T, dir string) {
+				testpki.WriteFile(t, dir, "crowded/tls.crt", ec.PEM())
+				for i := range 200 {
+					testpki.WriteFile(t, dir, fmt.Sprintf("crowded/junk-%03d", i), nil)
+				}
+			},
+			gone: map[string]probe.Reason{"crowded": probe.ReasonLimitReached},
+		},
+		{
+			name:   "more keys than glob_matches: the first are checked",
+			paths:  "many/tls.crt",
+			limits: limitsWith(func(l *config.Limits) { l.GlobMatches = 2 }),
+			build: func(t *testing.T, dir string) {
+				testpki.WriteFile(t, dir, "many/tls.crt", ec.PEM())
+				for _, k := range []string{"a.key", "b.key", "c.key", "d.key"} {
+					testpki.WriteFile(t, dir, "many/"+k, ec.KeyPEM())
+				}
+			},
+			want: map[string]keyWant{"many/a.key": yes, "many/b.key": yes},
+			gone: map[string]probe.Reason{"many": probe.ReasonLimitReached},
+		},
+		{
 			name:       "a trust store's keys are not looked for",
 			paths:      "roots/*.pem",
 			trustStore: true,
@@ -245,7 +274,7 @@ func TestCheckKeys(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			tc.build(t, dir)
-			g := config.FileGroup{Name: "g", Paths: []string{dir + "/**/*.{crt,pem}"}, TrustStore: tc.trustStore}
+			g := config.FileGroup{Name: "g", Paths: []string{dir + "/**/*.{crt,pem}"}, TrustStore: tc.trustStore, Limits: tc.limits}
 			if tc.paths != "" {
 				g.Paths = []string{filepath.Join(dir, tc.paths)}
 			}
@@ -332,4 +361,11 @@ func TestKeyStems(t *testing.T) {
 			t.Errorf("%s with %s: pair %v, want %v (%q, %q)", tc.key, tc.cert, got, tc.pair, stem(tc.key, keyStemRe), stem(tc.cert, certStemRe))
 		}
 	}
+}
+
+// limitsWith is the default limits changed by set.
+func limitsWith(set func(*config.Limits)) config.Limits {
+	l := config.DefaultLimits
+	set(&l)
+	return l
 }

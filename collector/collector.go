@@ -39,7 +39,8 @@ type Collector struct {
 	mu      sync.RWMutex
 	cfg     *config.Config
 	targets []*target // endpoints first, then file groups, in config order
-	legacy            // status*.go's view of the targets (legacy.go)
+
+	endpointCount int // of targets
 }
 
 // New makes a collector with no targets; Apply gives it some.
@@ -83,7 +84,7 @@ func (c *Collector) apply(cfg *config.Config) error {
 	}
 	metrics.SetLabelLength(cfg.Limits.LabelLength)
 	c.mu.Lock()
-	c.cfg, c.targets, c.legacy = cfg, targets, legacyOf(targets)
+	c.cfg, c.targets, c.endpointCount = cfg, targets, endpointsIn(targets)
 	c.mu.Unlock()
 	// The policy may have changed, and a new target has no text yet: render
 	// every target's posture metrics once now.
@@ -143,6 +144,16 @@ func (c *Collector) targetsOf(cfg *config.Config, old []*target) (targets []*tar
 	return targets, fresh, nil
 }
 
+func endpointsIn(targets []*target) int {
+	n := 0
+	for _, t := range targets {
+		if _, ok := t.kind.(*endpoint); ok {
+			n++
+		}
+	}
+	return n
+}
+
 // Config is the config in force.
 func (c *Collector) Config() *config.Config {
 	c.mu.RLock()
@@ -164,15 +175,9 @@ func identity(kind string, def any) string {
 // collectLive renders the metrics computed at scrape time: the exporter's own.
 func (c *Collector) collectLive(ch chan<- prometheus.Metric) {
 	c.mu.RLock()
-	targets := c.targets
+	targets, endpoints := len(c.targets), c.endpointCount
 	c.mu.RUnlock()
-	endpoints := 0
-	for _, t := range targets {
-		if _, ok := t.kind.(*endpoint); ok {
-			endpoints++
-		}
-	}
-	c.self.collect(ch, endpoints, len(targets)-endpoints)
+	c.self.collect(ch, endpoints, targets-endpoints)
 	c.ondemand.Collect(ch)
 	c.tf.Collect(ch)
 }

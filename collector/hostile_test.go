@@ -163,9 +163,10 @@ func TestHostilePeersCostOnlyTheirOwnTimeout(t *testing.T) {
 		return len(f.Samples("ssl_probe_last_run_timestamp_seconds", nil)) == len(peers)
 	})
 	details := map[string]string{}
-	for _, st := range c.Status() {
-		for _, p := range st.Problems {
-			details[st.Name] = p.Detail
+	endpoints, _ := c.Views()
+	for _, v := range endpoints {
+		if v.Last != nil {
+			details[v.Endpoint.Name] = v.Last.Detail
 		}
 	}
 	firstDeadline := time.Duration(1<<63 - 1)

@@ -1,8 +1,8 @@
 package collector
 
 import (
+	"encoding/json"
 	"io"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,10 +15,10 @@ import (
 	"github.com/mcpcert/mcp_cert_exporter/internal/testpki"
 )
 
-// Scrapes, status pages, refreshes and reloads run at once against good
-// and hostile peers; -race checks every shared access. The reloads switch
-// between two target sets and a bad file, so jobs are added, dropped and
-// kept while probes of them are in flight.
+// Scrapes, reads of the views the status page reads, refreshes and reloads
+// run at once against good and hostile peers; -race checks every shared
+// access. The reloads switch between two target sets and a bad file, so
+// jobs are added, dropped and kept while probes of them are in flight.
 func TestScrapesRefreshesAndReloadsConcurrently(t *testing.T) {
 	caFile, peers := startPeers(t)
 	dir := t.TempDir()
@@ -62,8 +62,9 @@ func TestScrapesRefreshesAndReloadsConcurrently(t *testing.T) {
 	})
 }
 
-// scrapeUntil gathers metrics and renders both status pages in a loop. It
-// reports with t.Error: it runs outside the test's goroutine.
+// scrapeUntil gathers metrics and reads every field of the views the status
+// page reads, in a loop. It reports with t.Error: it runs outside the test's
+// goroutine.
 func scrapeUntil(t *testing.T, c *Collector, stop <-chan struct{}) {
 	for {
 		select {
@@ -75,14 +76,10 @@ func scrapeUntil(t *testing.T, c *Collector, stop <-chan struct{}) {
 			t.Errorf("/metrics: %v", err)
 			return
 		}
-		for _, url := range []string{"/status", "/status?format=json"} {
-			h := c.StatusHandler()
-			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, httptest.NewRequest("GET", url, nil))
-			if rec.Code != 200 {
-				t.Errorf("%s: %d", url, rec.Code)
-				return
-			}
+		endpoints, files := c.Views()
+		if _, err := json.Marshal([]any{endpoints, files}); err != nil {
+			t.Errorf("views: %v", err)
+			return
 		}
 	}
 }

@@ -105,6 +105,10 @@ func startScenarios(t *testing.T) *scenarios {
 		fmt.Sprintf("    interval: %s\n", model.Duration(longInterval)))
 	endpoint("slow-mcp", slowMCPURL(t, tlsFor("slow-mcp.test")), caFile, "    timeout: 800ms\n")
 	endpoint("anchored-root", address(testpki.Serve(t, anchored)), shortRootFile, "")
+	// A chain from a CA the endpoint does not trust, served by turns with
+	// stalls: verification fails whenever a certificate shows.
+	stranger := newStackPKI()
+	endpoint("overloaded-bad-chain", address(badChainOrStallServer(t, stranger.hardened(stranger.leaf("bad.test", 90*day)))), caFile, "")
 
 	b.WriteString("files:\n")
 	// Trust stores: an expired root and one about to expire, as Debian's
@@ -223,6 +227,20 @@ func alternatingServer(t *testing.T) string {
 	return testpki.ServeRaw(t, func(c net.Conn) {
 		if n.Add(1)%4 < 2 {
 			reset(c)
+			return
+		}
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		_, _ = io.Copy(io.Discard, c)
+	})
+}
+
+// badChainOrStallServer serves cfg to two connections, then stalls two past
+// the probe's timeout: CERTIFICATE_VERIFY_FAILED and TIMEOUT by turns.
+func badChainOrStallServer(t *testing.T, cfg *tls.Config) string {
+	var n atomic.Int64
+	return testpki.ServeRaw(t, func(c net.Conn) {
+		if n.Add(1)%4 < 2 {
+			serveTLSOn(c, cfg)
 			return
 		}
 		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
@@ -388,6 +406,8 @@ func checkScenarioPages(t *testing.T, hook *webhook, prom *stackProm, job string
 		{"/critical", map[string]string{"alertname": "McpCertEndpointUnreachable", "target": "alternating"}},
 		// Failing 4 probes of 5.
 		{"/critical", map[string]string{"alertname": "McpCertEndpointUnreachable", "target": "intermittent"}},
+		// Verification failing, with timeouts in between: one page.
+		{"/critical", map[string]string{"alertname": "McpCertVerificationFailed", "target": "overloaded-bad-chain"}},
 		// TLS fine, initialize answered, then nothing.
 		{"/critical", map[string]string{"alertname": "McpCertMcpDown", "target": "slow-mcp"}},
 		// The control of the stranger key: a key named for api.crt that is not its key.
@@ -408,10 +428,12 @@ func checkScenarioPages(t *testing.T, hook *webhook, prom *stackProm, job string
 	}
 	// Each scenario happened as staged, as Prometheus recorded it.
 	for what, expr := range map[string]string{
-		"alternating failed with both reasons": `count(count by (reason) (count_over_time(ssl_probe_error_info{target="alternating",reason=~"CONNECTION_RESET|TIMEOUT"}[5m]))) == 2`,
-		"alternating never succeeded":          `max_over_time(ssl_probe_success{target="alternating"}[5m]) == 0`,
-		"intermittent succeeded sometimes":     `max_over_time(ssl_probe_success{target="intermittent"}[5m]) == 1`,
-		"slow-mcp's TLS stayed up":             `min_over_time(ssl_probe_success{target="slow-mcp"}[5m]) == 1`,
+		"alternating failed with both reasons":                   `count(count by (reason) (count_over_time(ssl_probe_error_info{target="alternating",reason=~"CONNECTION_RESET|TIMEOUT"}[5m]))) == 2`,
+		"alternating never succeeded":                            `max_over_time(ssl_probe_success{target="alternating"}[5m]) == 0`,
+		"intermittent succeeded sometimes":                       `max_over_time(ssl_probe_success{target="intermittent"}[5m]) == 1`,
+		"overloaded-bad-chain failed verification and timed out": `count(count by (reason) (count_over_time(ssl_probe_error_info{target="overloaded-bad-chain",reason=~"CERTIFICATE_VERIFY_FAILED|TIMEOUT"}[5m]))) == 2`,
+		"overloaded-bad-chain never verified":                    `max_over_time(ssl_certificate_verified{target="overloaded-bad-chain"}[5m]) == 0`,
+		"slow-mcp's TLS stayed up":                               `min_over_time(ssl_probe_success{target="slow-mcp"}[5m]) == 1`,
 		// Once, one probe of many read as up under load; the page is what counts.
 		"slow-mcp's MCP nearly never completed": `avg_over_time(mcp_up{target="slow-mcp"}[5m]) < 0.2`,
 	} {

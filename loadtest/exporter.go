@@ -125,7 +125,7 @@ func (e *exporter) waitRefreshes(total uint64, limit time.Duration) error {
 // test is only meaningful if every handshake verified.
 func (e *exporter) failing() (int, string) {
 	n, first := 0, ""
-	for _, s := range e.coll.Status() {
+	for _, s := range web.Report(e.coll, web.StatusQuery{Limit: -1}, time.Now()).Targets {
 		if len(s.Problems) > 0 {
 			if n == 0 {
 				first = s.Name + ": " + s.Problems[0].Reason + " " + s.Problems[0].Detail

@@ -1,10 +1,9 @@
-package collector
+package web
 
 import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -25,12 +24,12 @@ const maxStatusRenders = 2
 // text (?format=text), filtered by ?state= and ?target=. Concurrent requests
 // for the same page share one rendering, as /metrics scrapes do; nothing is
 // kept afterwards, so memory returns to where it was.
-func (c *Collector) StatusHandler() http.Handler {
-	return &statusHandler{c: c, slots: make(chan struct{}, maxStatusRenders)}
+func StatusHandler(src Source) http.Handler {
+	return &statusHandler{src: src, slots: make(chan struct{}, maxStatusRenders)}
 }
 
 type statusHandler struct {
-	c      *Collector
+	src    Source
 	flight singleflight.Group
 	slots  chan struct{}
 }
@@ -62,7 +61,7 @@ func (h *statusHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *statusHandler) render(q StatusQuery) (*statusPage, error) {
-	rep := h.c.StatusReport(q, time.Now())
+	rep := Report(h.src, q, time.Now())
 	var b bytes.Buffer
 	var err error
 	page := &statusPage{}
@@ -136,51 +135,4 @@ func writeStatusJSON(w *bytes.Buffer, rep *StatusReport) error {
 	}
 	w.WriteString("\n]\n")
 	return nil
-}
-
-// writeStatusText writes the summary and one line per target, or, for one
-// target, what `check` prints.
-func writeStatusText(w io.Writer, rep *StatusReport) {
-	s := &rep.Summary
-	fmt.Fprintf(w, "Targets: %d failing, %d expiring, %d healthy, %d pending; certificates: %d expired, %d within 7d, %d within 30d; %d targets violate policy\n",
-		s.Failing, s.Expiring, s.Healthy, s.Pending, s.Expired, s.Within7d, s.Within30d, s.Violating)
-	if s.LastRefresh != nil {
-		fmt.Fprintf(w, "Last refresh: %s\n", s.LastRefresh.UTC().Format(time.RFC3339))
-	}
-	if rep.Single && rep.Targets[0].Report != "" {
-		fmt.Fprintf(w, "\n%s", rep.Targets[0].Report)
-		return
-	}
-	fmt.Fprintln(w)
-	for _, t := range rep.Targets {
-		fmt.Fprintf(w, "%-8s %s (%s)", t.State, t.Name, t.Target)
-		if t.SoonestExpiry != nil {
-			fmt.Fprintf(w, " soonest expiry %s", HumanDuration(t.SoonestExpiry.Sub(rep.Now)))
-		}
-		if t.Note != "" {
-			fmt.Fprintf(w, "; %s", t.Note)
-		}
-		fmt.Fprintln(w)
-		for _, p := range t.Problems {
-			fmt.Fprintf(w, "         %s%s: %s\n         remedy: %s\n", p.Title(), p.where(), p.Detail, p.Remedy)
-		}
-	}
-	if n := rep.Folded(); n > 0 {
-		fmt.Fprintf(w, "... and %d more; narrow with ?state= or ?target=, or raise ?limit=\n", n)
-	}
-}
-
-// Title is the problem's reason, MCP ones marked as such.
-func (p Problem) Title() string {
-	if p.Layer == "mcp" {
-		return "MCP " + p.Reason
-	}
-	return p.Reason
-}
-
-func (p Problem) where() string {
-	if p.Path == "" {
-		return ""
-	}
-	return " (" + p.Path + ")"
 }

@@ -1,15 +1,22 @@
-package collector
+package web
 
 import (
+	"crypto/tls"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mcpcert/mcp_cert_exporter/config"
+	"github.com/mcpcert/mcp_cert_exporter/internal/testpki"
+	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
 
 // Memory bounds of the status page at 20,000 endpoints under 50 concurrent
@@ -29,8 +36,7 @@ func TestStatusMemoryAt20000Endpoints(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds 20,000 endpoints")
 	}
-	c := cachedCollector(t, statusEndpoints)
-	srv := httptest.NewServer(c.StatusHandler())
+	srv := httptest.NewServer(StatusHandler(cachedViews(t, statusEndpoints)))
 	defer srv.Close()
 	for _, page := range statusPages { // warm up the template and the server's buffers
 		fetchDiscard(t, srv.URL+page)
@@ -56,6 +62,36 @@ func TestStatusMemoryAt20000Endpoints(t *testing.T) {
 		t.Errorf("live heap %d MiB after the burst, %d MiB before", after>>20, base>>20)
 	}
 }
+
+// cachedViews holds n endpoints with a verified result each, and copies
+// their views on every call as Collector.Views does, so that a rendering
+// pays what it pays in production.
+func cachedViews(t *testing.T, n int) Source {
+	t.Helper()
+	ca := testpki.NewCA("Bench Root")
+	leaf := ca.Leaf("localhost")
+	certs := []probe.CertInfo{probe.CertInfoOf(leaf.Cert, probe.RoleLeaf), probe.CertInfoOf(ca.Cert, probe.RoleRoot)}
+	cfg := &config.Config{Interval: config.Duration(time.Hour)}
+	for i := range n {
+		cfg.Endpoints = append(cfg.Endpoints, config.Endpoint{Name: fmt.Sprintf("mcp-%05d", i), Address: fmt.Sprintf("127.0.0.1:%d", 1+i%60000)})
+	}
+	if err := cfg.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	s := make(copying, n)
+	for i, ep := range cfg.Endpoints {
+		s[i] = EndpointView{Endpoint: ep, Policy: cfg.Policy, Last: &probe.TLSResult{
+			Time: time.Now(), Success: true, Verified: true, Version: tls.VersionTLS13, CipherSuite: tls.TLS_AES_128_GCM_SHA256,
+			Phases:       probe.Phases{Connect: 100 * time.Microsecond, Handshake: 700 * time.Microsecond},
+			Certificates: certs,
+		}}
+	}
+	return s
+}
+
+type copying []EndpointView
+
+func (c copying) Views() ([]EndpointView, []FileView) { return slices.Clone(c), []FileView{} }
 
 // fetchDiscard reads a page without keeping it: the client's copies are
 // not the exporter's memory.

@@ -1,10 +1,9 @@
-package collector
+package web
 
 import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -18,11 +17,11 @@ import (
 	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
 
-// statusCollector holds results as refreshes store them: an endpoint whose
+// statusViews are results as the collector holds them: an endpoint whose
 // leaf expired, one expiring in 3 days, one healthy, one not yet probed, a
 // group of 8 roots, and a trust store holding a long-expired root and one
 // that expires in 10 days.
-func statusCollector(t *testing.T) *Collector {
+func statusViews(t *testing.T) Snapshot {
 	t.Helper()
 	yml := `interval: 1h
 endpoints:
@@ -38,10 +37,6 @@ files:
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := New(slog.New(slog.DiscardHandler))
-	if err := c.Apply(cfg); err != nil {
-		t.Fatal(err)
-	}
 	now := time.Now()
 	ca := testpki.NewCA("Status Root")
 	leaf := func(cn string, left time.Duration) []probe.CertInfo {
@@ -53,29 +48,35 @@ files:
 		"b-soon": {Verified: true, Certificates: leaf("b", 3*24*time.Hour)},
 		"c-ok":   {Verified: true, Certificates: leaf("c", 200*24*time.Hour)},
 	}
-	for _, j := range c.endpoints {
-		if r := results[j.name()]; r != nil {
+	var s Snapshot
+	for _, ep := range cfg.Endpoints {
+		r := results[ep.Name]
+		if r != nil {
 			r.Time, r.Success = now, true
-			j.store(r)
 		}
+		s.Endpoints = append(s.Endpoints, EndpointView{Endpoint: ep, Policy: cfg.Policy, Last: r})
 	}
 	var roots []probe.CertInfo
 	for i := range 8 {
 		r := testpki.SelfSigned(testpki.Options{CN: fmt.Sprint("root ", i), IsCA: true, NotAfter: now.Add(time.Duration(2000+i) * time.Hour * 24)})
 		roots = append(roots, probe.CertInfoOf(r.Cert, probe.RoleRoot))
 	}
-	c.files[0].store(&certfile.FileResult{Time: now, Files: []certfile.FileState{{Path: "/nonexistent/roots.pem", Certificates: roots}}})
 	var system []probe.CertInfo
 	for i, left := range []time.Duration{-400 * 24 * time.Hour, 3000 * 24 * time.Hour, 10 * 24 * time.Hour} {
 		r := testpki.SelfSigned(testpki.Options{CN: fmt.Sprint("system root ", i), IsCA: true, NotBefore: now.Add(-5000 * time.Hour), NotAfter: now.Add(left)})
 		system = append(system, probe.CertInfoOf(r.Cert, probe.RoleRoot))
 	}
-	c.files[1].store(&certfile.FileResult{Time: now, Files: []certfile.FileState{{Path: "/nonexistent/ca-certificates.crt", Certificates: system}}})
-	return c
+	for i, certs := range [][]probe.CertInfo{roots, system} {
+		g := cfg.Files[i]
+		s.Files = append(s.Files, FileView{Group: g, Policy: cfg.Policy, Last: &certfile.FileResult{
+			Time: now, Files: []certfile.FileState{{Path: g.Paths[0], Certificates: certs}},
+		}})
+	}
+	return s
 }
 
 func TestStatusFiltersAndOrder(t *testing.T) {
-	srv := httptest.NewServer(statusCollector(t).StatusHandler())
+	srv := httptest.NewServer(StatusHandler(statusViews(t)))
 	defer srv.Close()
 	for _, tc := range []struct {
 		query string
@@ -131,8 +132,8 @@ func TestStatusFiltersAndOrder(t *testing.T) {
 }
 
 func TestStatusSummaryAndViews(t *testing.T) {
-	c := statusCollector(t)
-	rep := c.StatusReport(StatusQuery{Limit: 1}, time.Now())
+	c := statusViews(t)
+	rep := Report(c, StatusQuery{Limit: 1}, time.Now())
 	// The trust store's expired and expiring roots count nowhere.
 	want := Summary{Targets: 6, Failing: 1, Expiring: 1, Healthy: 3, Pending: 1, Expired: 1, Within7d: 1, Within30d: 1}
 	got := rep.Summary
@@ -143,11 +144,11 @@ func TestStatusSummaryAndViews(t *testing.T) {
 	if rep.Folded() != 5 || rep.Single {
 		t.Errorf("limit 1: %d folded, single %v", rep.Folded(), rep.Single)
 	}
-	one := c.StatusReport(StatusQuery{Target: "a-fail", Limit: -1}, time.Now())
+	one := Report(c, StatusQuery{Target: "a-fail", Limit: -1}, time.Now())
 	if !one.Single || !strings.Contains(one.Targets[0].Report, "Verdict:      FAILED: CERTIFICATE_EXPIRED") {
 		t.Errorf("per-target view: single %v, report %q", one.Single, one.Targets[0].Report)
 	}
-	store := c.StatusReport(StatusQuery{Target: "store", Limit: -1}, time.Now()).Targets[0]
+	store := Report(c, StatusQuery{Target: "store", Limit: -1}, time.Now()).Targets[0]
 	if !store.Collapsed() || store.Soonest().Subject != "root 0" || !slices.IsSortedFunc(store.Certs, func(a, b CertStatus) int { return a.NotAfter.Compare(b.NotAfter) }) {
 		t.Errorf("the group of 8 roots: collapsed %v, soonest %+v", store.Collapsed(), store.Soonest())
 	}
@@ -157,7 +158,7 @@ func TestStatusSummaryAndViews(t *testing.T) {
 	if store.TrustStore || store.Note != "" {
 		t.Errorf("a plain file group is marked as a trust store: %q", store.Note)
 	}
-	system := c.StatusReport(StatusQuery{Target: "system", Limit: -1}, time.Now()).Targets[0]
+	system := Report(c, StatusQuery{Target: "system", Limit: -1}, time.Now()).Targets[0]
 	if soonest := system.Soonest(); !system.TrustStore || !system.Collapsed() || soonest == nil || soonest.Subject != "system root 2" ||
 		system.SoonestExpiry == nil || !system.SoonestExpiry.Equal(soonest.NotAfter) ||
 		!strings.Contains(system.Note, "3 roots, 1 expired") {

@@ -1,4 +1,4 @@
-package collector
+package web
 
 import (
 	"html/template"

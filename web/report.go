@@ -1,4 +1,4 @@
-package collector
+package web
 
 import (
 	"crypto/tls"
@@ -7,15 +7,15 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mcpcert/mcp_cert_exporter/certfile"
+	"github.com/mcpcert/mcp_cert_exporter/collector"
 	"github.com/mcpcert/mcp_cert_exporter/config"
 	"github.com/mcpcert/mcp_cert_exporter/policy"
 	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
 
-// The status page's model: a report built from the cached results, in the
-// order an engineer reads it. The renderers (status_html.go, status_text.go,
-// JSON in status_handler.go) only read it.
+// The report model: what the status page and `check` show, built from the
+// collector's views of its targets, in the order an engineer reads it. The
+// renderers (html.go, text.go, JSON in status.go) only read it.
 
 // Target states, in urgency order.
 const (
@@ -138,8 +138,8 @@ func (r *StatusReport) Folded() int { return r.Matched - len(r.Targets) }
 // statusEntry is a target before its row is built: enough to count, sort and
 // filter every target without building every row.
 type statusEntry struct {
-	ep      *endpointJob
-	file    *fileJob
+	ep      *EndpointView
+	file    *FileView
 	name    string
 	address string
 	state   int // index in states
@@ -158,24 +158,49 @@ func (e statusEntry) sortExpiry() time.Time {
 	return e.soonest
 }
 
-// Status snapshots every target, in urgency order.
-func (c *Collector) Status() []TargetStatus {
-	return c.StatusReport(StatusQuery{Limit: -1}, time.Now()).Targets
+// EndpointView and FileView are the report's input: a target's definition
+// and last results, as the collector holds them. `check` builds one from
+// its own probe.
+type (
+	EndpointView = collector.EndpointView
+	FileView     = collector.FileView
+)
+
+// Source is what the report reads: a snapshot of every target's
+// definition and last results. *collector.Collector is one.
+type Source interface {
+	Views() ([]EndpointView, []FileView)
 }
 
-// StatusReport builds the report for q. It holds one small entry per
-// target and builds rows only for the targets it lists.
-func (c *Collector) StatusReport(q StatusQuery, now time.Time) *StatusReport {
-	c.mu.RLock()
-	endpoints, files := c.endpoints, c.files
-	c.mu.RUnlock()
+// Snapshot is a Source of views taken elsewhere: `check`'s one result.
+type Snapshot struct {
+	Endpoints []EndpointView
+	Files     []FileView
+}
+
+// Views returns the snapshot's views.
+func (s Snapshot) Views() ([]EndpointView, []FileView) {
+	return s.Endpoints, s.Files
+}
+
+// EndpointReport is the per-target view of one endpoint's result, what
+// /status?target=NAME shows for it: `check` builds its report this way.
+func EndpointReport(v EndpointView, now time.Time) *StatusReport {
+	q := StatusQuery{Target: v.Endpoint.Name, Limit: -1, Format: "text"}
+	return Report(Snapshot{Endpoints: []EndpointView{v}}, q, now)
+}
+
+// Report builds the report for q from src's targets. It holds one small
+// entry per target and builds rows only for the targets it lists.
+func Report(src Source, q StatusQuery, now time.Time) *StatusReport {
+	endpoints, files := src.Views()
 	rep := &StatusReport{Now: now, Query: q}
 	all := make([]statusEntry, 0, len(endpoints)+len(files))
-	for _, j := range endpoints {
-		all = append(all, rep.Summary.endpoint(j, now))
+	for i := range endpoints {
+		all = append(all, rep.Summary.endpoint(&endpoints[i], now))
 	}
-	for _, j := range files {
-		all = append(all, rep.Summary.file(j, now))
+	for i := range files {
+		all = append(all, rep.Summary.file(&files[i], now))
 	}
 	slices.SortStableFunc(all, urgency)
 	matched := all[:0]
@@ -226,23 +251,23 @@ func (q *StatusQuery) matches(e statusEntry) bool {
 }
 
 // endpoint counts an endpoint and returns its statusEntry.
-func (s *Summary) endpoint(j *endpointJob, now time.Time) statusEntry {
-	ep := &j.target.Endpoint
-	e := statusEntry{ep: j, name: ep.Name, address: firstNonEmpty(ep.URL, ep.Address)}
-	r := j.last.Load()
+func (s *Summary) endpoint(v *EndpointView, now time.Time) statusEntry {
+	ep := &v.Endpoint
+	e := statusEntry{ep: v, name: ep.Name, address: firstNonEmpty(ep.URL, ep.Address)}
+	r := v.Last
 	if r == nil {
 		return s.count(e, nil, false, false, now)
 	}
 	failed := !r.Healthy(ep)
 	e.soonest = s.certs(r.Certificates, now)
-	violating := ep.PostureEnabled() && len(policy.EndpointViolations(j.posture.policy, *ep, r, j.posture.last())) > 0
+	violating := ep.PostureEnabled() && len(policy.EndpointViolations(v.Policy, *ep, r, v.Posture)) > 0
 	return s.count(e, &r.Time, failed, violating, now)
 }
 
 // file counts a file group and returns its statusEntry.
-func (s *Summary) file(j *fileJob, now time.Time) statusEntry {
-	e := statusEntry{file: j, name: j.group.Name, address: strings.Join(j.group.Paths, ", "), trustStore: j.group.TrustStore}
-	r := j.last.Load()
+func (s *Summary) file(v *FileView, now time.Time) statusEntry {
+	e := statusEntry{file: v, name: v.Group.Name, address: strings.Join(v.Group.Paths, ", "), trustStore: v.Group.TrustStore}
+	r := v.Last
 	if r == nil {
 		return s.count(e, nil, false, false, now)
 	}
@@ -259,7 +284,7 @@ func (s *Summary) file(j *fileJob, now time.Time) statusEntry {
 			e.soonest = soonest
 		}
 	}
-	violating := len(policy.FileViolations(j.posture.policy, r)) > 0
+	violating := len(policy.FileViolations(v.Policy, r)) > 0
 	return s.count(e, &r.Time, failed, violating, now)
 }
 
@@ -332,14 +357,14 @@ func (e statusEntry) row(now time.Time, report bool) TargetStatus {
 	}
 	if e.ep != nil {
 		s.Kind = "endpoint"
-		if r := e.ep.last.Load(); r != nil {
-			fillEndpointStatus(&s, e.ep, r, now, report)
+		if e.ep.Last != nil {
+			fillEndpointStatus(&s, e.ep, now, report)
 		}
 		return s
 	}
 	s.Kind = "file"
-	if r := e.file.last.Load(); r != nil {
-		fillFileStatus(&s, e.file, r, now, report)
+	if e.file.Last != nil {
+		fillFileStatus(&s, e.file, now, report)
 	}
 	if e.trustStore {
 		s.TrustStore, s.Note = true, trustStoreNote(s.Certs, now)
@@ -350,8 +375,8 @@ func (e statusEntry) row(now time.Time, report bool) TargetStatus {
 	return s
 }
 
-func fillEndpointStatus(s *TargetStatus, j *endpointJob, r *probe.TLSResult, now time.Time, report bool) {
-	ep, pol := &j.target.Endpoint, j.posture.policy
+func fillEndpointStatus(s *TargetStatus, v *EndpointView, now time.Time, report bool) {
+	ep, pol, r := &v.Endpoint, v.Policy, v.Last
 	s.LastRun = &r.Time
 	if r.Reason != probe.ReasonNone {
 		s.Problems = append(s.Problems, problemOf("", r.Reason, r.Detail))
@@ -360,29 +385,29 @@ func fillEndpointStatus(s *TargetStatus, j *endpointJob, r *probe.TLSResult, now
 		s.Version, s.Cipher = tls.VersionName(r.Version), tls.CipherSuiteName(r.CipherSuite)
 	}
 	if r.Success || len(r.Certificates) > 0 {
-		v := r.Verified
-		s.Verified = &v
+		verified := r.Verified
+		s.Verified = &verified
 	}
 	s.Certs = certStatuses(s.Certs, "", r.Certificates, now)
 	fillMCPStatus(s, r.MCP)
 	var scan *probe.PostureResult
 	if ep.PostureEnabled() {
-		scan = j.posture.last()
+		scan = v.Posture
 		s.Findings = findingStatuses(s.Findings, pol, "", r.Certificates)
 		s.Violations = violationStatuses(policy.EndpointViolations(pol, *ep, r, scan))
 	}
 	if report {
 		var b strings.Builder
-		WriteEndpointReport(&b, ep, r, now)
+		writeEndpointReport(&b, ep, r, now)
 		if scan != nil {
-			WritePosture(&b, pol, ep, r, scan)
+			writePosture(&b, pol, ep, r, scan)
 		}
 		s.Report = b.String()
 	}
 }
 
-func fillFileStatus(s *TargetStatus, j *fileJob, r *certfile.FileResult, now time.Time, report bool) {
-	pol := j.posture.policy
+func fillFileStatus(s *TargetStatus, v *FileView, now time.Time, report bool) {
+	pol, r := v.Policy, v.Last
 	s.LastRun = &r.Time
 	for _, f := range r.Files {
 		if f.Reason != probe.ReasonNone {
@@ -395,7 +420,7 @@ func fillFileStatus(s *TargetStatus, j *fileJob, r *certfile.FileResult, now tim
 	s.Violations = violationStatuses(policy.FileViolations(pol, r))
 	if report {
 		var b strings.Builder
-		writeFileReport(&b, &j.group, r, pol, now)
+		writeFileReport(&b, &v.Group, r, pol, now)
 		s.Report = b.String()
 	}
 }

@@ -1,4 +1,4 @@
-package collector
+package web
 
 import (
 	"crypto/tls"
@@ -13,13 +13,71 @@ import (
 	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
 
-// This file is the text report: what `check` prints, and what the status
-// page shows for one target. It reads results only, so the page and the
+// This file holds the text writers: /status?format=text, and a target's
+// report, which the per-target view shows and `check` prints. The report
+// reads results only, the same way for both, so that the page and the
 // command cannot drift apart.
 
-// WriteEndpointReport writes an endpoint's probe: timing, negotiated
+// writeStatusText writes the summary and one line per target, or, for one
+// target, what `check` prints.
+func writeStatusText(w io.Writer, rep *StatusReport) {
+	s := &rep.Summary
+	fmt.Fprintf(w, "Targets: %d failing, %d expiring, %d healthy, %d pending; certificates: %d expired, %d within 7d, %d within 30d; %d targets violate policy\n",
+		s.Failing, s.Expiring, s.Healthy, s.Pending, s.Expired, s.Within7d, s.Within30d, s.Violating)
+	if s.LastRefresh != nil {
+		fmt.Fprintf(w, "Last refresh: %s\n", s.LastRefresh.UTC().Format(time.RFC3339))
+	}
+	if rep.Single && rep.Targets[0].Report != "" {
+		fmt.Fprintln(w)
+		WriteTargetReport(w, rep)
+		return
+	}
+	fmt.Fprintln(w)
+	for _, t := range rep.Targets {
+		fmt.Fprintf(w, "%-8s %s (%s)", t.State, t.Name, t.Target)
+		if t.SoonestExpiry != nil {
+			fmt.Fprintf(w, " soonest expiry %s", HumanDuration(t.SoonestExpiry.Sub(rep.Now)))
+		}
+		if t.Note != "" {
+			fmt.Fprintf(w, "; %s", t.Note)
+		}
+		fmt.Fprintln(w)
+		for _, p := range t.Problems {
+			fmt.Fprintf(w, "         %s%s: %s\n         remedy: %s\n", p.Title(), p.where(), p.Detail, p.Remedy)
+		}
+	}
+	if n := rep.Folded(); n > 0 {
+		fmt.Fprintf(w, "... and %d more; narrow with ?state= or ?target=, or raise ?limit=\n", n)
+	}
+}
+
+// Title is the problem's reason, MCP ones marked as such.
+func (p Problem) Title() string {
+	if p.Layer == "mcp" {
+		return "MCP " + p.Reason
+	}
+	return p.Reason
+}
+
+func (p Problem) where() string {
+	if p.Path == "" {
+		return ""
+	}
+	return " (" + p.Path + ")"
+}
+
+// WriteTargetReport writes the report of the per-target view: what
+// /status?target=NAME&format=text shows under its summary, and all `check`
+// prints.
+func WriteTargetReport(w io.Writer, rep *StatusReport) {
+	if rep.Single {
+		io.WriteString(w, rep.Targets[0].Report)
+	}
+}
+
+// writeEndpointReport writes an endpoint's probe: timing, negotiated
 // parameters, the chain, the verdict with its remedy, and MCP.
-func WriteEndpointReport(w io.Writer, ep *config.Endpoint, r *probe.TLSResult, now time.Time) {
+func writeEndpointReport(w io.Writer, ep *config.Endpoint, r *probe.TLSResult, now time.Time) {
 	fmt.Fprintf(w, "Target:       %s (dial %s, SNI %s)\n", ep.Name, ep.HostPort(), ep.ServerName())
 	fmt.Fprintf(w, "Timing:       dns %s, connect %s, handshake %s\n",
 		r.Phases.DNS.Round(time.Microsecond), r.Phases.Connect.Round(time.Microsecond), r.Phases.Handshake.Round(time.Microsecond))
@@ -109,9 +167,9 @@ func sessionText(m *probe.MCPResult) string {
 	return fmt.Sprintf(", session closed (DELETE answered %d)", m.DeleteStatus)
 }
 
-// WritePosture writes the posture section of an endpoint's report from its
+// writePosture writes the posture section of an endpoint's report from its
 // last probe and posture scan.
-func WritePosture(w io.Writer, pol config.Policy, ep *config.Endpoint, r *probe.TLSResult, s *probe.PostureResult) {
+func writePosture(w io.Writer, pol config.Policy, ep *config.Endpoint, r *probe.TLSResult, s *probe.PostureResult) {
 	fmt.Fprintf(w, "\nPosture (scan took %s):\n", s.Duration.Round(time.Millisecond))
 	fmt.Fprintf(w, "  Versions:     %s\n", versionsLine(s))
 	writeSuites(w, s)
