@@ -121,7 +121,7 @@ func renderFindings(ch *Samples, pol config.Policy, target, source, path string,
 		} else if fp != c.FingerprintSHA256 {
 			serial += "-" + c.FingerprintSHA256[:12]
 		}
-		for _, f := range probe.CertFindings(c, pol) {
+		for _, f := range policy.CertFindings(c, pol) {
 			ch.Gauge(CertFinding, 1, target, source, path, c.Role, serial, string(f))
 		}
 	}

@@ -250,7 +250,7 @@ func writeFindings(w io.Writer, pol config.Policy, certs []probe.CertInfo) {
 	n := 0
 	for i := range certs {
 		c := &certs[i]
-		for _, f := range probe.CertFindings(c, pol) {
+		for _, f := range policy.CertFindings(c, pol) {
 			if n == 0 {
 				fmt.Fprintln(w, "Findings:")
 			}
