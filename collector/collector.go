@@ -162,7 +162,8 @@ func (c *Collector) Config() *config.Config {
 }
 
 // identity changes whenever the definition does, so a changed target is a
-// new job: refreshed at once, with no stale result from its old definition.
+// new target: refreshed at once, with no stale result from its old
+// definition.
 func identity(kind string, def any) string {
 	b, err := json.Marshal(def)
 	if err != nil {
