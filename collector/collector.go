@@ -30,7 +30,6 @@ type Collector struct {
 	logger *slog.Logger
 	sched  *scheduler
 	self   *selfMetrics
-	live   *prometheus.Registry // what WriteMetrics gathers at scrape time
 	shard  Shard
 
 	ondemand *onDemand    // /probe (ondemand.go)
@@ -49,10 +48,8 @@ func New(logger *slog.Logger, opts ...Option) *Collector {
 		logger: logger,
 		sched:  newScheduler(config.DefaultConcurrency),
 		self:   newSelfMetrics(),
-		live:   prometheus.NewRegistry(),
 	}
 	c.ondemand, c.tf = newOnDemand(), newTargetFiles()
-	c.live.MustRegister(liveMetrics{c})
 	for _, o := range opts {
 		o(c)
 	}
@@ -173,28 +170,22 @@ func identity(kind string, def any) string {
 	return kind + "/" + hex.EncodeToString(sum[:12])
 }
 
-// collectLive renders the metrics computed at scrape time: the exporter's own.
-func (c *Collector) collectLive(ch chan<- prometheus.Metric) {
+// renderLive renders the metrics computed at scrape time: the exporter's own.
+func (c *Collector) renderLive(ch *metrics.Samples) {
 	c.mu.RLock()
 	targets, endpoints := len(c.targets), c.endpointCount
 	c.mu.RUnlock()
-	c.self.collect(ch, endpoints, targets-endpoints)
-	c.ondemand.Collect(ch)
-	c.tf.Collect(ch)
+	c.self.render(ch, endpoints, targets-endpoints)
+	c.ondemand.render(ch)
+	c.tf.render(ch)
 }
-
-// liveMetrics is collectLive as a prometheus.Collector, unchecked.
-type liveMetrics struct{ c *Collector }
-
-func (l liveMetrics) Describe(chan<- *prometheus.Desc)    {}
-func (l liveMetrics) Collect(ch chan<- prometheus.Metric) { l.c.collectLive(ch) }
 
 // expositions snapshots the cached text of every target that has a result.
 func (c *Collector) expositions() ([]*metrics.Exposition, error) {
 	c.mu.RLock()
 	targets := c.targets
 	c.mu.RUnlock()
-	out := make([]*metrics.Exposition, 0, 2*len(targets))
+	out := make([]*metrics.Exposition, 0, 2*len(targets)+1)
 	add := func(e *metrics.Exposition) error {
 		if e == nil {
 			return nil
@@ -207,18 +198,22 @@ func (c *Collector) expositions() ([]*metrics.Exposition, error) {
 			return nil, err
 		}
 	}
+	if err := add(metrics.Render(c.renderLive)); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
 // WriteMetrics writes what /metrics serves (web.MetricsHandler): every
 // target's cached text and the collector's own metrics, merged in name
-// order with what g gathers, countdowns computed at now.
+// order with what g gathers (the process's Go, process and build metrics),
+// countdowns computed at now.
 func (c *Collector) WriteMetrics(w io.Writer, g prometheus.Gatherer, now time.Time) error {
 	exps, err := c.expositions()
 	if err != nil {
 		return err
 	}
-	mfs, err := prometheus.Gatherers{g, c.live}.Gather()
+	mfs, err := g.Gather()
 	if err != nil {
 		return err
 	}

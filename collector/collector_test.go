@@ -7,14 +7,19 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/mcpcert/mcp_cert_exporter/config"
 	"github.com/mcpcert/mcp_cert_exporter/internal/metricstest"
@@ -213,4 +218,72 @@ func TestMetricsLint(t *testing.T) {
 		t.Fatalf("lint problems: %v", problems)
 	}
 	_ = os.Remove(dir)
+}
+
+// /metrics, the targets' cached text and the exporter's own metrics
+// rendered at scrape time, is line for line what a registry writes for the
+// same samples: parsed, gathered (which sorts each family's series) and
+// encoded again by expfmt. The exporter's own families keep a registry's
+// order too; the targets' series come in config order, not sorted.
+func TestMetricsAreWhatARegistryWrites(t *testing.T) {
+	c, _ := mixedCollector(t)
+	c.self.observe("posture", time.Now(), false) // a second kind and result
+	c.self.reloaded(true, time.Now())
+	c.ondemand.requests.inc("tls", probeDenied)
+	c.ondemand.requests.inc("", probeBadRequest)
+	text := scrapeText(t, c)
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	parsed, err := p.TextToMetricFamilies(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered, err := prometheus.Gatherers{prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		return slices.Collect(maps.Values(parsed)), nil
+	})}.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want bytes.Buffer
+	for _, mf := range gathered {
+		if _, err := expfmt.MetricFamilyToText(&want, mf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"mcp_cert_exporter_refresh_duration_seconds", "mcp_cert_exporter_refreshes_total",
+		"mcp_cert_exporter_probe_requests_total", "ssl_certificate_info"} {
+		if parsed[name] == nil {
+			t.Fatalf("no %s in the scrape", name)
+		}
+	}
+	if got, exp := sortedLines(text), sortedLines(want.String()); !slices.Equal(got, exp) {
+		for i := range min(len(got), len(exp)) {
+			if got[i] != exp[i] {
+				t.Fatalf("sorted line %d:\n got %q\nwant %q", i+1, got[i], exp[i])
+			}
+		}
+		t.Fatalf("%d lines, want %d", len(got), len(exp))
+	}
+	for name := range parsed {
+		if !strings.HasPrefix(name, "mcp_cert_exporter_") {
+			continue
+		}
+		if got, exp := familyLines(text, name), familyLines(want.String(), name); !slices.Equal(got, exp) {
+			t.Errorf("%s:\n got %q\nwant %q", name, got, exp)
+		}
+	}
+}
+
+func sortedLines(text string) []string {
+	return slices.Sorted(slices.Values(strings.Split(text, "\n")))
+}
+
+// familyLines are the samples of one family, in the order written.
+func familyLines(text, name string) []string {
+	var out []string
+	for line := range strings.SplitSeq(text, "\n") {
+		if rest, ok := strings.CutPrefix(line, name); ok && (rest == "" || strings.ContainsAny(rest[:1], "_{ ")) {
+			out = append(out, line)
+		}
+	}
+	return out
 }

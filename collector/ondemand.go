@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"gopkg.in/yaml.v3"
 
 	"github.com/mcpcert/mcp_cert_exporter/config"
@@ -38,26 +37,15 @@ const (
 // requests came to. Results are never cached: every request probes.
 type onDemand struct {
 	inFlight atomic.Int64
-	requests *prometheus.CounterVec
-	running  prometheus.GaugeFunc
+	requests counters // by module and result
 }
 
-func newOnDemand() *onDemand {
-	o := &onDemand{requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: metrics.ProbeRequests.Name, Help: metrics.ProbeRequests.Help,
-	}, metrics.ProbeRequests.Labels)}
-	o.running = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: metrics.ProbeInFlight.Name, Help: metrics.ProbeInFlight.Help},
-		func() float64 { return float64(o.inFlight.Load()) })
-	return o
-}
+func newOnDemand() *onDemand { return &onDemand{} }
 
-func (o *onDemand) Describe(ch chan<- *prometheus.Desc) {
-	o.requests.Describe(ch)
-	o.running.Describe(ch)
-}
-func (o *onDemand) Collect(ch chan<- prometheus.Metric) {
-	o.requests.Collect(ch)
-	o.running.Collect(ch)
+// render renders the requests so far and the probes running now.
+func (o *onDemand) render(ch *metrics.Samples) {
+	o.requests.render(ch, metrics.ProbeRequests)
+	ch.Gauge(metrics.ProbeInFlight, float64(o.inFlight.Load()))
 }
 
 // acquire takes a probe slot unless limit are taken.
@@ -84,7 +72,7 @@ func (c *Collector) ProbeHandler(logger *slog.Logger) http.Handler {
 			label = "" // unknown names must not grow the metric's series
 		}
 		result, code, msg := c.serveProbe(w, r, cfg, logger)
-		c.ondemand.requests.WithLabelValues(label, result).Inc()
+		c.ondemand.requests.inc(label, result)
 		if code != http.StatusOK {
 			http.Error(w, msg, code)
 		}

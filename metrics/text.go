@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -117,6 +118,9 @@ type Sample struct {
 	// Deadline, when set, makes the sample a countdown: the seconds left
 	// until Deadline, which Write recomputes at every scrape.
 	Deadline time.Time
+
+	suffix string // of a histogram's series: _bucket, _sum or _count
+	le     string // a bucket's upper bound, as the text format writes it
 }
 
 // Desc is the family's, for prometheus.Metric.
@@ -148,6 +152,25 @@ type Samples []Sample
 // after the call.
 func (s *Samples) Gauge(f *Family, v float64, labels ...string) {
 	*s = append(*s, Sample{Family: f, Value: v, Labels: labels})
+}
+
+// Histogram appends a histogram as the text format writes one: a _bucket
+// sample per upper bound, counting every observation up to it, then +Inf,
+// _sum and _count. counts holds each bucket's own observations, one more
+// than upper for those above every bound.
+func (s *Samples) Histogram(f *Family, upper []float64, counts []uint64, sum float64, labels ...string) {
+	var total uint64
+	for i, c := range counts {
+		total += c
+		bound := math.Inf(1)
+		if i < len(upper) {
+			bound = upper[i]
+		}
+		le := string(appendFloat(nil, bound))
+		*s = append(*s, Sample{Family: f, Value: float64(total), Labels: labels, suffix: "_bucket", le: le})
+	}
+	*s = append(*s, Sample{Family: f, Value: sum, Labels: labels, suffix: "_sum"},
+		Sample{Family: f, Value: float64(total), Labels: labels, suffix: "_count"})
 }
 
 // samplePool recycles render buffers: every refresh renders, and only the
@@ -229,6 +252,7 @@ func appendLine(b []byte, s *Sample) ([]byte, error) {
 		return b, fmt.Errorf("rendering %s: %d label values for %d labels", f.Name, len(s.Labels), len(order))
 	}
 	b = append(b, f.Name...)
+	b = append(b, s.suffix...)
 	for i, name := range names {
 		v := labelValue(s.Labels[order[i]])
 		sep := byte(',')
@@ -241,7 +265,17 @@ func appendLine(b []byte, s *Sample) ([]byte, error) {
 		b = appendEscaped(b, v)
 		b = append(b, '"')
 	}
-	if len(names) > 0 {
+	if s.le != "" {
+		if len(names) > 0 {
+			b = append(b, ',')
+		} else {
+			b = append(b, '{')
+		}
+		b = append(b, `le="`...)
+		b = append(b, s.le...)
+		b = append(b, '"')
+	}
+	if len(names) > 0 || s.le != "" {
 		b = append(b, '}')
 	}
 	b = append(b, ' ')
@@ -318,11 +352,14 @@ func appendEscaped(b []byte, v string) []byte {
 // appendValue writes a value and ends the line, as expfmt writes floats
 // (which also writes negative zero as 0).
 func appendValue(b []byte, v float64) []byte {
+	return append(appendFloat(b, v), '\n')
+}
+
+func appendFloat(b []byte, v float64) []byte {
 	if v == 0 {
 		v = 0
 	}
-	b = strconv.AppendFloat(b, v, 'g', -1, 64)
-	return append(b, '\n')
+	return strconv.AppendFloat(b, v, 'g', -1, 64)
 }
 
 // writeTo appends the group's samples, counting down to now.

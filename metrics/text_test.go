@@ -113,7 +113,7 @@ func TestRenderTextGroupsFamilies(t *testing.T) {
 	deadline := time.Now().Add(time.Hour)
 	e := Render(func(ch *Samples) {
 		ch.Gauge(ProbeSuccess, 1, "a")
-		*ch = append(*ch, Sample{CertExpiry, 0, []string{"c", "", "", "leaf", "", "", "1"}, deadline})
+		*ch = append(*ch, Sample{Family: CertExpiry, Labels: []string{"c", "", "", "leaf", "", "", "1"}, Deadline: deadline})
 		ch.Gauge(ProbeError, 1, "a", "TIMEOUT")
 		ch.Gauge(ProbeSuccess, 0, "b")
 	})
