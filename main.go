@@ -181,7 +181,7 @@ func handleSignals(srv *http.Server, coll *collector.Collector, file string, rel
 func routes(f serveFlags, reg *prometheus.Registry, coll *collector.Collector, reloads chan chan error,
 	stopping <-chan struct{}, logger *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle(f.telemetryPath, coll.MetricsHandler(reg, logger))
+	mux.Handle(f.telemetryPath, web.MetricsHandler(coll, reg, logger))
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Healthy") })
 	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {

@@ -1,6 +1,8 @@
-// Package collector schedules endpoint probes and file reads, caches their
-// results, and renders the cache as const metrics on each scrape. A scrape
-// never touches the network or the disk.
+// Package collector keeps one target per configured endpoint or file
+// group, refreshes each on its two schedules (its probe or read, and its
+// posture scan) with a bounded number of workers, and keeps each target's
+// metrics as text, rendered when a result is stored. A scrape never touches
+// the network or the disk.
 package collector
 
 import (
@@ -10,35 +12,34 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/mcpcert/mcp_cert_exporter/certfile"
 	"github.com/mcpcert/mcp_cert_exporter/config"
+	"github.com/mcpcert/mcp_cert_exporter/metrics"
 	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
 
-// Collector is the exporter's state: the jobs of the current config and the
-// last result of each.
+// Collector is the exporter's state: the targets of the current config and
+// their results.
 type Collector struct {
 	logger *slog.Logger
 	sched  *scheduler
 	self   *selfMetrics
-	live   *prometheus.Registry // what MetricsHandler renders at scrape time
 	shard  Shard
 
 	ondemand *onDemand    // /probe (ondemand.go)
 	tf       *targetFiles // target_files (targetfiles.go)
 
-	mu        sync.RWMutex
-	cfg       *config.Config
-	endpoints []*endpointJob
-	files     []*fileJob
-	postures  *postureSet
+	mu      sync.RWMutex
+	cfg     *config.Config
+	targets []*target // endpoints first, then file groups, in config order
+
+	endpointCount int // of targets
 }
 
 // New makes a collector with no targets; Apply gives it some.
@@ -47,10 +48,8 @@ func New(logger *slog.Logger, opts ...Option) *Collector {
 		logger: logger,
 		sched:  newScheduler(config.DefaultConcurrency),
 		self:   newSelfMetrics(),
-		live:   prometheus.NewRegistry(),
 	}
 	c.ondemand, c.tf = newOnDemand(), newTargetFiles()
-	c.live.MustRegister(liveMetrics{c})
 	for _, o := range opts {
 		o(c)
 	}
@@ -73,35 +72,83 @@ func (c *Collector) Refreshes() uint64 { return c.self.done.Load() }
 // targetfiles.go), keeping only the targets of the collector's shard.
 func (c *Collector) apply(cfg *config.Config) error {
 	cfg = c.shard.filter(cfg)
-	endpoints, err := c.endpointJobs(cfg)
+	c.mu.RLock()
+	old := c.targets
+	c.mu.RUnlock()
+	targets, fresh, err := c.targetsOf(cfg, old)
 	if err != nil {
 		return err
 	}
-	if n := cfg.Limits.LabelLength; n > 0 {
-		labelLength.Store(int64(n))
-	}
-	files := c.fileJobs(cfg)
-	postures := c.postureJobs(cfg, endpoints, files)
+	metrics.SetLabelLength(cfg.Limits.LabelLength)
 	c.mu.Lock()
-	c.cfg, c.endpoints, c.files, c.postures = cfg, endpoints, files, postures
+	c.cfg, c.targets, c.endpointCount = cfg, targets, endpointsIn(targets)
 	c.mu.Unlock()
-	// The policy may have changed, and kept results have no text yet in a
-	// new slot: render every target's posture metrics once now.
-	for _, j := range endpoints {
-		j.posture.refresh(j.renderPosture)
+	// The policy may have changed, and a new target has no text yet: render
+	// every target's posture metrics once now.
+	for _, t := range targets {
+		t.render(false)
 	}
-	for _, j := range files {
-		j.posture.refresh(j.renderPosture)
+	// New endpoints' first scans are spread; a file group's key check is
+	// cheap and runs at once.
+	var spread []*target
+	jobs := make([]job, 0, 2*len(targets))
+	for _, t := range targets {
+		jobs = append(jobs, refreshJob{t})
+		if !t.kind.scans() {
+			continue
+		}
+		jobs = append(jobs, scanJob{t})
+		if _, ok := t.kind.(*endpoint); ok && fresh[t] {
+			spread = append(spread, t)
+		}
 	}
-	jobs := postures.jobs()
-	for _, j := range endpoints {
-		jobs = append(jobs, j)
-	}
-	for _, j := range files {
-		jobs = append(jobs, j)
-	}
+	spreadFirstScans(spread, cfg.PostureInterval.D())
 	c.sched.set(jobs, cfg.Concurrency)
 	return nil
+}
+
+// targetsOf makes a target of every endpoint and file group of cfg: the
+// one place that knows the kinds of target. A target whose definition did
+// not change takes over its old results; fresh are those that did not.
+func (c *Collector) targetsOf(cfg *config.Config, old []*target) (targets []*target, fresh map[*target]bool, err error) {
+	byID := make(map[string]*target, len(old))
+	for _, t := range old {
+		byID[t.id] = t
+	}
+	changes := changesByName(old)
+	targets, fresh = make([]*target, 0, len(cfg.Endpoints)+len(cfg.Files)), map[*target]bool{}
+	add := func(id string, k kind) {
+		t := &target{id: id, kind: k, policy: cfg.Policy, scanEvery: cfg.PostureInterval.D(), self: c.self, logger: c.logger}
+		if prev, ok := byID[id]; ok {
+			t.out = prev.out
+			k.carry(prev.kind)
+		} else {
+			t.out, fresh[t] = new(texts), true
+		}
+		targets = append(targets, t)
+	}
+	for _, ep := range cfg.Endpoints {
+		pt, err := probe.NewTarget(ep)
+		if err != nil {
+			return nil, nil, fmt.Errorf("endpoint %s: %w", ep.Name, err)
+		}
+		c.tf.guard(pt)
+		add(identity("endpoint", ep), newEndpoint(pt, cfg.Policy, changesFor(changes, ep.Name)))
+	}
+	for _, g := range cfg.Files {
+		add(identity("file", g), newFileGroup(g))
+	}
+	return targets, fresh, nil
+}
+
+func endpointsIn(targets []*target) int {
+	n := 0
+	for _, t := range targets {
+		if _, ok := t.kind.(*endpoint); ok {
+			n++
+		}
+	}
+	return n
 }
 
 // Config is the config in force.
@@ -111,59 +158,9 @@ func (c *Collector) Config() *config.Config {
 	return c.cfg
 }
 
-// byKey indexes the jobs in force, so Apply can carry results over.
-func byKey[J job](c *Collector, jobs func() []J) map[string]J {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	m := map[string]J{}
-	for _, j := range jobs() {
-		m[j.key()] = j
-	}
-	return m
-}
-
-func (c *Collector) endpointJobs(cfg *config.Config) ([]*endpointJob, error) {
-	old := byKey(c, func() []*endpointJob { return c.endpoints })
-	changes := changesByName(old)
-	jobs := make([]*endpointJob, 0, len(cfg.Endpoints))
-	for _, ep := range cfg.Endpoints {
-		target, err := probe.NewTarget(ep)
-		if err != nil {
-			return nil, fmt.Errorf("endpoint %s: %w", ep.Name, err)
-		}
-		c.tf.guard(target)
-		j := &endpointJob{id: identity("endpoint", ep), target: target, self: c.self, logger: c.logger, change: changesFor(changes, ep.Name)}
-		prev, ok := old[j.id]
-		if ok {
-			j.last, j.text = prev.last, prev.text // same definition: the cached result still holds
-		} else {
-			j.last, j.text = new(atomic.Pointer[probe.TLSResult]), new(atomic.Pointer[exposition])
-		}
-		j.posture = newPostureText(prev.postureOf(ok), cfg.Policy)
-		jobs = append(jobs, j)
-	}
-	return jobs, nil
-}
-
-func (c *Collector) fileJobs(cfg *config.Config) []*fileJob {
-	old := byKey(c, func() []*fileJob { return c.files })
-	jobs := make([]*fileJob, 0, len(cfg.Files))
-	for _, g := range cfg.Files {
-		j := &fileJob{id: identity("file", g), group: g, self: c.self}
-		prev, ok := old[j.id]
-		if ok {
-			j.reader, j.last, j.text = prev.reader, prev.last, prev.text
-		} else {
-			j.reader, j.last, j.text = certfile.NewFileReader(), new(atomic.Pointer[certfile.FileResult]), new(atomic.Pointer[exposition])
-		}
-		j.posture = newPostureText(prev.postureOf(ok), cfg.Policy)
-		jobs = append(jobs, j)
-	}
-	return jobs
-}
-
 // identity changes whenever the definition does, so a changed target is a
-// new job: refreshed at once, with no stale result from its old definition.
+// new target: refreshed at once, with no stale result from its old
+// definition.
 func identity(kind string, def any) string {
 	b, err := json.Marshal(def)
 	if err != nil {
@@ -173,116 +170,52 @@ func identity(kind string, def any) string {
 	return kind + "/" + hex.EncodeToString(sum[:12])
 }
 
-type endpointJob struct {
-	id      string
-	target  *probe.Target
-	last    *atomic.Pointer[probe.TLSResult]
-	change  *leafChanges
-	text    *atomic.Pointer[exposition]
-	self    *selfMetrics
-	logger  *slog.Logger
-	posture postureText[probe.PostureResult] // nil scan when posture is off
-}
-
-func (j *endpointJob) key() string             { return j.id }
-func (j *endpointJob) name() string            { return j.target.Endpoint.Name }
-func (j *endpointJob) interval() time.Duration { return j.target.Endpoint.Interval.D() }
-
-func (j *endpointJob) run(ctx context.Context) {
-	start := time.Now()
-	res := j.target.Probe(ctx)
-	if ctx.Err() != nil && res.Reason == probe.ReasonTimeout {
-		return // shutting down: not the target's fault
-	}
-	mcpOK := res.MCP == nil || res.MCP.Up
-	if res.Reason != probe.ReasonNone {
-		j.logger.Debug("probe failed", "target", j.name(), "reason", res.Reason, "detail", res.Detail)
-	}
-	if !mcpOK {
-		j.logger.Debug("MCP handshake failed", "target", j.name(), "reason", res.MCP.Reason, "detail", res.MCP.Detail)
-	}
-	j.change.observe(res)
-	j.store(res)
-	j.posture.refresh(j.renderPosture)
-	j.self.observe("endpoint", start, res.Healthy(&j.target.Endpoint)) // once the result is served
-}
-
-// store caches res and its metrics, rendered now as text so that scrapes
-// only copy them.
-func (j *endpointJob) store(res *probe.TLSResult) {
-	j.text.Store(renderText(func(ch *samples) {
-		renderEndpoint(ch, j.target.Endpoint, res, time.Now())
-	}))
-	j.last.Store(res)
-}
-
-type fileJob struct {
-	id      string
-	group   config.FileGroup
-	reader  *certfile.FileReader
-	last    *atomic.Pointer[certfile.FileResult]
-	text    *atomic.Pointer[exposition]
-	self    *selfMetrics
-	files   fileText // what the last store rendered, touched only by run
-	posture postureText[certfile.KeyResult]
-}
-
-func (j *fileJob) key() string             { return j.id }
-func (j *fileJob) interval() time.Duration { return j.group.Interval.D() }
-
-func (j *fileJob) run(ctx context.Context) {
-	start := time.Now()
-	res := j.reader.Read(ctx, j.group)
-	if ctx.Err() != nil {
-		return
-	}
-	ok := true
-	for _, f := range res.Files {
-		ok = ok && f.Reason == probe.ReasonNone
-	}
-	j.store(res)
-	j.posture.refresh(j.renderPosture)
-	j.self.observe("file", start, ok)
-}
-
-// collectLive renders the metrics computed at scrape time: the exporter's own.
-func (c *Collector) collectLive(ch chan<- prometheus.Metric) {
+// renderLive renders the metrics computed at scrape time: the exporter's own.
+func (c *Collector) renderLive(ch *metrics.Samples) {
 	c.mu.RLock()
-	endpoints, files := len(c.endpoints), len(c.files)
+	targets, endpoints := len(c.targets), c.endpointCount
 	c.mu.RUnlock()
-	c.self.collect(ch, endpoints, files)
-	c.ondemand.Collect(ch)
-	c.tf.Collect(ch)
+	c.self.render(ch, endpoints, targets-endpoints)
+	c.ondemand.render(ch)
+	c.tf.render(ch)
 }
-
-// liveMetrics is collectLive as a prometheus.Collector, unchecked.
-type liveMetrics struct{ c *Collector }
-
-func (l liveMetrics) Describe(chan<- *prometheus.Desc)    {}
-func (l liveMetrics) Collect(ch chan<- prometheus.Metric) { l.c.collectLive(ch) }
 
 // expositions snapshots the cached text of every target that has a result.
-func (c *Collector) expositions() ([]*exposition, error) {
+func (c *Collector) expositions() ([]*metrics.Exposition, error) {
 	c.mu.RLock()
-	endpoints, files := c.endpoints, c.files
+	targets := c.targets
 	c.mu.RUnlock()
-	out := make([]*exposition, 0, 2*(len(endpoints)+len(files)))
-	add := func(e *exposition) error {
+	out := make([]*metrics.Exposition, 0, 2*len(targets)+1)
+	add := func(e *metrics.Exposition) error {
 		if e == nil {
 			return nil
 		}
 		out = append(out, e)
-		return e.err
+		return e.Err()
 	}
-	for _, j := range endpoints {
-		if err := errors.Join(add(j.text.Load()), add(j.posture.text.Load())); err != nil {
+	for _, t := range targets {
+		if err := errors.Join(add(t.out.result.Load()), add(t.out.posture.Load())); err != nil {
 			return nil, err
 		}
 	}
-	for _, j := range files {
-		if err := errors.Join(add(j.text.Load()), add(j.posture.text.Load())); err != nil {
-			return nil, err
-		}
+	if err := add(metrics.Render(c.renderLive)); err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// WriteMetrics writes what /metrics serves (web.MetricsHandler): every
+// target's cached text and the collector's own metrics, merged in name
+// order with what g gathers (the process's Go, process and build metrics),
+// countdowns computed at now.
+func (c *Collector) WriteMetrics(w io.Writer, g prometheus.Gatherer, now time.Time) error {
+	exps, err := c.expositions()
+	if err != nil {
+		return err
+	}
+	mfs, err := g.Gather()
+	if err != nil {
+		return err
+	}
+	return metrics.Write(w, exps, mfs, now)
 }

@@ -1,22 +1,31 @@
 package collector
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
+	"fmt"
+	"io"
 	"log/slog"
-	"net/http"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/mcpcert/mcp_cert_exporter/config"
 	"github.com/mcpcert/mcp_cert_exporter/internal/metricstest"
 	"github.com/mcpcert/mcp_cert_exporter/internal/testpki"
+	"github.com/mcpcert/mcp_cert_exporter/metrics"
+	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
 
 func startCollector(t *testing.T, yml string) *Collector {
@@ -41,7 +50,16 @@ func runCollector(t *testing.T, cfg *config.Config, opts ...Option) *Collector {
 	return c
 }
 
-// scrape reads /metrics as main serves it.
+// storeResult keeps r and its text as an endpoint target's refresh does,
+// but not the posture text, which a refresh renders too: the benchmarks
+// built on it measured that shape before the targets were rewritten.
+func storeResult(t *target, r *probe.TLSResult) {
+	t.kind.(*endpoint).res.last.Store(r)
+	t.out.result.Store(t.kind.renderResult(time.Now()))
+}
+
+// scrape reads /metrics as main serves it: web.MetricsHandler adds only
+// HTTP and compression to what WriteMetrics writes.
 func scrape(t *testing.T, c *Collector) metricstest.Families {
 	t.Helper()
 	return metricstest.Parse(t, scrapeText(t, c))
@@ -49,11 +67,37 @@ func scrape(t *testing.T, c *Collector) metricstest.Families {
 
 func scrapeText(t *testing.T, c *Collector) string {
 	t.Helper()
-	resp, text := get(t, c.MetricsHandler(prometheus.NewRegistry(), slog.New(slog.DiscardHandler)), "")
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("/metrics answered %d: %s", resp.StatusCode, text)
+	var b bytes.Buffer
+	if err := c.WriteMetrics(&b, prometheus.NewRegistry(), time.Now()); err != nil {
+		t.Fatalf("/metrics would fail: %v", err)
 	}
-	return text
+	return b.String()
+}
+
+// A result whose metrics could not be rendered fails the scrape, as a
+// registry's gather error does, rather than silently dropping the target.
+func TestWriteMetricsReportsRenderError(t *testing.T) {
+	c, _ := mixedCollector(t)
+	c.targets[0].out.result.Store(metrics.Failed(fmt.Errorf("rendering x: broken")))
+	err := c.WriteMetrics(io.Discard, prometheus.NewRegistry(), time.Now())
+	if err == nil || !strings.Contains(err.Error(), "rendering x: broken") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// Nothing a file group renders is lost to the text cache's line handling:
+// a file name with a newline and quotes survives escaping.
+func TestScrapeEscapesLabels(t *testing.T) {
+	dir := t.TempDir()
+	odd := filepath.Join(dir, "odd \"name\"\nwith newline.pem")
+	if err := os.WriteFile(odd, testpki.NewCA("Root").PEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := startCollector(t, "interval: 1h\nfiles:\n  - {name: f, paths: [\""+dir+"/*.pem\"]}\n")
+	eventually(t, "file read", func() bool { return c.Refreshes() == 1 })
+	f := scrape(t, c)
+	f.One(t, "ssl_certificate_expiry_seconds", map[string]string{"path": odd})
+	f.One(t, "ssl_certificate_info", map[string]string{"path": odd, "role": probe.RoleRoot})
 }
 
 // mixedCollector has an endpoint that sends a chain, one that refuses, a
@@ -174,4 +218,72 @@ func TestMetricsLint(t *testing.T) {
 		t.Fatalf("lint problems: %v", problems)
 	}
 	_ = os.Remove(dir)
+}
+
+// /metrics, the targets' cached text and the exporter's own metrics
+// rendered at scrape time, is line for line what a registry writes for the
+// same samples: parsed, gathered (which sorts each family's series) and
+// encoded again by expfmt. The exporter's own families keep a registry's
+// order too; the targets' series come in config order, not sorted.
+func TestMetricsAreWhatARegistryWrites(t *testing.T) {
+	c, _ := mixedCollector(t)
+	c.self.observe("posture", time.Now(), false) // a second kind and result
+	c.self.reloaded(true, time.Now())
+	c.ondemand.requests.inc("tls", probeDenied)
+	c.ondemand.requests.inc("", probeBadRequest)
+	text := scrapeText(t, c)
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	parsed, err := p.TextToMetricFamilies(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered, err := prometheus.Gatherers{prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		return slices.Collect(maps.Values(parsed)), nil
+	})}.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want bytes.Buffer
+	for _, mf := range gathered {
+		if _, err := expfmt.MetricFamilyToText(&want, mf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"mcp_cert_exporter_refresh_duration_seconds", "mcp_cert_exporter_refreshes_total",
+		"mcp_cert_exporter_probe_requests_total", "ssl_certificate_info"} {
+		if parsed[name] == nil {
+			t.Fatalf("no %s in the scrape", name)
+		}
+	}
+	if got, exp := sortedLines(text), sortedLines(want.String()); !slices.Equal(got, exp) {
+		for i := range min(len(got), len(exp)) {
+			if got[i] != exp[i] {
+				t.Fatalf("sorted line %d:\n got %q\nwant %q", i+1, got[i], exp[i])
+			}
+		}
+		t.Fatalf("%d lines, want %d", len(got), len(exp))
+	}
+	for name := range parsed {
+		if !strings.HasPrefix(name, "mcp_cert_exporter_") {
+			continue
+		}
+		if got, exp := familyLines(text, name), familyLines(want.String(), name); !slices.Equal(got, exp) {
+			t.Errorf("%s:\n got %q\nwant %q", name, got, exp)
+		}
+	}
+}
+
+func sortedLines(text string) []string {
+	return slices.Sorted(slices.Values(strings.Split(text, "\n")))
+}
+
+// familyLines are the samples of one family, in the order written.
+func familyLines(text, name string) []string {
+	var out []string
+	for line := range strings.SplitSeq(text, "\n") {
+		if rest, ok := strings.CutPrefix(line, name); ok && (rest == "" || strings.ContainsAny(rest[:1], "_{ ")) {
+			out = append(out, line)
+		}
+	}
+	return out
 }

@@ -5,8 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"log/slog"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
@@ -23,6 +20,7 @@ import (
 	"github.com/mcpcert/mcp_cert_exporter/internal/metricstest"
 	"github.com/mcpcert/mcp_cert_exporter/internal/testpki"
 	"github.com/mcpcert/mcp_cert_exporter/internal/tooltest"
+	"github.com/mcpcert/mcp_cert_exporter/metrics"
 )
 
 // A certificate and a key whose names are not UTF-8 used to fail /metrics
@@ -37,17 +35,13 @@ func TestNonUTF8FileNamesKeepTheScrape(t *testing.T) {
 	testpki.WriteFile(t, good, "tls.pem", leaf.PEM())
 	c := runCollector(t, mustParse(t, fmt.Sprintf("files:\n  - {name: odd, paths: [%q]}\n  - {name: good, paths: [%q]}\n",
 		bad+"/*.pem", good+"/*.pem")))
-	h := c.MetricsHandler(prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	escaped := filepath.Join(bad, `x\xff.pem`)
 	var body string
 	eventually(t, "both groups read and the key checked", func() bool {
-		for _, j := range c.postures.files {
-			j.run(context.Background())
+		for _, t := range c.targets {
+			t.scan(context.Background())
 		}
-		resp, b := get(t, h, "")
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("/metrics answered %d: %s", resp.StatusCode, b)
-		}
+		b := scrapeText(t, c)
 		body = b
 		return strings.Contains(b, `target="good"`) && strings.Contains(b, `x\\xff.pem`) &&
 			strings.Contains(b, "ssl_private_key_matches_certificate")
@@ -130,28 +124,28 @@ func FuzzFileNamesAndContents(f *testing.F) {
 			t.Skip(err)
 		}
 		now := time.Now()
-		var exps []*exposition
+		var exps []*metrics.Exposition
 		for _, g := range []config.FileGroup{
 			{Name: "odd", Paths: []string{dir + "/*"}, Limits: config.DefaultLimits},
 			{Name: "good", Paths: []string{goodDir + "/*"}, Limits: config.DefaultLimits},
 		} {
 			res := certfile.NewFileReader().Read(context.Background(), g)
 			keys := certfile.CheckKeys(context.Background(), g, res)
-			e := renderText(func(ch *samples) {
-				renderFiles(ch, g, res, now)
-				renderKeys(ch, g.Name, keys)
+			e := metrics.Render(func(ch *metrics.Samples) {
+				metrics.RenderFiles(ch, g, res, now)
+				metrics.RenderKeys(ch, g.Name, keys)
 			})
-			if e.err != nil {
-				t.Fatalf("rendering %s: %v", g.Name, e.err)
+			if e.Err() != nil {
+				t.Fatalf("rendering %s: %v", g.Name, e.Err())
 			}
 			exps = append(exps, e)
 		}
-		b := &chunker{}
-		if err := writeMetrics(b, exps, nil, now); err != nil {
+		var b bytes.Buffer
+		if err := metrics.Write(&b, exps, nil, now); err != nil {
 			t.Fatal(err)
 		}
 		p := expfmt.NewTextParser(model.LegacyValidation)
-		parsed, err := p.TextToMetricFamilies(b)
+		parsed, err := p.TextToMetricFamilies(&b)
 		if err != nil {
 			t.Fatalf("the scrape does not parse: %v", err)
 		}

@@ -1,12 +1,13 @@
 package collector
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"syscall"
@@ -41,8 +42,8 @@ func cachedCollector(tb testing.TB, n int) *Collector {
 	if err := c.Apply(cfg); err != nil {
 		tb.Fatal(err)
 	}
-	for _, j := range c.endpoints {
-		j.store(&probe.TLSResult{
+	for _, t := range c.targets {
+		storeResult(t, &probe.TLSResult{
 			Time: time.Now(), Success: true, Verified: true, Version: tls.VersionTLS13, CipherSuite: tls.TLS_AES_128_GCM_SHA256,
 			Phases:       probe.Phases{Connect: 100 * time.Microsecond, Handshake: 700 * time.Microsecond},
 			Certificates: certs,
@@ -53,66 +54,61 @@ func cachedCollector(tb testing.TB, n int) *Collector {
 
 var benchSizes = []int{1000, 10000}
 
-// BenchmarkScrape is a whole /metrics request as main serves it, as
-// Prometheus (gzip) and curl (identity) send it.
+// BenchmarkScrape is the body of a /metrics answer, as web.MetricsHandler
+// writes it for Prometheus (gzip, at BestSpeed) and curl (identity, into a
+// buffer sized by the last body); the handler adds only headers.
 func BenchmarkScrape(b *testing.B) {
 	for _, n := range benchSizes {
 		for _, enc := range []string{"identity", "gzip"} {
 			b.Run(fmt.Sprintf("endpoints=%d/encoding=%s", n, enc), func(b *testing.B) {
-				c := cachedCollector(b, n)
-				benchHandler(b, n, enc, c.MetricsHandler(prometheus.NewRegistry(), slog.New(slog.DiscardHandler)))
+				benchScrape(b, n, enc == "gzip", cachedCollector(b, n))
 			})
 		}
 	}
 }
 
-// BenchmarkStore is what each endpoint refresh spends rendering its metrics.
+// BenchmarkStore is what each endpoint refresh spends rendering the
+// probe's result; BenchmarkRender adds the posture text, which a refresh
+// renders too.
 func BenchmarkStore(b *testing.B) {
-	c := cachedCollector(b, 1)
-	j, res := c.endpoints[0], c.endpoints[0].last.Load()
+	benchRender(b, func(t *target) { t.out.result.Store(t.kind.renderResult(time.Now())) })
+}
+
+func BenchmarkRender(b *testing.B) { benchRender(b, func(t *target) { t.render(true) }) }
+
+func benchRender(b *testing.B, render func(*target)) {
+	t := cachedCollector(b, 1).targets[0]
 	b.ReportAllocs()
 	cpu := cpuSince(b)
 	for b.Loop() {
-		j.store(res)
+		render(t)
 	}
 	perUnit(b, 1, cpu(), "endpoint")
 }
 
-func benchHandler(b *testing.B, n int, enc string, h http.Handler) {
+func benchScrape(b *testing.B, n int, gz bool, c *Collector) {
 	b.ReportAllocs()
-	var size int
+	reg, size := prometheus.NewRegistry(), 0
 	cpu := cpuSince(b)
 	for b.Loop() {
-		size = scrapeOnce(b, h, enc)
+		var out bytes.Buffer
+		var w io.Writer = &out
+		if gz {
+			zw, _ := gzip.NewWriterLevel(&out, gzip.BestSpeed) // a valid level
+			w = zw
+		} else {
+			out.Grow(size)
+		}
+		if err := c.WriteMetrics(w, reg, time.Now()); err != nil {
+			b.Fatal(err)
+		}
+		if zw, ok := w.(*gzip.Writer); ok {
+			_ = zw.Close() // writes to memory
+		}
+		size = out.Len()
 	}
 	perUnit(b, n, cpu(), "endpoint")
 	b.ReportMetric(float64(size), "bytes")
-}
-
-func scrapeOnce(b *testing.B, h http.Handler, enc string) int {
-	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
-	req.Header.Set("Accept-Encoding", enc)
-	w := &countingWriter{header: http.Header{}, code: http.StatusOK}
-	h.ServeHTTP(w, req)
-	if w.code != http.StatusOK {
-		b.Fatalf("status %d", w.code)
-	}
-	return w.n
-}
-
-// countingWriter is a ResponseWriter that keeps nothing, so that the
-// benchmark measures the handler rather than a recorder's buffer.
-type countingWriter struct {
-	header http.Header
-	code   int
-	n      int
-}
-
-func (w *countingWriter) Header() http.Header  { return w.header }
-func (w *countingWriter) WriteHeader(code int) { w.code = code }
-func (w *countingWriter) Write(p []byte) (int, error) {
-	w.n += len(p)
-	return len(p), nil
 }
 
 // perUnit reports wall and CPU time per endpoint or file. With two cores
@@ -160,18 +156,19 @@ func BenchmarkFileGroupRefresh(b *testing.B) {
 			if err := c.Apply(cfg); err != nil {
 				b.Fatal(err)
 			}
-			j := c.files[0]
-			j.run(context.Background())
+			j := c.targets[0]
+			f := j.kind.(*fileGroup)
+			j.refresh(context.Background())
 			b.ReportAllocs()
 			cpu := cpuSince(b)
 			for b.Loop() {
 				if !rescan {
-					j.reader = certfile.NewFileReader()
+					f.reader = certfile.NewFileReader()
 				}
-				j.run(context.Background())
+				j.refresh(context.Background())
 			}
 			perUnit(b, n, cpu(), "file")
-			if got := len(j.last.Load().Files); got != n {
+			if got := len(f.res.last.Load().Files); got != n {
 				b.Fatalf("%d files in the result, want %d", got, n)
 			}
 		})

@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"gopkg.in/yaml.v3"
 
 	"github.com/mcpcert/mcp_cert_exporter/config"
@@ -38,26 +37,15 @@ const (
 // requests came to. Results are never cached: every request probes.
 type onDemand struct {
 	inFlight atomic.Int64
-	requests *prometheus.CounterVec
-	running  prometheus.GaugeFunc
+	requests counters // by module and result
 }
 
-func newOnDemand() *onDemand {
-	o := &onDemand{requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: metrics.ProbeRequests.Name, Help: metrics.ProbeRequests.Help,
-	}, metrics.ProbeRequests.Labels)}
-	o.running = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: metrics.ProbeInFlight.Name, Help: metrics.ProbeInFlight.Help},
-		func() float64 { return float64(o.inFlight.Load()) })
-	return o
-}
+func newOnDemand() *onDemand { return &onDemand{} }
 
-func (o *onDemand) Describe(ch chan<- *prometheus.Desc) {
-	o.requests.Describe(ch)
-	o.running.Describe(ch)
-}
-func (o *onDemand) Collect(ch chan<- prometheus.Metric) {
-	o.requests.Collect(ch)
-	o.running.Collect(ch)
+// render renders the requests so far and the probes running now.
+func (o *onDemand) render(ch *metrics.Samples) {
+	o.requests.render(ch, metrics.ProbeRequests)
+	ch.Gauge(metrics.ProbeInFlight, float64(o.inFlight.Load()))
 }
 
 // acquire takes a probe slot unless limit are taken.
@@ -84,7 +72,7 @@ func (c *Collector) ProbeHandler(logger *slog.Logger) http.Handler {
 			label = "" // unknown names must not grow the metric's series
 		}
 		result, code, msg := c.serveProbe(w, r, cfg, logger)
-		c.ondemand.requests.WithLabelValues(label, result).Inc()
+		c.ondemand.requests.inc(label, result)
 		if code != http.StatusOK {
 			http.Error(w, msg, code)
 		}
@@ -134,7 +122,7 @@ func (c *Collector) serveProbe(w http.ResponseWriter, r *http.Request, cfg *conf
 	if debug {
 		writeDebug(w, e, &logs, name, m)
 	} else {
-		w.Header().Set("Content-Type", textFormat)
+		w.Header().Set("Content-Type", metrics.TextFormat)
 		_, _ = w.Write(probeText(e))
 	}
 	return probeProbed, http.StatusOK, ""
@@ -157,7 +145,7 @@ func probeTimeout(r *http.Request, module time.Duration) time.Duration {
 // probeOnce probes ep, and scans its posture when the module asks, and
 // renders both with the functions configured endpoints use.
 func (c *Collector) probeOnce(ctx context.Context, pol config.Policy, m config.Module, ep config.Endpoint,
-	logger *slog.Logger) (*exposition, error) {
+	logger *slog.Logger) (*metrics.Exposition, error) {
 	t, err := probe.NewTarget(ep)
 	if err != nil {
 		return nil, err
@@ -178,23 +166,23 @@ func (c *Collector) probeOnce(ctx context.Context, pol config.Policy, m config.M
 			logger.Debug("posture check unknown", "check", u.Check, "reason", u.Reason, "detail", u.Detail)
 		}
 	}
-	e := renderText(func(out *samples) {
-		renderEndpoint(out, ep, res, time.Now())
+	e := metrics.Render(func(out *metrics.Samples) {
+		metrics.RenderEndpoint(out, ep, res, time.Now())
 		if m.Posture {
-			renderEndpointPosture(out, pol, ep, res, scan)
+			metrics.RenderEndpointPosture(out, pol, ep, res, scan)
 		}
 		// A /probe target has no refresh interval of ours: Prometheus'
 		// scrape interval is its interval.
-		*out = slices.DeleteFunc(*out, func(s sample) bool { return s.fam == metrics.RefreshInterval })
+		*out = slices.DeleteFunc(*out, func(s metrics.Sample) bool { return s.Family == metrics.RefreshInterval })
 	})
-	return e, e.err
+	return e, e.Err()
 }
 
 // probeText is a /probe answer's metrics, written as /metrics writes them.
-func probeText(e *exposition) []byte {
-	w := &chunker{}
-	_ = writeMetrics(w, []*exposition{e}, nil, time.Now()) // no error: w writes to memory
-	return w.Bytes()
+func probeText(e *metrics.Exposition) []byte {
+	var b bytes.Buffer
+	_ = metrics.Write(&b, []*metrics.Exposition{e}, nil, time.Now()) // no error: b is memory
+	return b.Bytes()
 }
 
 func logResult(logger *slog.Logger, res *probe.TLSResult, took time.Duration) {
@@ -209,7 +197,7 @@ func logResult(logger *slog.Logger, res *probe.TLSResult, took time.Duration) {
 
 // writeDebug is blackbox_exporter's debug view: the probe's log lines, the
 // metrics and the module. The module holds file paths, never their contents.
-func writeDebug(w http.ResponseWriter, e *exposition, logs *bytes.Buffer, name string, m config.Module) {
+func writeDebug(w http.ResponseWriter, e *metrics.Exposition, logs *bytes.Buffer, name string, m config.Module) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	fmt.Fprintf(w, "Logs for the probe:\n%s\n\nMetrics that would have been returned:\n%s", logs, probeText(e))
 	out, err := yaml.Marshal(map[string]config.Module{name: m})

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/mcpcert/mcp_cert_exporter/config"
-	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
 
 // The first scans of targets that are new together are spread over
@@ -24,11 +23,11 @@ func TestFirstScanWindow(t *testing.T) {
 		{100_000, time.Hour, time.Hour},
 		{10_000, time.Minute, time.Minute},
 	} {
-		jobs := make([]*postureJob, c.n)
-		for i := range jobs {
-			jobs[i] = &postureJob{posture: posture[probe.PostureResult]{id: fmt.Sprintf("posture/endpoint/%d", i)}}
+		ts := make([]*target, c.n)
+		for i := range ts {
+			ts[i] = &target{id: fmt.Sprintf("endpoint/%d", i)}
 		}
-		if got := spreadFirstScans(jobs, c.every); got != c.want {
+		if got := spreadFirstScans(ts, c.every); got != c.want {
 			t.Errorf("%d targets at posture_interval %s: window %s, want %s", c.n, c.every, got, c.want)
 		}
 	}
@@ -55,7 +54,7 @@ func TestFirstScansSpreadAndReloadKeepsThem(t *testing.T) {
 	window := n * firstScanGap
 	var tenths [10]int
 	next := map[string]time.Time{}
-	for _, j := range c.postures.endpoints {
+	for _, j := range scanJobs(c) {
 		e := c.sched.byKey[j.key()]
 		off := e.next.Sub(now)
 		if off < 0 || off >= window {
@@ -73,7 +72,7 @@ func TestFirstScansSpreadAndReloadKeepsThem(t *testing.T) {
 	now = now.Add(10 * time.Minute) // a reload, later
 	applyConfig(t, c, cfg(1))
 	added := 0
-	for _, j := range c.postures.endpoints {
+	for _, j := range scanJobs(c) {
 		e := c.sched.byKey[j.key()]
 		if was, ok := next[j.key()]; ok {
 			if !e.next.Equal(was) {
@@ -89,6 +88,19 @@ func TestFirstScansSpreadAndReloadKeepsThem(t *testing.T) {
 	if added != 1 {
 		t.Fatalf("%d posture jobs added by the reload, want 1", added)
 	}
+}
+
+// scanJobs are the posture schedules of the collector's targets.
+func scanJobs(c *Collector) []scanJob {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var out []scanJob
+	for _, t := range c.targets {
+		if t.kind.scans() {
+			out = append(out, scanJob{t})
+		}
+	}
+	return out
 }
 
 // The same key lands at the same offset every time.

@@ -14,6 +14,8 @@ import (
 
 	"github.com/mcpcert/mcp_cert_exporter/config"
 	"github.com/mcpcert/mcp_cert_exporter/internal/testpki"
+	"github.com/mcpcert/mcp_cert_exporter/internal/tooltest"
+	"github.com/mcpcert/mcp_cert_exporter/metrics"
 	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
 
@@ -58,15 +60,12 @@ func refreshAll(t *testing.T, c *Collector) {
 	t.Helper()
 	ctx := context.Background()
 	c.mu.RLock()
-	endpoints, files, postures := c.endpoints, c.files, c.postures
+	targets := c.targets
 	c.mu.RUnlock()
-	for _, j := range endpoints {
-		j.run(ctx)
+	for _, t := range targets {
+		t.refresh(ctx)
 	}
-	for _, j := range files {
-		j.run(ctx)
-	}
-	for _, j := range postures.jobs() {
+	for _, j := range scanJobs(c) {
 		j.run(ctx)
 	}
 }
@@ -108,8 +107,8 @@ func TestPostureMetrics(t *testing.T) {
 	refreshAll(t, c)
 	f := scrape(t, c)
 	// Posture metrics are kept as text when results are stored, not rendered
-	// at scrape time: both encodings must serve them alike.
-	handlerEncodingsAgree(t, c)
+	// at scrape time: the text must pass promtool as a whole.
+	tooltest.CheckMetrics(t, scrapeText(t, c))
 
 	target := func(name string, kv ...string) map[string]string {
 		m := map[string]string{"target": name}
@@ -138,7 +137,7 @@ func TestPostureMetrics(t *testing.T) {
 		{"ssl_certificate_pin_match", target("quiet"), 1},
 		{"ssl_ocsp_stapled", target("legacy"), 0},
 		{"ssl_hsts_max_age_seconds", target("hsts"), 600},
-		{"ssl_certificate_last_change_timestamp_seconds", target("legacy"), unix(w.leaf.Cert.NotBefore)},
+		{"ssl_certificate_last_change_timestamp_seconds", target("legacy"), metrics.Unix(w.leaf.Cert.NotBefore)},
 		{"mcp_cert_exporter_refreshes_total", map[string]string{"kind": "posture", "result": "success"}, 6},
 	}
 	for _, x := range want {
@@ -200,28 +199,29 @@ func TestLeafChangeIsRecorded(t *testing.T) {
 	addr := testpki.Serve(t, &tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return current.Load(), nil }})
 	c := New(slog.New(slog.DiscardHandler))
 	applyConfig(t, c, &config.Config{Endpoints: []config.Endpoint{w.endpoint("rotating", addr)}})
-	ep := c.endpoints[0]
+	ep := c.targets[0]
+	e := ep.kind.(*endpoint)
 	lastChange := func() float64 { return scrape(t, c).One(t, "ssl_certificate_last_change_timestamp_seconds", nil) }
 
-	ep.run(context.Background())
-	if got := lastChange(); got != unix(w.leaf.Cert.NotBefore) {
-		t.Fatalf("first sight: %v, want the leaf's NotBefore %v", got, unix(w.leaf.Cert.NotBefore))
+	ep.refresh(context.Background())
+	if got := lastChange(); got != metrics.Unix(w.leaf.Cert.NotBefore) {
+		t.Fatalf("first sight: %v, want the leaf's NotBefore %v", got, metrics.Unix(w.leaf.Cert.NotBefore))
 	}
-	ep.run(context.Background())
-	if got := lastChange(); got != unix(w.leaf.Cert.NotBefore) {
+	ep.refresh(context.Background())
+	if got := lastChange(); got != metrics.Unix(w.leaf.Cert.NotBefore) {
 		t.Fatalf("same leaf again moved the change time to %v", got)
 	}
 	cert := second.TLS()
 	current.Store(&cert)
-	ep.run(context.Background())
-	if got, want := lastChange(), unix(ep.last.Load().Time); got != want {
+	ep.refresh(context.Background())
+	if got, want := lastChange(), metrics.Unix(e.res.last.Load().Time); got != want {
 		t.Fatalf("after rotation: %v, want the probe's time %v", got, want)
 	}
 	// A reload that changes the endpoint keeps its history: same target.
 	changed := w.endpoint("rotating", addr)
 	changed.Timeout = config.Duration(3 * time.Second)
 	applyConfig(t, c, &config.Config{Endpoints: []config.Endpoint{changed}})
-	if c.endpoints[0] == ep || c.endpoints[0].change != ep.change {
+	if c.targets[0] == ep || c.targets[0].kind.(*endpoint).change != e.change {
 		t.Fatal("the reloaded endpoint lost its change history")
 	}
 }
@@ -232,25 +232,32 @@ func TestPostureJobsFollowTheConfig(t *testing.T) {
 	c := New(slog.New(slog.DiscardHandler))
 	applyConfig(t, c, &config.Config{Endpoints: []config.Endpoint{ep}, PostureInterval: config.Duration(2 * time.Hour)})
 	refreshAll(t, c)
-	pj := c.postures.endpoints[c.endpoints[0].id]
-	if pj == nil || pj.key() != "posture/"+c.endpoints[0].id || pj.interval() != 2*time.Hour {
-		t.Fatalf("posture job %+v", pj)
+	scanned := func() (*probe.PostureResult, time.Duration) {
+		t.Helper()
+		jobs := scanJobs(c)
+		if len(jobs) != 1 || jobs[0].key() != "posture/"+c.targets[0].id {
+			t.Fatalf("posture jobs %+v", jobs)
+		}
+		if _, ok := c.sched.byKey[jobs[0].key()]; !ok {
+			t.Fatal("posture job not scheduled")
+		}
+		return jobs[0].kind.(*endpoint).res.scan.Load(), jobs[0].interval()
 	}
-	scanned := pj.last.Load()
-	if scanned == nil {
-		t.Fatal("no posture result")
+	first, every := scanned()
+	if first == nil || every != 2*time.Hour {
+		t.Fatalf("posture result %v every %s", first, every)
 	}
 	applyConfig(t, c, &config.Config{Endpoints: []config.Endpoint{ep}})
-	if got := c.postures.endpoints[c.endpoints[0].id]; got.last.Load() != scanned || got.interval() != time.Hour {
+	if got, every := scanned(); got != first || every != time.Hour {
 		t.Fatal("an unchanged endpoint lost its posture result, or the default interval is not 1h")
 	}
 	off := false
 	ep.Posture = &off
 	applyConfig(t, c, &config.Config{Endpoints: []config.Endpoint{ep}})
-	if len(c.postures.endpoints) != 0 {
+	if len(scanJobs(c)) != 0 {
 		t.Fatalf("posture: false still has a job")
 	}
-	if _, ok := c.sched.byKey["posture/"+c.endpoints[0].id]; ok {
+	if _, ok := c.sched.byKey["posture/"+c.targets[0].id]; ok {
 		t.Fatal("posture: false still scheduled")
 	}
 }
@@ -295,7 +302,7 @@ func TestKeyMetrics(t *testing.T) {
 	c := New(slog.New(slog.DiscardHandler))
 	applyConfig(t, c, &config.Config{Files: []config.FileGroup{{Name: "tls", Paths: []string{dir + "/*/tls.crt"}}}})
 	// The key check may run before the group's first read: it reads the certificates itself.
-	for _, j := range c.postures.files {
+	for _, j := range scanJobs(c) {
 		j.run(context.Background())
 	}
 	f := scrape(t, c)

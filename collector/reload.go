@@ -14,12 +14,11 @@ func (c *Collector) Reload(path string) error {
 		err = c.Apply(cfg)
 	}
 	if err != nil {
-		c.self.reloadOK.Set(0)
+		c.self.reloaded(false, time.Now())
 		c.logger.Error("config reload failed; the previous config keeps running", "file", path, "err", err)
 		return err
 	}
-	c.self.reloadOK.Set(1)
-	c.self.reloadTime.Set(float64(time.Now().Unix()))
+	c.self.reloaded(true, time.Now())
 	c.logger.Info("config loaded", "file", path, "endpoints", len(cfg.Endpoints), "files", len(cfg.Files))
 	if len(cfg.Endpoints) == 0 && len(cfg.Files) == 0 {
 		// The container image's own configuration is like this, so that a

@@ -8,8 +8,8 @@ import (
 	"time"
 )
 
-// job is one refreshable thing: an endpoint probe, a file group read or a
-// posture scan. run must honour ctx and store its own result.
+// job is one schedule of a target: its refresh (a probe or a read) or its
+// posture scan (target.go). run must honour ctx and store its own result.
 type job interface {
 	key() string
 	interval() time.Duration

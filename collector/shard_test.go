@@ -3,15 +3,11 @@ package collector
 import (
 	"crypto/tls"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync/atomic"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/mcpcert/mcp_cert_exporter/config"
-	"github.com/mcpcert/mcp_cert_exporter/internal/metricstest"
 	"github.com/mcpcert/mcp_cert_exporter/internal/testpki"
 )
 
@@ -153,8 +149,7 @@ func TestThreeReplicasProbeEveryTargetOnce(t *testing.T) {
 	})
 	var owned [2]float64
 	for i, c := range colls {
-		_, text := get(t, c.MetricsHandler(prometheus.NewRegistry(), slog.New(slog.DiscardHandler)), "gzip")
-		f := metricstest.Parse(t, text)
+		f := scrape(t, c)
 		mine := f.LabelValues("ssl_probe_last_run_timestamp_seconds", "target", nil)
 		if len(mine) == 0 {
 			t.Errorf("replica %d owns no target", i)

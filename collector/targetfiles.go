@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/bmatcuk/doublestar/v4"
-	"github.com/prometheus/client_golang/prometheus"
 	"gopkg.in/yaml.v3"
 
 	"github.com/mcpcert/mcp_cert_exporter/config"
@@ -316,14 +315,16 @@ func (t *targetFiles) guard(target *probe.Target) {
 	}
 }
 
-// Collect sends each file's state, with the exporter's own (collectLive).
-func (t *targetFiles) Collect(ch chan<- prometheus.Metric) {
+// render renders each file's state, with the exporter's own (renderLive),
+// in path order.
+func (t *targetFiles) render(ch *metrics.Samples) {
 	t.statsMu.Lock()
 	stats := maps.Clone(t.stats)
 	t.statsMu.Unlock()
-	for p, s := range stats {
-		ch <- sample{fam: metrics.TargetFileOK, value: boolValue(s.ok), labels: []string{p}}
-		ch <- sample{fam: metrics.TargetFileTargets, value: float64(s.targets), labels: []string{p}}
-		ch <- sample{fam: metrics.TargetFileRejected, value: float64(s.rejected), labels: []string{p}}
+	for _, p := range slices.Sorted(maps.Keys(stats)) {
+		s := stats[p]
+		ch.Gauge(metrics.TargetFileOK, metrics.Bool(s.ok), p)
+		ch.Gauge(metrics.TargetFileTargets, float64(s.targets), p)
+		ch.Gauge(metrics.TargetFileRejected, float64(s.rejected), p)
 	}
 }

@@ -30,15 +30,16 @@ type FileView struct {
 // It costs two slices; nothing is copied but the definitions.
 func (c *Collector) Views() ([]EndpointView, []FileView) {
 	c.mu.RLock()
-	endpoints, files := c.endpoints, c.files
+	targets, endpoints := c.targets, c.endpointCount
 	c.mu.RUnlock()
-	ev := make([]EndpointView, len(endpoints))
-	for i, j := range endpoints {
-		ev[i] = EndpointView{Endpoint: j.target.Endpoint, Policy: j.posture.policy, Last: j.last.Load(), Posture: j.posture.last()}
-	}
-	fv := make([]FileView, len(files))
-	for i, j := range files {
-		fv[i] = FileView{Group: j.group, Policy: j.posture.policy, Last: j.last.Load(), Keys: j.posture.last()}
+	ev, fv := make([]EndpointView, 0, endpoints), make([]FileView, 0, len(targets)-endpoints)
+	for _, t := range targets {
+		switch k := t.kind.(type) {
+		case *endpoint:
+			ev = append(ev, EndpointView{Endpoint: k.probe.Endpoint, Policy: t.policy, Last: k.res.last.Load(), Posture: k.res.scan.Load()})
+		case *fileGroup:
+			fv = append(fv, FileView{Group: k.group, Policy: t.policy, Last: k.res.last.Load(), Keys: k.res.keys.Load()})
+		}
 	}
 	return ev, fv
 }

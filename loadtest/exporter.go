@@ -70,7 +70,7 @@ func startExporter(cfg *config.Config) (*exporter, error) {
 	reg.MustRegister(versioncollector.NewCollector("mcp_cert_exporter"), collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", e.coll.MetricsHandler(reg, logger))
+	mux.Handle("/metrics", web.MetricsHandler(e.coll, reg, logger))
 	mux.Handle("/probe", e.coll.ProbeHandler(logger))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -1,8 +1,10 @@
-// Package metrics is the catalog of every metric family the exporter serves:
-// its name, HELP, type and labels, as data. The collector renders samples
-// of these families, the text encoder writes their headers from here, and
-// the docs tables, the metric contract and the alert and dashboard tests
-// read this list, so a new metric is one entry here.
+// Package metrics is everything between a result and the exposition text.
+// catalog.go lists every metric family the exporter serves (name, HELP,
+// type and labels) as data; render*.go turn each kind of result into
+// samples of those families; text.go encodes samples as cached text and
+// writes it out, headers from the catalog. The docs tables, the metric
+// contract and the alert and dashboard tests read the catalog, so a new
+// metric is one entry there and one line in a render function.
 package metrics
 
 import (

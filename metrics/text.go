@@ -1,8 +1,24 @@
 package metrics
 
 import (
+	"bytes"
+	"cmp"
+	"fmt"
+	"io"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/mcpcert/mcp_cert_exporter/config"
 )
 
 // text is what the text format needs of a family, computed once when the
@@ -53,3 +69,451 @@ func (f *Family) Header() []byte { return f.text.header }
 // (sorted), and for each the index of its value in Labels order. The caller
 // must not change them.
 func (f *Family) TextLabels() (names []string, order []int) { return f.text.sorted, f.text.order }
+
+// Rendering every cached result into const metrics at each scrape, and
+// letting a registry check, sort and encode them, costs about 100 µs per
+// endpoint: over a second for 10,000. So when a result is stored, its
+// samples are rendered once (Render) and kept as text exposition lines
+// grouped by family, with headers from the catalog. A scrape then only
+// copies those lines and computes the countdowns (Write).
+
+// Exposition is one target's samples as text exposition lines, in one
+// array: cached results are many, so they hold few pointers. It must not
+// be changed once made.
+type Exposition struct {
+	text       []byte
+	groups     []textGroup
+	countdowns []countdownLine
+	err        error // rendering failed: scrapes fail with it, as a registry's would
+}
+
+// Err is why rendering failed, nil if it did not.
+func (e *Exposition) Err() error { return e.err }
+
+// Failed is an exposition that fails every scrape that writes it with err.
+func Failed(err error) *Exposition { return &Exposition{err: err} }
+
+// textGroup is a target's samples of one family: text[start:fixed] holds
+// those with a fixed value, countdowns[cd0:cd1] those counting down.
+type textGroup struct {
+	fam          *Family
+	start, fixed uint32
+	cd0, cd1     uint32
+}
+
+// countdownLine is a sample whose value is the time left until deadline;
+// text[start:end] is the sample up to its value.
+type countdownLine struct {
+	start, end uint32
+	deadline   time.Time
+}
+
+// Sample is a gauge of a catalogued family as the render functions make
+// it: cheap to make, written as text by Render directly, and a const
+// metric for registries.
+type Sample struct {
+	Family *Family
+	Value  float64
+	Labels []string // in the family's Labels order
+	// Deadline, when set, makes the sample a countdown: the seconds left
+	// until Deadline, which Write recomputes at every scrape.
+	Deadline time.Time
+
+	suffix string // of a histogram's series: _bucket, _sum or _count
+	le     string // a bucket's upper bound, as the text format writes it
+}
+
+// Desc is the family's, for prometheus.Metric.
+func (s Sample) Desc() *prometheus.Desc { return s.Family.Desc() }
+
+// Write makes the sample a prometheus.Metric, its label values made valid
+// as the text path makes them.
+func (s Sample) Write(out *dto.Metric) error {
+	labels := s.Labels
+	for i, v := range labels {
+		if lv := labelValue(v); lv != v {
+			if &labels[0] == &s.Labels[0] {
+				labels = slices.Clone(labels)
+			}
+			labels[i] = lv
+		}
+	}
+	m, err := prometheus.NewConstMetric(s.Family.Desc(), prometheus.GaugeValue, s.Value, labels...)
+	if err != nil {
+		return err
+	}
+	return m.Write(out)
+}
+
+// Samples is what render functions append to.
+type Samples []Sample
+
+// Gauge appends a sample. The labels slice is kept, so it must not change
+// after the call.
+func (s *Samples) Gauge(f *Family, v float64, labels ...string) {
+	*s = append(*s, Sample{Family: f, Value: v, Labels: labels})
+}
+
+// Histogram appends a histogram as the text format writes one: a _bucket
+// sample per upper bound, counting every observation up to it, then +Inf,
+// _sum and _count. counts holds each bucket's own observations, one more
+// than upper for those above every bound.
+func (s *Samples) Histogram(f *Family, upper []float64, counts []uint64, sum float64, labels ...string) {
+	var total uint64
+	for i, c := range counts {
+		total += c
+		bound := math.Inf(1)
+		if i < len(upper) {
+			bound = upper[i]
+		}
+		le := string(appendFloat(nil, bound))
+		*s = append(*s, Sample{Family: f, Value: float64(total), Labels: labels, suffix: "_bucket", le: le})
+	}
+	*s = append(*s, Sample{Family: f, Value: sum, Labels: labels, suffix: "_sum"},
+		Sample{Family: f, Value: float64(total), Labels: labels, suffix: "_count"})
+}
+
+// samplePool recycles render buffers: every refresh renders, and only the
+// text is kept.
+var samplePool = sync.Pool{New: func() any { return new(Samples) }}
+
+// Render runs render and keeps its samples as text.
+func Render(render func(*Samples)) *Exposition {
+	out := samplePool.Get().(*Samples)
+	render(out)
+	e, err := encodeText(*out)
+	clear(*out) // drop the label slices the samples point to
+	*out = (*out)[:0]
+	samplePool.Put(out)
+	if err != nil {
+		return Failed(err)
+	}
+	return e
+}
+
+// encodeText groups samples by family, in the order the families first
+// appear, and writes each group: fixed values first, then countdowns.
+func encodeText(ss Samples) (*Exposition, error) {
+	var order []*Family
+	for i := range ss {
+		if !slices.Contains(order, ss[i].Family) {
+			order = append(order, ss[i].Family)
+		}
+	}
+	e := &Exposition{groups: make([]textGroup, 0, len(order)), text: make([]byte, 0, 128*len(ss))}
+	for _, f := range order {
+		g := textGroup{fam: f, start: uint32(len(e.text)), cd0: uint32(len(e.countdowns))}
+		for i := range ss {
+			if s := &ss[i]; s.Family == f && s.Deadline.IsZero() {
+				var err error
+				if e.text, err = appendLine(e.text, s); err != nil {
+					return nil, err
+				}
+			}
+		}
+		g.fixed = uint32(len(e.text))
+		for i := range ss {
+			if s := &ss[i]; s.Family == f && !s.Deadline.IsZero() {
+				if err := e.appendCountdown(s); err != nil {
+					return nil, err
+				}
+			}
+		}
+		g.cd1 = uint32(len(e.countdowns))
+		e.groups = append(e.groups, g)
+	}
+	// An exactly sized copy: thousands of cached results must not each keep
+	// a grown buffer's spare room.
+	e.text = bytes.Clone(e.text)
+	return e, nil
+}
+
+// appendCountdown keeps the sample without its value, which each scrape
+// computes.
+func (e *Exposition) appendCountdown(s *Sample) error {
+	start := len(e.text)
+	var err error
+	if e.text, err = appendLine(e.text, s); err != nil {
+		return err
+	}
+	line := e.text[start:]
+	end := start + bytes.LastIndexByte(line, ' ') + 1
+	e.text = e.text[:end]
+	e.countdowns = append(e.countdowns, countdownLine{start: uint32(start), end: uint32(end), deadline: s.Deadline})
+	return nil
+}
+
+// appendLine writes a sample as expfmt does: name{label="value",...} value,
+// labels sorted by name, values escaped.
+func appendLine(b []byte, s *Sample) ([]byte, error) {
+	f := s.Family
+	names, order := f.TextLabels()
+	if len(s.Labels) != len(order) {
+		return b, fmt.Errorf("rendering %s: %d label values for %d labels", f.Name, len(s.Labels), len(order))
+	}
+	b = append(b, f.Name...)
+	b = append(b, s.suffix...)
+	for i, name := range names {
+		v := labelValue(s.Labels[order[i]])
+		sep := byte(',')
+		if i == 0 {
+			sep = '{'
+		}
+		b = append(b, sep)
+		b = append(b, name...)
+		b = append(b, '=', '"')
+		b = appendEscaped(b, v)
+		b = append(b, '"')
+	}
+	if s.le != "" {
+		if len(names) > 0 {
+			b = append(b, ',')
+		} else {
+			b = append(b, '{')
+		}
+		b = append(b, `le="`...)
+		b = append(b, s.le...)
+		b = append(b, '"')
+	}
+	if len(names) > 0 || s.le != "" {
+		b = append(b, '}')
+	}
+	b = append(b, ' ')
+	return appendValue(b, s.Value), nil
+}
+
+// labelLength is limits.label_length of the config in force.
+var labelLength atomic.Int64
+
+func init() { labelLength.Store(int64(config.DefaultLimits.LabelLength)) }
+
+// SetLabelLength sets limits.label_length for every value rendered from now
+// on; n <= 0 keeps the current one.
+func SetLabelLength(n int) {
+	if n > 0 {
+		labelLength.Store(int64(n))
+	}
+}
+
+// cutMark ends a label value cut at limits.label_length.
+const cutMark = "…(cut)"
+
+// labelValue is the one place every label value passes on its way out, so
+// that no text from outside (a file name, a SAN, a server's name) can make
+// the exposition invalid and fail the scrape of every target. Bytes that
+// are not UTF-8 are written as \xNN, as Go quotes them, and a value longer
+// than limits.label_length is cut at a character boundary and ends in
+// "…(cut)". Valid values within the limit are kept as they are.
+func labelValue(v string) string {
+	limit := int(labelLength.Load())
+	if len(v) <= limit && utf8.ValidString(v) {
+		return v
+	}
+	var b strings.Builder
+	i := 0
+	for i < len(v) && b.Len() <= limit {
+		r, n := utf8.DecodeRuneInString(v[i:])
+		if r == utf8.RuneError && n == 1 {
+			fmt.Fprintf(&b, `\x%02x`, v[i])
+		} else {
+			b.WriteString(v[i : i+n])
+		}
+		i += n
+	}
+	out := b.String()
+	if i == len(v) && len(out) <= limit {
+		return out
+	}
+	cut := limit - len(cutMark)
+	for cut > 0 && !utf8.RuneStart(out[cut]) {
+		cut--
+	}
+	return out[:max(cut, 0)] + cutMark
+}
+
+// appendEscaped escapes a label value: backslash, double quote and newline.
+func appendEscaped(b []byte, v string) []byte {
+	if !strings.ContainsAny(v, "\\\"\n") {
+		return append(b, v...)
+	}
+	for i := range len(v) {
+		switch c := v[i]; c {
+		case '\\', '"':
+			b = append(b, '\\', c)
+		case '\n':
+			b = append(b, '\\', 'n')
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
+}
+
+// appendValue writes a value and ends the line, as expfmt writes floats
+// (which also writes negative zero as 0).
+func appendValue(b []byte, v float64) []byte {
+	return append(appendFloat(b, v), '\n')
+}
+
+func appendFloat(b []byte, v float64) []byte {
+	if v == 0 {
+		v = 0
+	}
+	return strconv.AppendFloat(b, v, 'g', -1, 64)
+}
+
+// writeTo appends the group's samples, counting down to now.
+func (e *Exposition) writeTo(buf *bytes.Buffer, g *textGroup, now time.Time) {
+	buf.Write(e.text[g.start:g.fixed])
+	var num [40]byte
+	for _, cd := range e.countdowns[g.cd0:g.cd1] {
+		buf.Write(e.text[cd.start:cd.end])
+		buf.Write(appendValue(num[:0], cd.deadline.Sub(now).Seconds()))
+	}
+}
+
+// groupRef is one target's group of one family.
+type groupRef struct {
+	e *Exposition
+	g *textGroup
+}
+
+// textFamilies buckets the groups of many expositions by family, in name
+// order.
+func textFamilies(exps []*Exposition) ([]*Family, map[*Family][]groupRef) {
+	byFam := map[*Family][]groupRef{}
+	var fams []*Family
+	for _, e := range exps {
+		for i := range e.groups {
+			g := &e.groups[i]
+			refs, ok := byFam[g.fam]
+			if !ok {
+				fams = append(fams, g.fam)
+				refs = make([]groupRef, 0, len(exps))
+			}
+			byFam[g.fam] = append(refs, groupRef{e, g})
+		}
+	}
+	slices.SortFunc(fams, func(a, b *Family) int { return cmp.Compare(a.Name, b.Name) })
+	return fams, byFam
+}
+
+// Join is one exposition holding the samples of all parts; the first part
+// that failed, if any.
+func Join(parts ...*Exposition) *Exposition {
+	size := 0
+	for _, p := range parts {
+		if p.err != nil {
+			return p
+		}
+		size += len(p.text)
+	}
+	e := &Exposition{text: make([]byte, 0, size)}
+	for _, p := range parts {
+		offset, cds := uint32(len(e.text)), uint32(len(e.countdowns))
+		e.text = append(e.text, p.text...)
+		for _, g := range p.groups {
+			g.start, g.fixed, g.cd0, g.cd1 = g.start+offset, g.fixed+offset, g.cd0+cds, g.cd1+cds
+			e.groups = append(e.groups, g)
+		}
+		for _, cd := range p.countdowns {
+			cd.start, cd.end = cd.start+offset, cd.end+offset
+			e.countdowns = append(e.countdowns, cd)
+		}
+	}
+	return e
+}
+
+// TextFormat is the content type of what Write writes: the text exposition
+// format 0.0.4, which every Prometheus version parses whatever it asked for.
+var TextFormat = string(expfmt.NewFormat(expfmt.TypeTextPlain))
+
+// chunkSize is how much text Write builds before it hands it on.
+const chunkSize = 64 << 10
+
+// chunker builds text in a buffer and hands it on in chunks; with no out,
+// the buffer keeps everything.
+type chunker struct {
+	*bytes.Buffer
+	out io.Writer
+}
+
+func (c *chunker) flush(final bool) error {
+	if c.out == nil || (!final && c.Len() < chunkSize) {
+		return nil
+	}
+	_, err := c.out.Write(c.Bytes())
+	c.Reset()
+	return err
+}
+
+// Write writes the expositions' families and the gathered ones, merged in
+// name order, each family's header once, countdowns computed at now. A
+// *bytes.Buffer is written to directly; any other writer gets chunks of
+// about 64 KiB, so a compressor in between never sees the whole text.
+func Write(out io.Writer, exps []*Exposition, gathered []*dto.MetricFamily, now time.Time) error {
+	w := &chunker{out: out}
+	if b, ok := out.(*bytes.Buffer); ok {
+		w = &chunker{Buffer: b}
+	} else {
+		w.Buffer = new(bytes.Buffer)
+	}
+	for _, e := range exps {
+		if e.err != nil {
+			return e.err
+		}
+	}
+	fams, groups := textFamilies(exps)
+	mfs := gathered
+	for len(fams) > 0 || len(mfs) > 0 {
+		var err error
+		switch {
+		case len(mfs) == 0 || (len(fams) > 0 && fams[0].Name < mfs[0].GetName()):
+			err = writeFamily(w, fams[0], groups[fams[0]], now)
+			fams = fams[1:]
+		case len(fams) > 0 && fams[0].Name == mfs[0].GetName():
+			if err = writeFamily(w, fams[0], groups[fams[0]], now); err == nil {
+				err = writeGathered(w, mfs[0], false)
+			}
+			fams, mfs = fams[1:], mfs[1:]
+		default:
+			err = writeGathered(w, mfs[0], true)
+			mfs = mfs[1:]
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return w.flush(true)
+}
+
+func writeFamily(w *chunker, f *Family, groups []groupRef, now time.Time) error {
+	w.Write(f.Header())
+	for _, r := range groups {
+		r.e.writeTo(w.Buffer, r.g, now)
+		if err := w.flush(false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeGathered encodes a gathered family, without its header when the
+// cached text already opened the family.
+func writeGathered(w *chunker, mf *dto.MetricFamily, header bool) error {
+	if header {
+		_, err := expfmt.MetricFamilyToText(w.Buffer, mf)
+		return err
+	}
+	start := w.Len()
+	bare := &dto.MetricFamily{Name: mf.Name, Type: mf.Type, Metric: mf.Metric}
+	if _, err := expfmt.MetricFamilyToText(w.Buffer, bare); err != nil {
+		return err
+	}
+	// Drop the TYPE line that opened the bare family.
+	text := w.Bytes()[start:]
+	typeLine := bytes.IndexByte(text, '\n') + 1
+	copy(text, text[typeLine:])
+	w.Truncate(w.Len() - typeLine)
+	return nil
+}

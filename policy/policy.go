@@ -133,7 +133,7 @@ func (vs *violations) certRules(pol config.Policy, path string, certs []probe.Ce
 		if c.Role != probe.RoleLeaf {
 			continue
 		}
-		if max := pol.MaxValidity.D(); max > 0 && probe.ValidityTooLong(c.NotBefore, c.NotAfter, max) {
+		if max := pol.MaxValidity.D(); max > 0 && ValidityTooLong(c.NotBefore, c.NotAfter, max) {
 			vs.add(RuleMaxValidity, "leaf %q%s is valid for %s, more than %s", c.SubjectCN, where,
 				c.NotAfter.Sub(c.NotBefore).Round(time.Hour), max)
 		}

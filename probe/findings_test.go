@@ -73,7 +73,6 @@ type findingCase struct {
 	serve func(t *testing.T, p *pki) (tls.Certificate, string) // the certificate served, and ca_file
 	want  map[int][]Finding                                    // by index in TLSResult.Certificates; others must have none
 	ocsp  string                                               // "" : nothing stapled
-	pol   config.Policy
 }
 
 func TestFindingsFromServers(t *testing.T) {
@@ -133,41 +132,11 @@ func TestFindingsFromServers(t *testing.T) {
 			want: map[int][]Finding{0: {FindingNoSAN}},
 		},
 		{
-			name: "VALIDITY_TOO_LONG: one second over the CA/B Forum limit of its issue date",
-			serve: func(t *testing.T, p *pki) (tls.Certificate, string) {
-				nb := time.Now().Add(-time.Hour).Truncate(time.Second)
-				return leaf(testpki.Options{NotBefore: nb, NotAfter: nb.Add(MaxValidity(nb))}).TLS(p.inter), p.rootFile
-			},
-			want: map[int][]Finding{0: {FindingValidityTooLong}},
-		},
-		{
-			name: "exactly the CA/B Forum limit is fine",
-			serve: func(t *testing.T, p *pki) (tls.Certificate, string) {
-				nb := time.Now().Add(-time.Hour).Truncate(time.Second)
-				return leaf(testpki.Options{NotBefore: nb, NotAfter: nb.Add(MaxValidity(nb) - time.Second)}).TLS(p.inter), p.rootFile
-			},
-		},
-		{
-			name: "policy.max_validity overrides the CA/B Forum limit",
-			serve: func(t *testing.T, p *pki) (tls.Certificate, string) {
-				return leaf(testpki.Options{}).TLS(p.inter), p.rootFile
-			},
-			pol:  config.Policy{MaxValidity: config.Duration(7 * 24 * time.Hour)},
-			want: map[int][]Finding{0: {FindingValidityTooLong}},
-		},
-		{
 			name: "SELF_SIGNED leaf",
 			serve: func(t *testing.T, p *pki) (tls.Certificate, string) {
 				return testpki.SelfSigned(short(testpki.Options{})).TLS(), p.rootFile
 			},
 			want: map[int][]Finding{0: {FindingSelfSigned}},
-		},
-		{
-			name: "policy.allow_self_signed drops SELF_SIGNED",
-			serve: func(t *testing.T, p *pki) (tls.Certificate, string) {
-				return testpki.SelfSigned(short(testpki.Options{})).TLS(), p.rootFile
-			},
-			pol: config.Policy{AllowSelfSignedLeaves: true},
 		},
 		{
 			name: "CHAIN_ORDER: root sent before the intermediate",
@@ -226,7 +195,7 @@ func TestFindingsFromServers(t *testing.T) {
 			}
 			for i := range r.Certificates {
 				c := &r.Certificates[i]
-				if got := CertFindings(c, tc.pol); !slices.Equal(got, tc.want[i]) {
+				if got := c.Findings; !slices.Equal(got, tc.want[i]) {
 					t.Errorf("certificate %d (%s %s): findings %v, want %v", i, c.Role, c.SubjectCN, got, tc.want[i])
 				}
 			}
@@ -249,52 +218,6 @@ func (tc *findingCase) checkOCSP(t *testing.T, o *OCSPInfo) {
 	}
 	if (o.Status == OCSPInvalid || o.Status == OCSPUnverified) && o.Detail == "" {
 		t.Error("no detail for an unusable staple")
-	}
-}
-
-func TestMaxValidity(t *testing.T) {
-	day := 24 * time.Hour
-	cases := []struct {
-		notBefore time.Time
-		want      time.Duration
-	}{
-		{date(2014, 6, 1), date(2019, 6, 1).Sub(date(2014, 6, 1))}, // 60 months
-		{date(2015, 4, 1), date(2018, 7, 1).Sub(date(2015, 4, 1))}, // 39 months
-		{date(2018, 2, 28), date(2021, 5, 28).Sub(date(2018, 2, 28))},
-		{date(2018, 3, 1), 825 * day},
-		{date(2020, 8, 31), 825 * day},
-		{date(2020, 9, 1), 398 * day},
-		{date(2026, 3, 15).Add(-time.Second), 398 * day},
-		{date(2026, 3, 15), 200 * day},
-		{date(2027, 3, 14), 200 * day},
-		{date(2027, 3, 15), 100 * day},
-		{date(2029, 3, 14), 100 * day},
-		{date(2029, 3, 15), 47 * day},
-		{date(2040, 1, 1), 47 * day},
-		{time.Date(2026, 3, 15, 0, 30, 0, 0, time.FixedZone("CET", 3600)), 398 * day}, // still 14 March in UTC
-	}
-	for _, tc := range cases {
-		if got := MaxValidity(tc.notBefore); got != tc.want {
-			t.Errorf("%s: %v, want %v", tc.notBefore, got, tc.want)
-		}
-	}
-}
-
-func TestValidityIsInclusive(t *testing.T) {
-	nb := date(2025, 1, 1)
-	for _, tc := range []struct {
-		notAfter time.Time
-		limit    time.Duration
-		tooLong  bool
-	}{
-		{nb.Add(398*24*time.Hour - time.Second), 0, false},
-		{nb.Add(398 * 24 * time.Hour), 0, true},
-		{nb.Add(90 * 24 * time.Hour), 30 * 24 * time.Hour, true},
-		{nb.AddDate(10, 0, 0), 11 * 365 * 24 * time.Hour, false},
-	} {
-		if got := ValidityTooLong(nb, tc.notAfter, tc.limit); got != tc.tooLong {
-			t.Errorf("until %s, limit %v: too long %v, want %v", tc.notAfter, tc.limit, got, tc.tooLong)
-		}
 	}
 }
 

@@ -33,7 +33,7 @@ type CertInfo struct {
 	SignatureAlgorithm string
 
 	// Findings are the quality problems of the certificate itself and, on
-	// an endpoint's leaf, of the chain it came in; CertFindings adds those
+	// an endpoint's leaf, of the chain it came in; policy.CertFindings adds those
 	// that depend on the policy.
 	Findings []Finding
 }

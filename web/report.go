@@ -481,7 +481,7 @@ func urgencyOf(left time.Duration) string {
 func findingStatuses(out []FindingStatus, pol config.Policy, path string, certs []probe.CertInfo) []FindingStatus {
 	for i := range certs {
 		c := &certs[i]
-		for _, f := range probe.CertFindings(c, pol) {
+		for _, f := range policy.CertFindings(c, pol) {
 			out = append(out, FindingStatus{Finding: string(f), Role: c.Role, Subject: c.SubjectCN, Serial: c.Serial, Path: path, Remedy: f.Remedy()})
 		}
 	}

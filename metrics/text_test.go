@@ -1,4 +1,4 @@
-package collector
+package metrics
 
 import (
 	"bytes"
@@ -11,14 +11,13 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/mcpcert/mcp_cert_exporter/internal/metricstest"
-	"github.com/mcpcert/mcp_cert_exporter/metrics"
 )
 
 // The cache writes samples itself; each line must be byte for byte what
 // expfmt writes for the same const metric. ssl_certificate_info has labels
 // whose sorted order differs from their catalog order.
 func TestAppendLineMatchesExpfmt(t *testing.T) {
-	f := metrics.CertInfo
+	f := CertInfo
 	values := []float64{0, math.Copysign(0, -1), 1, -1, 0.5, 1.7e9, -3.25e-7, math.NaN(), math.Inf(1), math.Inf(-1), 31536000.123456789}
 	labels := [][]string{
 		{"plain", "", "x"},
@@ -27,7 +26,7 @@ func TestAppendLineMatchesExpfmt(t *testing.T) {
 	}
 	for _, v := range values {
 		for _, ls := range labels {
-			s := sample{fam: f, value: v, labels: certInfoValues(f, ls)}
+			s := Sample{Family: f, Value: v, Labels: certInfoValues(f, ls)}
 			got, err := appendLine(nil, &s)
 			if err != nil {
 				t.Fatal(err)
@@ -40,7 +39,7 @@ func TestAppendLineMatchesExpfmt(t *testing.T) {
 }
 
 // certInfoValues spreads three values over all of f's labels.
-func certInfoValues(f *metrics.Family, three []string) []string {
+func certInfoValues(f *Family, three []string) []string {
 	out := make([]string, len(f.Labels))
 	for i := range out {
 		out[i] = three[i%3]
@@ -48,13 +47,13 @@ func certInfoValues(f *metrics.Family, three []string) []string {
 	return out
 }
 
-func expfmtLine(t *testing.T, s sample) string {
+func expfmtLine(t *testing.T, s Sample) string {
 	t.Helper()
 	var pb dto.Metric
 	if err := s.Write(&pb); err != nil {
 		t.Fatal(err)
 	}
-	name, typ := s.fam.Name, dto.MetricType_GAUGE
+	name, typ := s.Family.Name, dto.MetricType_GAUGE
 	var b bytes.Buffer
 	if _, err := expfmt.MetricFamilyToText(&b, &dto.MetricFamily{Name: &name, Type: &typ, Metric: []*dto.Metric{&pb}}); err != nil {
 		t.Fatal(err)
@@ -70,7 +69,7 @@ func TestAppendLineRejectsWhatRegistriesReject(t *testing.T) {
 		"too few labels":  {"x"},
 		"too many labels": {"x", "y", "z"},
 	} {
-		s := sample{fam: metrics.ProbeError, value: 1, labels: labels}
+		s := Sample{Family: ProbeError, Value: 1, Labels: labels}
 		if _, err := appendLine(nil, &s); err == nil {
 			t.Errorf("%s: no error", name)
 		}
@@ -92,12 +91,12 @@ func TestLabelValuesAreMadeValid(t *testing.T) {
 		long:                    strings.Repeat("é", (4096-len(cutMark))/2) + cutMark,
 	}
 	for in, want := range cases {
-		s := sample{fam: metrics.ProbeSuccess, value: 1, labels: []string{in}}
+		s := Sample{Family: ProbeSuccess, Value: 1, Labels: []string{in}}
 		line, err := appendLine(nil, &s)
 		if err != nil {
 			t.Fatalf("%q: %v", in, err)
 		}
-		got := metricstest.Parse(t, string(metrics.ProbeSuccess.Header())+string(line))
+		got := metricstest.Parse(t, string(ProbeSuccess.Header())+string(line))
 		if v := got.One(t, "ssl_probe_success", map[string]string{"target": want}); v != 1 {
 			t.Errorf("%q: value %v", in, v)
 		}
@@ -112,17 +111,17 @@ func TestLabelValuesAreMadeValid(t *testing.T) {
 // family are written together, and a countdown is computed at write time.
 func TestRenderTextGroupsFamilies(t *testing.T) {
 	deadline := time.Now().Add(time.Hour)
-	e := renderText(func(ch *samples) {
-		gauge(ch, metrics.ProbeSuccess, 1, "a")
-		*ch = append(*ch, sample{metrics.CertExpiry, 0, []string{"c", "", "", "leaf", "", "", "1"}, deadline})
-		gauge(ch, metrics.ProbeError, 1, "a", "TIMEOUT")
-		gauge(ch, metrics.ProbeSuccess, 0, "b")
+	e := Render(func(ch *Samples) {
+		ch.Gauge(ProbeSuccess, 1, "a")
+		*ch = append(*ch, Sample{Family: CertExpiry, Labels: []string{"c", "", "", "leaf", "", "", "1"}, Deadline: deadline})
+		ch.Gauge(ProbeError, 1, "a", "TIMEOUT")
+		ch.Gauge(ProbeSuccess, 0, "b")
 	})
-	if e.err != nil {
-		t.Fatal(e.err)
+	if e.Err() != nil {
+		t.Fatal(e.Err())
 	}
-	b := &chunker{}
-	if err := writeMetrics(b, []*exposition{e}, nil, time.Now()); err != nil {
+	var b bytes.Buffer
+	if err := Write(&b, []*Exposition{e}, nil, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	text := b.String()
@@ -142,13 +141,13 @@ func TestRenderTextGroupsFamilies(t *testing.T) {
 
 // Every catalogued family's header is what expfmt writes for it.
 func TestCatalogHeadersMatchExpfmt(t *testing.T) {
-	for _, f := range metrics.All() {
+	for _, f := range All() {
 		m := &dto.Metric{Gauge: &dto.Gauge{}}
 		typ := dto.MetricType_GAUGE
 		switch f.Type {
-		case metrics.Counter:
+		case Counter:
 			m, typ = &dto.Metric{Counter: &dto.Counter{}}, dto.MetricType_COUNTER
-		case metrics.Histogram:
+		case Histogram:
 			m, typ = &dto.Metric{Histogram: &dto.Histogram{}}, dto.MetricType_HISTOGRAM
 		}
 		var b bytes.Buffer

@@ -8,11 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/mcpcert/mcp_cert_exporter/config"
 	"github.com/mcpcert/mcp_cert_exporter/internal/metricstest"
 	"github.com/mcpcert/mcp_cert_exporter/internal/testpki"
+	"github.com/mcpcert/mcp_cert_exporter/metrics"
 )
 
 // A rescan that finds the files unchanged keeps their rendered text and
@@ -38,19 +37,18 @@ func TestFileRescanKeepsTextOfUnchangedFiles(t *testing.T) {
 	if err := c.Apply(cfg); err != nil {
 		t.Fatal(err)
 	}
-	j := c.files[0]
-	h := c.MetricsHandler(prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
-	refresh := func() (*exposition, metricstest.Families) {
-		j.run(context.Background())
-		_, text := get(t, h, "")
-		return j.files.text, metricstest.Parse(t, text)
+	j := c.targets[0]
+	g := j.kind.(*fileGroup)
+	refresh := func() (*metrics.Exposition, metricstest.Families) {
+		j.refresh(context.Background())
+		return g.files.text, scrape(t, c)
 	}
 	first, _ := refresh()
 	again, f := refresh()
 	if again != first {
 		t.Error("a rescan of unchanged files rendered them again")
 	}
-	if got, want := f.One(t, "ssl_probe_last_run_timestamp_seconds", nil), unix(j.last.Load().Time); got != want {
+	if got, want := f.One(t, "ssl_probe_last_run_timestamp_seconds", nil), metrics.Unix(g.res.last.Load().Time); got != want {
 		t.Errorf("last run %v, want the rescan's %v", got, want)
 	}
 	write("b.pem", "second-b")

@@ -1,29 +1,30 @@
-package collector
+package web
 
 import (
 	"bytes"
 	"compress/gzip"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/mcpcert/mcp_cert_exporter/collector"
+	"github.com/mcpcert/mcp_cert_exporter/config"
 	"github.com/mcpcert/mcp_cert_exporter/internal/metricstest"
 	"github.com/mcpcert/mcp_cert_exporter/internal/testpki"
 	"github.com/mcpcert/mcp_cert_exporter/internal/tooltest"
 	"github.com/mcpcert/mcp_cert_exporter/metrics"
-	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
 
 func get(t *testing.T, h http.Handler, encoding string) (*http.Response, string) {
@@ -62,22 +63,54 @@ func series(f metricstest.Families) map[string]float64 {
 	return out
 }
 
-// The handler serves the same series whatever the encoding, and promtool
-// finds nothing wrong with them.
-func TestMetricsHandlerEncodings(t *testing.T) {
-	c, _ := mixedCollector(t)
-	handlerEncodingsAgree(t, c)
+// metricsCollector runs a collector with an endpoint that serves a good
+// chain, one that serves an expired leaf and a file group holding the CA,
+// all refreshed once.
+func metricsCollector(t *testing.T) *collector.Collector {
+	t.Helper()
+	caFile, good, expired := testpki.GoodAndExpired(t)
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`
+interval: 1h
+endpoints:
+  - {name: good, address: %q, posture: false, tls_config: {ca_file: %q, server_name: good.test}}
+  - {name: expired, address: %q, posture: false, tls_config: {ca_file: %q, server_name: expired.test}}
+files:
+  - {name: ca, paths: [%q]}
+`, good, caFile, expired, caFile, caFile)), "test.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := collector.New(slog.New(slog.DiscardHandler))
+	if err := c.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { c.Run(t.Context()); close(done) }() // t.Context ends before cleanups run
+	t.Cleanup(func() { <-done })
+	deadline := time.Now().Add(30 * time.Second)
+	for c.Refreshes() < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of 3 refreshes", c.Refreshes())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return c
 }
 
-// handlerEncodingsAgree compares /metrics gzipped and not, series by series.
-func handlerEncodingsAgree(t *testing.T, c *Collector) {
-	t.Helper()
-	want := series(scrape(t, c))
-	h := c.MetricsHandler(prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+// The handler serves what the collector writes, the same series whatever
+// the encoding, and promtool finds nothing wrong with them.
+func TestMetricsHandlerEncodings(t *testing.T) {
+	c := metricsCollector(t)
+	var plain bytes.Buffer
+	if err := c.WriteMetrics(&plain, prometheus.NewRegistry(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	want := series(metricstest.Parse(t, plain.String()))
+	h := MetricsHandler(c, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	for _, enc := range []string{"identity", "gzip"} {
 		t.Run(enc, func(t *testing.T) {
 			resp, text := get(t, h, enc)
-			if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != textFormat {
+			if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != metrics.TextFormat {
 				t.Fatalf("status %d, content type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
 			}
 			if wantGzip := enc == "gzip"; (resp.Header.Get("Content-Encoding") == "gzip") != wantGzip {
@@ -112,12 +145,12 @@ func handlerEncodingsAgree(t *testing.T, c *Collector) {
 // Families that the cached text and the gatherer both hold are written
 // once, with one header.
 func TestMetricsHandlerMergesGatheredFamilies(t *testing.T) {
-	c, _ := mixedCollector(t)
+	c := metricsCollector(t)
 	extra := prometheus.NewRegistry()
 	gathered := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: metrics.LastRun.Name, Help: metrics.LastRun.Help}, metrics.LastRun.Labels)
 	gathered.WithLabelValues("from-gatherer").Set(7)
 	extra.MustRegister(gathered)
-	_, text := get(t, c.MetricsHandler(extra, slog.New(slog.DiscardHandler)), "identity")
+	_, text := get(t, MetricsHandler(c, extra, slog.New(slog.DiscardHandler)), "identity")
 	if n := strings.Count(text, "# TYPE ssl_probe_last_run_timestamp_seconds "); n != 1 {
 		t.Fatalf("%d TYPE lines for a family both sides hold", n)
 	}
@@ -125,8 +158,8 @@ func TestMetricsHandlerMergesGatheredFamilies(t *testing.T) {
 	if v := f.One(t, "ssl_probe_last_run_timestamp_seconds", map[string]string{"target": "from-gatherer"}); v != 7 {
 		t.Errorf("gathered sample = %v", v)
 	}
-	if n := len(f.Samples("ssl_probe_last_run_timestamp_seconds", nil)); n != 5 {
-		t.Errorf("%d last-run samples, want 4 targets and the gathered one", n)
+	if n := len(f.Samples("ssl_probe_last_run_timestamp_seconds", nil)); n != 4 {
+		t.Errorf("%d last-run samples, want 3 targets and the gathered one", n)
 	}
 }
 
@@ -153,9 +186,9 @@ func (g *blockingGatherer) Gather() ([]*dto.MetricFamily, error) {
 // Scrapes that arrive while one is being rendered wait for it and share its
 // body, so the work does not grow with the number of scrapers.
 func TestConcurrentScrapesShareOneRendering(t *testing.T) {
-	c, _ := mixedCollector(t)
+	c := metricsCollector(t)
 	g := &blockingGatherer{started: make(chan struct{}), release: make(chan struct{})}
-	h := c.MetricsHandler(g, slog.New(slog.DiscardHandler))
+	h := MetricsHandler(c, g, slog.New(slog.DiscardHandler))
 	const scrapers = 8
 	bodies := make([]string, scrapers)
 	var wg sync.WaitGroup
@@ -169,9 +202,9 @@ func TestConcurrentScrapesShareOneRendering(t *testing.T) {
 			<-g.started
 		}
 	}
-	eventually(t, "the other scrapers wait for the first rendering", func() bool {
-		return waitingInFlight() == scrapers-1
-	})
+	for waitingInFlight() != scrapers-1 {
+		time.Sleep(time.Millisecond) // bounded by the test's own timeout
+	}
 	close(g.release)
 	wg.Wait()
 	if g.calls != 1 {
@@ -198,14 +231,19 @@ func waitingInFlight() int {
 	return n
 }
 
-// A result whose metrics could not be rendered fails the scrape, as a
-// registry's gather error does, rather than silently dropping the target.
-func TestMetricsHandlerReportsRenderError(t *testing.T) {
-	c, _ := mixedCollector(t)
-	c.endpoints[0].text.Store(&exposition{err: fmt.Errorf("rendering x: broken")})
-	resp, body := get(t, c.MetricsHandler(prometheus.NewRegistry(), slog.New(slog.DiscardHandler)), "")
-	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(body, "rendering x: broken") {
-		t.Fatalf("status %d, body %q", resp.StatusCode, body)
+type failingSource struct{ err error }
+
+func (f failingSource) WriteMetrics(io.Writer, prometheus.Gatherer, time.Time) error { return f.err }
+
+// A source that cannot write its metrics fails the scrape with its error,
+// as a registry's gather error does, rather than serving part of them.
+func TestMetricsHandlerReportsWriteError(t *testing.T) {
+	h := MetricsHandler(failingSource{errors.New("rendering x: broken")}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	for _, enc := range []string{"identity", "gzip"} {
+		resp, body := get(t, h, enc)
+		if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(body, "rendering x: broken") {
+			t.Fatalf("%s: status %d, body %q", enc, resp.StatusCode, body)
+		}
 	}
 }
 
@@ -225,20 +263,4 @@ func TestAcceptsGzip(t *testing.T) {
 			t.Errorf("acceptsGzip(%q) = %v, want %v", header, got, want)
 		}
 	}
-}
-
-// Nothing a file group renders is lost to the text cache's line handling:
-// a file name with a newline and quotes survives escaping.
-func TestMetricsHandlerEscapesLabels(t *testing.T) {
-	dir := t.TempDir()
-	odd := filepath.Join(dir, "odd \"name\"\nwith newline.pem")
-	if err := os.WriteFile(odd, testpki.NewCA("Root").PEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c := startCollector(t, "interval: 1h\nfiles:\n  - {name: f, paths: [\""+dir+"/*.pem\"]}\n")
-	eventually(t, "file read", func() bool { return c.Refreshes() == 1 })
-	_, text := get(t, c.MetricsHandler(prometheus.NewRegistry(), slog.New(slog.DiscardHandler)), "")
-	f := metricstest.Parse(t, text)
-	f.One(t, "ssl_certificate_expiry_seconds", map[string]string{"path": odd})
-	f.One(t, "ssl_certificate_info", map[string]string{"path": odd, "role": probe.RoleRoot})
 }
