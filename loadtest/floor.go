@@ -82,10 +82,15 @@ func selfMeter(serverPIDs []int) meter {
 // measureFloor makes total bare verified handshakes with crypto/tls, at the
 // exporter's concurrency and pace, over the listeners in turn: the least any
 // client that checks certificates pays.
+// floorGroups is what the floor's handshakes offer: nil for Go's defaults,
+// the post-quantum hybrid first (-floor-groups classical: the groups the
+// exporter's certificate probe offers, for a like-for-like client).
+var floorGroups []tls.CurveID
+
 func measureFloor(addrs []string, roots *x509.CertPool, concurrency, total int, interval time.Duration, serverPIDs []int) (cost, error) {
 	d := &tls.Dialer{
 		NetDialer: &net.Dialer{Timeout: 10 * time.Second},
-		Config:    &tls.Config{RootCAs: roots, ServerName: "localhost"},
+		Config:    &tls.Config{RootCAs: roots, ServerName: "localhost", CurvePreferences: floorGroups},
 	}
 	handshake := func(addr string) error {
 		c, err := d.Dial("tcp", addr)

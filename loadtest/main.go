@@ -14,6 +14,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -66,7 +67,7 @@ func main() {
 		childMain()
 	}
 	var o options
-	var scrapers string
+	var scrapers, groups string
 	flag.IntVar(&o.n, "n", 1000, "endpoints, each its own TLS listener")
 	flag.IntVar(&o.concurrency, "concurrency", 32, "refreshes in flight, for the exporter and the floor alike")
 	flag.IntVar(&o.cycles, "cycles", 5, "full refresh cycles measured after the first")
@@ -88,22 +89,39 @@ func main() {
 	flag.DurationVar(&o.posture, "posture", 0, "measure posture scans instead, every endpoint scanned at this posture_interval: connections per scan, scan start times per tenth of the interval, a reload halfway, CPU and RSS")
 	flag.DurationVar(&o.postureFor, "posture-for", 0, "how long the -posture run lasts (default 1.2 posture intervals)")
 	flag.BoolVar(&o.probe, "probe", false, "also measure /probe: as many requests as floor handshakes, over the listeners, at -concurrency")
+	flag.StringVar(&groups, "floor-groups", "default", "what the floor's handshakes offer: default (Go's, the hybrid first) or classical (X25519, P-256, P-384, P-521, as the exporter's certificate probe)")
 	flag.Parse()
-	var err error
 	if !o.verifyCache {
 		probe.SetVerifyCacheSize(0)
 	}
-	if o.scrapers, err = parseInts(scrapers); err == nil && o.countOnly != "" {
+	var err error
+	floorGroups, err = parseGroups(groups)
+	if err == nil {
+		o.scrapers, err = parseInts(scrapers)
+	}
+	switch {
+	case err != nil:
+	case o.countOnly != "":
 		err = countOnly(o)
-	} else if err == nil && o.posture > 0 {
+	case o.posture > 0:
 		err = runPosture(o, os.Stdout)
-	} else if err == nil {
+	default:
 		err = run(o, os.Stdout)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
 		os.Exit(1)
 	}
+}
+
+func parseGroups(s string) ([]tls.CurveID, error) {
+	switch s {
+	case "default":
+		return nil, nil
+	case "classical":
+		return []tls.CurveID{tls.X25519, tls.CurveP256, tls.CurveP384, tls.CurveP521}, nil
+	}
+	return nil, fmt.Errorf("-floor-groups %q: want default or classical", s)
 }
 
 func parseInts(s string) ([]int, error) {

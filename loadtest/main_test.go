@@ -73,3 +73,16 @@ func TestPostureMode(t *testing.T) {
 		t.Fatal("-posture with back-to-back probes was accepted")
 	}
 }
+
+// -floor-groups: the floor offers Go's defaults, or the exporter's
+// classical groups; anything else is refused.
+func TestFloorGroups(t *testing.T) {
+	for in, want := range map[string]int{"default": 0, "classical": 4} {
+		if g, err := parseGroups(in); err != nil || len(g) != want {
+			t.Errorf("%s: %v, %v", in, g, err)
+		}
+	}
+	if _, err := parseGroups("hybrid"); err == nil {
+		t.Error("-floor-groups hybrid was accepted")
+	}
+}
