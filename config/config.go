@@ -71,7 +71,17 @@ type TLSConfig struct {
 	InsecureSkipVerify bool       `yaml:"insecure_skip_verify"`
 	MinVersion         TLSVersion `yaml:"min_version"`
 	MaxVersion         TLSVersion `yaml:"max_version"`
+	// KeyExchange is what the certificate probe's handshake offers when
+	// the connection carries nothing of ours: classical (the default) or
+	// default (Go's, the post-quantum hybrid first).
+	KeyExchange string `yaml:"key_exchange"`
 }
+
+// Key exchanges of tls_config.key_exchange.
+const (
+	KeyExchangeClassical = "classical"
+	KeyExchangeDefault   = "default"
+)
 
 // MCPConfig selects how the MCP handshake is spoken after TLS.
 type MCPConfig struct {

@@ -214,6 +214,7 @@ var badConfigs = map[string]string{
 	"ca_file_missing.yml":          "5: endpoints[0].tls_config.ca_file: cannot read testdata/bad/missing-ca.pem: no such file or directory",
 	"ca_file_directory.yml":        "5: endpoints[0].tls_config.ca_file: cannot read testdata: is a directory",
 	"ca_file_no_pem.yml":           "5: endpoints[0].tls_config.ca_file: testdata/notpem.txt holds no PEM certificate",
+	"key_exchange_unknown.yml":     `5: endpoints[0].tls_config.key_exchange: unknown key exchange "hybrid" (use classical or default)`,
 	"cert_without_key.yml":         "4: endpoints[0].tls_config.key_file: is required when cert_file is set",
 	"key_without_cert.yml":         "4: endpoints[0].tls_config.cert_file: is required when key_file is set",
 	"key_mismatch.yml":             "5: endpoints[0].tls_config.cert_file: cannot be used with key_file: private key does not match public key",

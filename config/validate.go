@@ -171,6 +171,11 @@ func (t *TLSConfig) validate(at path, ps *problems) {
 	if t.MaxVersion != 0 && t.MinVersion > t.MaxVersion {
 		ps.add(append(at, "min_version"), "is above max_version")
 	}
+	switch t.KeyExchange {
+	case "", KeyExchangeClassical, KeyExchangeDefault:
+	default:
+		ps.add(append(at, "key_exchange"), "unknown key exchange %q (use classical or default)", t.KeyExchange)
+	}
 }
 
 func validateKeyPair(certFile, keyFile string, at path, ps *problems) {

@@ -79,7 +79,7 @@ func (b *blackbox) probe(addr string) error {
 // measureBlackbox probes every listener through blackbox_exporter, total
 // probes at the given concurrency, and counts blackbox_exporter's CPU from
 // /proc as for any process.
-func measureBlackbox(bin string, p *pki, addrs []string, concurrency, total int, interval time.Duration, serverPID int) (cost, error) {
+func measureBlackbox(bin string, p *pki, addrs []string, concurrency, total int, interval time.Duration, serverPIDs []int) (cost, error) {
 	b, err := startBlackbox(bin, p)
 	if err != nil {
 		return cost{}, err
@@ -88,7 +88,7 @@ func measureBlackbox(bin string, p *pki, addrs []string, concurrency, total int,
 	if err := b.probe(addrs[0]); err != nil { // warm up, and check the module works
 		return cost{}, err
 	}
-	m := meter{serverPID: serverPID, cpu: func() (time.Duration, error) { return procCPU(b.cmd.Process.Pid) }}
+	m := meter{serverPIDs: serverPIDs, cpu: func() (time.Duration, error) { return procCPU(b.cmd.Process.Pid) }}
 	return runConcurrently(m, addrs, concurrency, schedule(len(addrs), total, interval), total, b.probe)
 }
 

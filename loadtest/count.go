@@ -19,26 +19,15 @@ func countOnly(o options) error {
 	if o.countOnly != "floor" && o.countOnly != "exporter" {
 		return fmt.Errorf("-count-only %q: want floor or exporter", o.countOnly)
 	}
-	if _, err := raiseFDLimit(uint64(o.concurrency)*4 + 4096); err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp("", "loadtest")
+	b, err := startBench(o)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	p, err := newPKI(dir)
-	if err != nil {
-		return err
-	}
-	l, err := startListeners(p, o.n, o.perAddress)
-	if err != nil {
-		return err
-	}
-	defer l.stop()
+	defer b.close()
+	p, l := b.p, b.l
 	start := time.Now()
 	if o.countOnly == "floor" {
-		_, err = measureFloor(l.addrs, p.roots, o.concurrency, o.ops, o.interval, 0)
+		_, err = measureFloor(l.addrs, p.roots, o.concurrency, o.ops, o.interval, nil)
 	} else {
 		err = refreshes(p, l, o)
 	}

@@ -34,10 +34,10 @@ func (c cost) add(o cost) cost {
 }
 
 // meter reads a phase's cost. cpu reads the CPU time of the process whose
-// work is measured; serverPID is the listeners' process, 0 for none.
+// work is measured; serverPIDs are the listeners' processes, none for none.
 type meter struct {
-	serverPID int
-	cpu       func() (time.Duration, error)
+	serverPIDs []int
+	cpu        func() (time.Duration, error)
 }
 
 func (m meter) start() (func(ops int) (cost, error), error) {
@@ -62,25 +62,35 @@ func (m meter) start() (func(ops int) (cost, error), error) {
 	}, nil
 }
 
-// server is the listeners' CPU time, or 0 with no listeners.
+// server is the listeners' CPU time: all their processes together.
 func (m meter) server() (time.Duration, error) {
-	if m.serverPID == 0 {
-		return 0, nil
+	var sum time.Duration
+	for _, pid := range m.serverPIDs {
+		cpu, err := procCPU(pid)
+		if err != nil {
+			return 0, err
+		}
+		sum += cpu
 	}
-	return procCPU(m.serverPID)
+	return sum, nil
 }
 
-func selfMeter(serverPID int) meter {
-	return meter{serverPID: serverPID, cpu: func() (time.Duration, error) { return selfCPU(), nil }}
+func selfMeter(serverPIDs []int) meter {
+	return meter{serverPIDs: serverPIDs, cpu: func() (time.Duration, error) { return selfCPU(), nil }}
 }
 
 // measureFloor makes total bare verified handshakes with crypto/tls, at the
 // exporter's concurrency and pace, over the listeners in turn: the least any
 // client that checks certificates pays.
-func measureFloor(addrs []string, roots *x509.CertPool, concurrency, total int, interval time.Duration, serverPID int) (cost, error) {
+// floorGroups is what the floor's handshakes offer: nil for Go's defaults,
+// the post-quantum hybrid first (-floor-groups classical: the groups the
+// exporter's certificate probe offers, for a like-for-like client).
+var floorGroups []tls.CurveID
+
+func measureFloor(addrs []string, roots *x509.CertPool, concurrency, total int, interval time.Duration, serverPIDs []int) (cost, error) {
 	d := &tls.Dialer{
 		NetDialer: &net.Dialer{Timeout: 10 * time.Second},
-		Config:    &tls.Config{RootCAs: roots, ServerName: "localhost"},
+		Config:    &tls.Config{RootCAs: roots, ServerName: "localhost", CurvePreferences: floorGroups},
 	}
 	handshake := func(addr string) error {
 		c, err := d.Dial("tcp", addr)
@@ -89,7 +99,7 @@ func measureFloor(addrs []string, roots *x509.CertPool, concurrency, total int, 
 		}
 		return c.Close()
 	}
-	return runConcurrently(selfMeter(serverPID), addrs, concurrency, schedule(len(addrs), total, interval), total, handshake)
+	return runConcurrently(selfMeter(serverPIDs), addrs, concurrency, schedule(len(addrs), total, interval), total, handshake)
 }
 
 // schedule is when the exporter starts its refreshes of n endpoints after

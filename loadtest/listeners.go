@@ -27,6 +27,7 @@ const (
 	childDirEnv        = "LOADTEST_LISTENERS_DIR"
 	childCountEnv      = "LOADTEST_LISTENERS"
 	childPerAddressEnv = "LOADTEST_PER_ADDRESS"
+	childFirstEnv      = "LOADTEST_FIRST" // the child's first listener, counted over all children
 	childTLS12Env      = "LOADTEST_TLS12" // also TLS 1.2 with Go's default suites, for posture scans
 )
 
@@ -50,24 +51,111 @@ func newPKI(dir string) (*pki, error) {
 	return &pki{dir: dir, caFile: filepath.Join(dir, "ca.pem"), roots: testpki.Pool(ca)}, nil
 }
 
-// listeners is the child process serving them.
+// bench is what every mode starts from: the open-file limit raised for
+// the clients' connections, a directory with the PKI, and the listeners.
+type bench struct {
+	p     *pki
+	l     *listeners
+	limit uint64        // this process's open-file limit
+	up    time.Duration // how long the listeners took to start
+}
+
+// startBench sets up o.n listeners; close removes them and the directory.
+func startBench(o options, extraEnv ...string) (*bench, error) {
+	limit, err := raiseFDLimit(uint64(o.concurrency)*4 + 4096)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "loadtest")
+	if err != nil {
+		return nil, err
+	}
+	b := &bench{limit: limit}
+	if b.p, err = newPKI(dir); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	start := time.Now()
+	if b.l, err = startListeners(b.p, o.n, o.perAddress, o.perProcess, extraEnv...); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	b.up = time.Since(start)
+	return b, nil
+}
+
+func (b *bench) close() {
+	b.l.stop()
+	os.RemoveAll(b.p.dir)
+}
+
+// describe names where the listeners are and what they took.
+func (b *bench) describe() string {
+	return fmt.Sprintf("on %s in %d processes, up in %s; open-file limit %d", b.l.span(), len(b.l.children),
+		b.up.Round(time.Millisecond), b.limit)
+}
+
+// listeners are the child processes serving them.
 type listeners struct {
+	children []*listenerChild
+	addrs    []string
+}
+
+// listenerChild is one child process and its pipes.
+type listenerChild struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	out   *bufio.Scanner
-	addrs []string
 }
 
-// startListeners starts the child and reads the addresses it listens on.
-func startListeners(p *pki, n, perAddress int, extraEnv ...string) (*listeners, error) {
+// startListeners starts the children, one after the other, each serving at
+// most perProcess listeners of the n (fewer if the open-file hard limit is
+// lower: it may not be raised, 20,000 here even for root), and reads the
+// addresses they listen on.
+func startListeners(p *pki, n, perAddress, perProcess int, extraEnv ...string) (*listeners, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("finding the harness binary: %w", err)
 	}
+	l := &listeners{}
+	per, err := perChild(perProcess)
+	if err != nil {
+		return nil, err
+	}
+	for first := 0; first < n; first += per {
+		count := min(per, n-first)
+		env := append(os.Environ(), childDirEnv+"="+p.dir, childCountEnv+"="+strconv.Itoa(count),
+			childFirstEnv+"="+strconv.Itoa(first), childPerAddressEnv+"="+strconv.Itoa(perAddress))
+		addrs, err := l.startChild(self, append(env, extraEnv...))
+		if err == nil && len(addrs) != count {
+			err = fmt.Errorf("a listeners process opened %d of its %d listeners", len(addrs), count)
+		}
+		if err != nil {
+			l.stop()
+			return nil, err
+		}
+		l.addrs = append(l.addrs, addrs...)
+	}
+	return l, nil
+}
+
+// perChild is want, or less if the open-file hard limit is lower: every
+// listener is a descriptor.
+func perChild(want int) (int, error) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0, fmt.Errorf("getrlimit: %w", err)
+	}
+	if lim.Max < 2048 {
+		return 0, fmt.Errorf("open-file hard limit %d: too low for the listeners", lim.Max)
+	}
+	return int(min(uint64(max(want, 1)), lim.Max-1024)), nil
+}
+
+// startChild starts one child and reads its addresses up to "ready".
+func (l *listeners) startChild(self string, env []string) ([]string, error) {
 	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), childDirEnv+"="+p.dir, childCountEnv+"="+strconv.Itoa(n),
-		childPerAddressEnv+"="+strconv.Itoa(perAddress))
-	cmd.Env = append(cmd.Env, extraEnv...)
+	cmd.Env = env
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -80,19 +168,23 @@ func startListeners(p *pki, n, perAddress int, extraEnv ...string) (*listeners, 
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting the listeners: %w", err)
 	}
-	sc := bufio.NewScanner(stdout)
-	l := &listeners{cmd: cmd, stdin: stdin, out: sc}
-	for sc.Scan() && sc.Text() != "ready" {
-		l.addrs = append(l.addrs, sc.Text())
+	c := &listenerChild{cmd: cmd, stdin: stdin, out: bufio.NewScanner(stdout)}
+	l.children = append(l.children, c)
+	var addrs []string
+	for c.out.Scan() && c.out.Text() != "ready" {
+		addrs = append(addrs, c.out.Text())
 	}
-	if len(l.addrs) != n {
-		l.stop()
-		return nil, fmt.Errorf("the listeners process opened %d of %d listeners: %v", len(l.addrs), n, sc.Err())
-	}
-	return l, nil
+	return addrs, c.out.Err()
 }
 
-func (l *listeners) pid() int { return l.cmd.Process.Pid }
+// pids are the children's process IDs, whose CPU is the listeners'.
+func (l *listeners) pids() []int {
+	pids := make([]int, len(l.children))
+	for i, c := range l.children {
+		pids[i] = c.cmd.Process.Pid
+	}
+	return pids
+}
 
 // connCounts is what the listeners saw: connections accepted, handshakes
 // completed and handshakes that failed (a refused version or suite).
@@ -102,25 +194,42 @@ func (c connCounts) sub(o connCounts) connCounts {
 	return connCounts{c.conns - o.conns, c.ok - o.ok, c.failed - o.failed}
 }
 
-// counts asks the child for its counters: a line on its stdin, one back.
+// counts asks every child for its counters and adds them up.
 func (l *listeners) counts() (connCounts, error) {
+	var sum connCounts
+	for _, ch := range l.children {
+		c, err := ch.counts()
+		if err != nil {
+			return sum, err
+		}
+		sum = connCounts{sum.conns + c.conns, sum.ok + c.ok, sum.failed + c.failed}
+	}
+	return sum, nil
+}
+
+// counts asks one child: a line on its stdin, one back.
+func (ch *listenerChild) counts() (connCounts, error) {
 	var c connCounts
-	if _, err := io.WriteString(l.stdin, "count\n"); err != nil {
+	if _, err := io.WriteString(ch.stdin, "count\n"); err != nil {
 		return c, fmt.Errorf("asking the listeners for counts: %w", err)
 	}
-	if !l.out.Scan() {
-		return c, fmt.Errorf("the listeners did not answer: %v", l.out.Err())
+	if !ch.out.Scan() {
+		return c, fmt.Errorf("the listeners did not answer: %v", ch.out.Err())
 	}
-	if _, err := fmt.Sscan(l.out.Text(), &c.conns, &c.ok, &c.failed); err != nil {
-		return c, fmt.Errorf("listener counts %q: %w", l.out.Text(), err)
+	if _, err := fmt.Sscan(ch.out.Text(), &c.conns, &c.ok, &c.failed); err != nil {
+		return c, fmt.Errorf("listener counts %q: %w", ch.out.Text(), err)
 	}
 	return c, nil
 }
 
-// stop closes the child's stdin, which ends it, and waits.
+// stop closes each child's stdin, which ends it, and waits.
 func (l *listeners) stop() {
-	_ = l.stdin.Close() // the child exits on EOF or on the broken pipe alike
-	_ = l.cmd.Wait()    // its exit status says nothing about the measurements
+	for _, c := range l.children {
+		_ = c.stdin.Close() // the child exits on EOF or on the broken pipe alike
+	}
+	for _, c := range l.children {
+		_ = c.cmd.Wait() // its exit status says nothing about the measurements
+	}
 }
 
 func isChild() bool { return os.Getenv(childDirEnv) != "" }
@@ -146,19 +255,25 @@ func serveListeners() error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", childPerAddressEnv, err)
 	}
+	first, err := strconv.Atoi(os.Getenv(childFirstEnv))
+	if err != nil {
+		return fmt.Errorf("%s: %w", childFirstEnv, err)
+	}
 	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "leaf.pem"), filepath.Join(dir, "leaf.key"))
 	if err != nil {
 		return fmt.Errorf("loading the listeners' certificate: %w", err)
 	}
-	if _, err := raiseFDLimit(uint64(n) + 4096); err != nil {
+	if limit, err := raiseFDLimit(uint64(n) + 1024); err != nil {
 		return err
+	} else if limit < uint64(n)+64 {
+		return fmt.Errorf("open-file limit %d is too low for %d listeners", limit, n)
 	}
 	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
 	if os.Getenv(childTLS12Env) != "" {
 		cfg.MinVersion = tls.VersionTLS12
 	}
 	out := bufio.NewWriter(os.Stdout)
-	err = listenAll(n, perAddress, func(addr netip.AddrPort) error {
+	err = listenAll(first, n, perAddress, func(addr netip.AddrPort) error {
 		ln, err := tls.Listen("tcp", addr.String(), cfg)
 		if err != nil {
 			return err
@@ -181,18 +296,23 @@ func serveListeners() error {
 	return nil
 }
 
-// listenAll calls listen for n addresses: perAddress on each loopback
-// address from 127.0.0.2 on (Linux routes all of 127.0.0.0/8 to lo), on
-// ports outside the kernel's ephemeral range, so that a port taken by a
-// listener is never one the clients' connections need. A port already in
-// use is skipped. One address has about 36,000 such ports.
-func listenAll(n, perAddress int, listen func(netip.AddrPort) error) error {
+// listenAll calls listen for n addresses, from the first-th on: perAddress
+// on each loopback address from 127.0.0.2 on (Linux routes all of
+// 127.0.0.0/8 to lo), on ports outside the kernel's ephemeral range, so
+// that a port taken by a listener is never one the clients' connections
+// need. A port already in use (by this run's other children too) is
+// skipped. One address has about 36,000 such ports.
+func listenAll(first, n, perAddress int, listen func(netip.AddrPort) error) error {
 	ports, err := fixedPorts()
 	if err != nil {
 		return err
 	}
 	perAddress = min(max(perAddress, 1), len(ports))
-	addr, onAddr, next := netip.AddrFrom4([4]byte{127, 0, 0, 2}), 0, 0
+	if first/perAddress > 250 {
+		return fmt.Errorf("listener %d is past 127.0.0.252 at %d per address", first, perAddress)
+	}
+	addr := netip.AddrFrom4([4]byte{127, 0, 0, byte(2 + first/perAddress)})
+	onAddr, next := first%perAddress, first%perAddress
 	for opened := 0; opened < n; {
 		if onAddr == perAddress || next == len(ports) {
 			addr, onAddr, next = addr.Next(), 0, 0

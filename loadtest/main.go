@@ -14,6 +14,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -43,6 +44,7 @@ type options struct {
 	files          int
 	rescans        int
 	perAddress     int
+	perProcess     int
 	interval       time.Duration
 	countOnly      string
 	ops            int
@@ -65,7 +67,7 @@ func main() {
 		childMain()
 	}
 	var o options
-	var scrapers string
+	var scrapers, groups string
 	flag.IntVar(&o.n, "n", 1000, "endpoints, each its own TLS listener")
 	flag.IntVar(&o.concurrency, "concurrency", 32, "refreshes in flight, for the exporter and the floor alike")
 	flag.IntVar(&o.cycles, "cycles", 5, "full refresh cycles measured after the first")
@@ -79,6 +81,7 @@ func main() {
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the refresh cycles after the first to this file")
 	flag.StringVar(&o.memProfile, "memprofile", "", "write a heap profile after the last refresh cycle to this file")
 	flag.IntVar(&o.perAddress, "per-address", 30000, "listeners per loopback address (127.0.0.2, 127.0.0.3, ...), on ports outside the ephemeral range")
+	flag.IntVar(&o.perProcess, "per-process", 15000, "listeners per child process, each listener a descriptor (capped below the open-file hard limit)")
 	flag.DurationVar(&o.interval, "interval", time.Millisecond, "the exporter's refresh interval; the floor is paced to n handshakes per interval too (1ms: back to back)")
 	flag.StringVar(&o.countOnly, "count-only", "", "floor or exporter: make -ops paced operations of that kind and exit, for counting instructions under valgrind")
 	flag.IntVar(&o.ops, "ops", 1000, "operations made with -count-only")
@@ -86,22 +89,39 @@ func main() {
 	flag.DurationVar(&o.posture, "posture", 0, "measure posture scans instead, every endpoint scanned at this posture_interval: connections per scan, scan start times per tenth of the interval, a reload halfway, CPU and RSS")
 	flag.DurationVar(&o.postureFor, "posture-for", 0, "how long the -posture run lasts (default 1.2 posture intervals)")
 	flag.BoolVar(&o.probe, "probe", false, "also measure /probe: as many requests as floor handshakes, over the listeners, at -concurrency")
+	flag.StringVar(&groups, "floor-groups", "default", "what the floor's handshakes offer: default (Go's, the hybrid first) or classical (X25519, P-256, P-384, P-521, as the exporter's certificate probe)")
 	flag.Parse()
-	var err error
 	if !o.verifyCache {
 		probe.SetVerifyCacheSize(0)
 	}
-	if o.scrapers, err = parseInts(scrapers); err == nil && o.countOnly != "" {
+	var err error
+	floorGroups, err = parseGroups(groups)
+	if err == nil {
+		o.scrapers, err = parseInts(scrapers)
+	}
+	switch {
+	case err != nil:
+	case o.countOnly != "":
 		err = countOnly(o)
-	} else if err == nil && o.posture > 0 {
+	case o.posture > 0:
 		err = runPosture(o, os.Stdout)
-	} else if err == nil {
+	default:
 		err = run(o, os.Stdout)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
 		os.Exit(1)
 	}
+}
+
+func parseGroups(s string) ([]tls.CurveID, error) {
+	switch s {
+	case "default":
+		return nil, nil
+	case "classical":
+		return []tls.CurveID{tls.X25519, tls.CurveP256, tls.CurveP384, tls.CurveP521}, nil
+	}
+	return nil, fmt.Errorf("-floor-groups %q: want default or classical", s)
 }
 
 func parseInts(s string) ([]int, error) {
@@ -122,44 +142,30 @@ func run(o options, w io.Writer) error {
 		return errors.New("-n, -concurrency, -cycles and -per-address must be at least 1")
 	}
 	fmt.Fprintln(w, machine())
-	limit, err := raiseFDLimit(uint64(o.concurrency)*4 + 4096)
+	b, err := startBench(o)
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "loadtest")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	p, err := newPKI(dir)
-	if err != nil {
-		return err
-	}
-	start := time.Now()
-	l, err := startListeners(p, o.n, o.perAddress)
-	if err != nil {
-		return err
-	}
-	defer l.stop()
-	fmt.Fprintf(w, "%d TLS 1.3 listeners (ECDSA P-256 leaf signed by a P-256 root) on %s in process %d, up in %s; open-file limit %d\n",
-		o.n, l.span(), l.pid(), time.Since(start).Round(time.Millisecond), limit)
+	defer b.close()
+	p, l := b.p, b.l
+	fmt.Fprintf(w, "%d TLS 1.3 listeners (ECDSA P-256 leaf signed by a P-256 root) %s\n", o.n, b.describe())
 	fmt.Fprintf(w, "interval %s, floor %s\n\n", o.interval, o.pace())
 
 	r := &report{w: w, o: o}
 	floorOps := max(o.n, o.floorMin)
-	if r.floor[0], err = measureFloor(l.addrs, p.roots, o.concurrency, floorOps, o.interval, l.pid()); err != nil {
+	if r.floor[0], err = measureFloor(l.addrs, p.roots, o.concurrency, floorOps, o.interval, l.pids()); err != nil {
 		return fmt.Errorf("floor: %w", err)
 	}
 	r.line("floor, before", r.floor[0], "bare verified crypto/tls handshakes")
 	if err := r.exporter(p, l); err != nil {
 		return err
 	}
-	if r.floor[1], err = measureFloor(l.addrs, p.roots, o.concurrency, floorOps, o.interval, l.pid()); err != nil {
+	if r.floor[1], err = measureFloor(l.addrs, p.roots, o.concurrency, floorOps, o.interval, l.pids()); err != nil {
 		return fmt.Errorf("floor: %w", err)
 	}
 	r.line("floor, after", r.floor[1], "the same, again")
 	if o.files > 0 {
-		if err := measureFiles(w, dir, o.files, max(o.rescans, 1)); err != nil {
+		if err := measureFiles(w, p.dir, o.files, max(o.rescans, 1)); err != nil {
 			return fmt.Errorf("files: %w", err)
 		}
 	}
@@ -176,7 +182,7 @@ func run(o options, w io.Writer) error {
 		if probes == 0 {
 			probes = floorOps
 		}
-		bb, err := measureBlackbox(o.blackbox, p, l.addrs, o.concurrency, probes, o.interval, l.pid())
+		bb, err := measureBlackbox(o.blackbox, p, l.addrs, o.concurrency, probes, o.interval, l.pids())
 		if err != nil {
 			return fmt.Errorf("blackbox_exporter: %w", err)
 		}
@@ -205,7 +211,7 @@ func (r *report) exporter(p *pki, l *listeners) error {
 		return err
 	}
 	fmt.Fprintf(r.w, "\n%-22s %s\n", "exporter, idle", r.base)
-	err = r.measure(e, selfMeter(l.pid()))
+	err = r.measure(e, selfMeter(l.pids()))
 	if stopErr := e.stop(); err == nil {
 		err = stopErr
 	}

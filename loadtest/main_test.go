@@ -17,19 +17,20 @@ func TestMain(m *testing.M) {
 
 // The documented command keeps working: a small run goes through every
 // phase, every endpoint verifies, and a scrape shows them all. Eight
-// listeners per address put the twenty on 127.0.0.2 to 127.0.0.4, and the
+// listeners per address put the twenty on 127.0.0.2 to 127.0.0.4, served
+// by three processes of at most seven, whose CPU is the listeners'; the
 // floor is paced to twenty handshakes per interval.
 func TestHarnessRunsEveryPhase(t *testing.T) {
 	var out strings.Builder
 	o := options{n: 20, concurrency: 4, cycles: 2, scrapes: 3, scrapers: []int{1, 2}, floorMin: 20, files: 30, rescans: 2,
-		perAddress: 8, interval: 200 * time.Millisecond, probe: true}
+		perAddress: 8, perProcess: 7, interval: 200 * time.Millisecond, probe: true}
 	if err := run(o, &out); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	for _, want := range []string{
 		"floor, before", "first refresh", "refresh cycle 2", "after the scrapes", "floor, after",
 		"exporter, per endpoint refresh:", "scrapes during refresh, 2 at once", "goroutines",
-		"files, first read", "files, rescan", "/probe, per request:", "on 127.0.0.2:", " to 127.0.0.4:", "each listener every 200ms ±10%",
+		"files, first read", "files, rescan", "/probe, per request:", "on 127.0.0.2:", " to 127.0.0.4:", "in 3 processes", "each listener every 200ms ±10%",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
@@ -41,12 +42,12 @@ func TestHarnessRunsEveryPhase(t *testing.T) {
 // stops; an unknown kind is an error.
 func TestCountOnly(t *testing.T) {
 	for _, kind := range []string{"floor", "exporter"} {
-		o := options{n: 5, concurrency: 2, ops: 12, perAddress: 30000, interval: 100 * time.Millisecond, countOnly: kind}
+		o := options{n: 5, concurrency: 2, ops: 12, perAddress: 30000, perProcess: 3, interval: 100 * time.Millisecond, countOnly: kind}
 		if err := countOnly(o); err != nil {
 			t.Fatalf("%s: %v", kind, err)
 		}
 	}
-	if err := countOnly(options{n: 1, concurrency: 1, ops: 1, perAddress: 1, countOnly: "both"}); err == nil {
+	if err := countOnly(options{n: 1, concurrency: 1, ops: 1, perAddress: 1, perProcess: 1, countOnly: "both"}); err == nil {
 		t.Fatal("-count-only both was accepted")
 	}
 }
@@ -56,7 +57,7 @@ func TestCountOnly(t *testing.T) {
 // first scanned within 20 × 50ms; the run reloads at half the interval.
 func TestPostureMode(t *testing.T) {
 	var out strings.Builder
-	o := options{n: 20, concurrency: 4, perAddress: 30000, interval: time.Hour, posture: 4 * time.Second, postureFor: 3 * time.Second}
+	o := options{n: 20, concurrency: 4, perAddress: 30000, perProcess: 15000, interval: time.Hour, posture: 4 * time.Second, postureFor: 3 * time.Second}
 	if err := runPosture(o, &out); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
@@ -70,5 +71,18 @@ func TestPostureMode(t *testing.T) {
 	}
 	if err := runPosture(options{n: 1, concurrency: 1, perAddress: 1, interval: time.Millisecond, posture: time.Second}, &out); err == nil {
 		t.Fatal("-posture with back-to-back probes was accepted")
+	}
+}
+
+// -floor-groups: the floor offers Go's defaults, or the exporter's
+// classical groups; anything else is refused.
+func TestFloorGroups(t *testing.T) {
+	for in, want := range map[string]int{"default": 0, "classical": 4} {
+		if g, err := parseGroups(in); err != nil || len(g) != want {
+			t.Errorf("%s: %v, %v", in, g, err)
+		}
+	}
+	if _, err := parseGroups("hybrid"); err == nil {
+		t.Error("-floor-groups hybrid was accepted")
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -48,25 +47,14 @@ func runPosture(o options, w io.Writer) error {
 		duration = o.posture * 12 / 10
 	}
 	fmt.Fprintln(w, machine())
-	if _, err := raiseFDLimit(uint64(o.concurrency)*4 + 4096); err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp("", "loadtest")
+	b, err := startBench(o, childTLS12Env+"=1")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	p, err := newPKI(dir)
-	if err != nil {
-		return err
-	}
-	l, err := startListeners(p, o.n, o.perAddress, childTLS12Env+"=1")
-	if err != nil {
-		return err
-	}
-	defer l.stop()
-	fmt.Fprintf(w, "%d TLS 1.2+1.3 listeners (Go's default suites) on %s; probes every %s, posture_interval %s, concurrency %d, run %s, reload at half the interval\n",
-		o.n, l.span(), o.interval, o.posture, o.concurrency, duration)
+	defer b.close()
+	p, l := b.p, b.l
+	fmt.Fprintf(w, "%d TLS 1.2+1.3 listeners (Go's default suites) %s; probes every %s, posture_interval %s, concurrency %d, run %s, reload at half the interval\n",
+		o.n, b.describe(), o.interval, o.posture, o.concurrency, duration)
 	cfg, err := configFor(p, l.addrs, o.concurrency, o.interval, o.posture)
 	if err != nil {
 		return err
@@ -98,7 +86,7 @@ func (r *postureRun) measure(d time.Duration, reload func() error) error {
 	if err != nil {
 		return err
 	}
-	m := selfMeter(0)
+	m := selfMeter(nil)
 	r.t0 = time.Now()
 	r.e.run()
 	tick := min(max(r.o.posture/100, time.Second), 10*time.Second)

@@ -38,5 +38,5 @@ func measureProbe(p *pki, l *listeners, concurrency, total int, interval time.Du
 	if err := probe(l.addrs[0]); err != nil { // warm up, and check the module works
 		return cost{}, err
 	}
-	return runConcurrently(selfMeter(l.pid()), l.addrs, concurrency, schedule(len(l.addrs), total, interval), total, probe)
+	return runConcurrently(selfMeter(l.pids()), l.addrs, concurrency, schedule(len(l.addrs), total, interval), total, probe)
 }

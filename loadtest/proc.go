@@ -89,20 +89,20 @@ func (m memory) String() string {
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
-// raiseFDLimit lifts the open-file limit to at least want: one listener or
-// connection is one descriptor. Root may raise the hard limit too.
+// raiseFDLimit lifts the open-file soft limit towards want (one listener
+// or connection is one descriptor), but no further than the hard limit,
+// which not even root may raise everywhere; it returns the limit reached.
 func raiseFDLimit(want uint64) (uint64, error) {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		return 0, fmt.Errorf("getrlimit: %w", err)
 	}
-	if lim.Cur >= want {
+	if lim.Cur >= want || lim.Cur >= lim.Max {
 		return lim.Cur, nil
 	}
-	lim.Cur = max(want, lim.Cur)
-	lim.Max = max(lim.Max, lim.Cur)
+	lim.Cur = min(want, lim.Max)
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return 0, fmt.Errorf("raising the open-file limit to %d (ulimit -n): %w", want, err)
+		return 0, fmt.Errorf("raising the open-file limit to %d (ulimit -n): %w", lim.Cur, err)
 	}
 	return lim.Cur, nil
 }

@@ -114,18 +114,51 @@ func keyOf(c *x509.Certificate) (string, int) {
 
 // chainInfo lists what the server sent, leaf first and in its order, then the
 // top of chain when the server did not send it. Identical certificates are
-// listed once.
+// listed once. The slice is exactly as long as the list: thousands of
+// cached results each keep one.
 func chainInfo(sent, chain []*x509.Certificate) []CertInfo {
-	out := make([]CertInfo, 0, len(sent)+1)
+	top := len(chain) > 1 && !seen(sent, chain[len(chain)-1])
+	n := len(sent)
+	if top {
+		n++
+	}
+	out := make([]CertInfo, 0, n)
 	for i, c := range sent {
 		if !seen(sent[:i], c) {
-			out = append(out, CertInfoOf(c, RoleOf(c, i)))
+			out = append(out, sharedCertInfo(c, i))
 		}
 	}
-	if n := len(chain); n > 1 && !seen(sent, chain[n-1]) {
-		out = append(out, CertInfoOf(chain[n-1], RoleOf(chain[n-1], n-1)))
+	if top {
+		out = append(out, sharedCertInfo(chain[len(chain)-1], len(chain)-1))
 	}
 	return out
+}
+
+// caInfoCacheSize bounds the CertInfo kept of issuing certificates: a fleet
+// has few CAs, each entry is a few hundred bytes.
+const caInfoCacheSize = 4096
+
+// caInfos holds the CertInfo of roots and intermediates met in chains, by
+// the digest of their DER (their role depends on nothing else): every
+// endpoint whose chain passes through the same CA shares its strings
+// instead of keeping a copy per endpoint, and a refresh skips working
+// them out again. Leaves are not kept: most endpoints have their own.
+var caInfos = newLRU[CertInfo](caInfoCacheSize)
+
+// sharedCertInfo is CertInfoOf the certificate at index of a chain, from
+// caInfos for an issuing certificate seen before. Findings are left nil,
+// so that appending to them never touches the shared entry.
+func sharedCertInfo(c *x509.Certificate, index int) CertInfo {
+	if index == 0 {
+		return CertInfoOf(c, RoleLeaf)
+	}
+	key := chainKey(sha256.Sum256(c.Raw))
+	if info, ok := caInfos.lookup(key, func(CertInfo) bool { return true }); ok {
+		return info
+	}
+	info := CertInfoOf(c, RoleOf(c, index))
+	caInfos.store(key, info)
+	return info
 }
 
 func seen(certs []*x509.Certificate, c *x509.Certificate) bool {

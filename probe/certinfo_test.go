@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"slices"
 	"testing"
+	"unsafe"
 
 	"github.com/mcpcert/mcp_cert_exporter/internal/testpki"
 )
@@ -107,5 +108,37 @@ func TestRoleOf(t *testing.T) {
 				t.Errorf("RoleOf = %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// Endpoints whose chains pass through the same CA share its CertInfo (one
+// copy of its strings however many endpoints hold it), which equals what
+// CertInfoOf works out afresh; leaves are each their own, and findings
+// added to one result never reach another.
+func TestChainInfoSharesIssuers(t *testing.T) {
+	p := newPKI(t)
+	a, b := p.inter.Leaf("a.test"), p.inter.Leaf("b.test")
+	chainA := []*x509.Certificate{a.Cert, p.inter.Cert, p.root.Cert}
+	chainB := []*x509.Certificate{b.Cert, p.inter.Cert, p.root.Cert}
+	infoA, infoB := chainInfo(chainA[:2], chainA), chainInfo(chainB[:2], chainB)
+	if len(infoA) != 3 || cap(infoA) != 3 {
+		t.Fatalf("chain of 3: len %d cap %d", len(infoA), cap(infoA))
+	}
+	for i, want := range []CertInfo{CertInfoOf(p.inter.Cert, RoleIntermediate), CertInfoOf(p.root.Cert, RoleRoot)} {
+		x, y := infoA[i+1], infoB[i+1]
+		if fmt.Sprint(x) != fmt.Sprint(want) {
+			t.Errorf("shared %s:\n got  %+v\n want %+v", want.Role, x, want)
+		}
+		if unsafe.StringData(x.FingerprintSHA256) != unsafe.StringData(y.FingerprintSHA256) {
+			t.Errorf("%s: two copies of its strings", want.Role)
+		}
+	}
+	if unsafe.StringData(infoA[0].FingerprintSHA256) == unsafe.StringData(infoB[0].FingerprintSHA256) ||
+		infoA[0].SubjectCN != "a.test" || infoB[0].SubjectCN != "b.test" {
+		t.Errorf("leaves: %+v, %+v", infoA[0], infoB[0])
+	}
+	infoA[2].Findings = append(infoA[2].Findings, FindingWeakKey)
+	if again := chainInfo(chainB[:2], chainB); again[2].Findings != nil {
+		t.Errorf("a finding added to one result reached another: %+v", again[2].Findings)
 	}
 }

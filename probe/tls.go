@@ -32,9 +32,26 @@ type Target struct {
 	maxVersion uint16
 	allowAddr  func(netip.Addr) bool // nil: any address (guard.go)
 
+	// classicalFirst: the scheduled probe's handshake offers classicalGroups
+	// (tls_config.key_exchange, classical by default, and nothing of ours on
+	// the connection). needsDefaultGroups is set once the server refused
+	// them, so only its first probe pays the second handshake.
+	classicalFirst     bool
+	needsDefaultGroups atomic.Bool
+
 	// certRequests is set once the server asked for a client certificate.
 	certRequests atomic.Bool
 }
+
+// classicalGroups is what the scheduled probe's handshake offers when it
+// carries nothing of ours: no request, no token, no client certificate.
+// Nothing it protects outlives it, so the post-quantum hybrid
+// (X25519MLKEM768, a third of a verified handshake's instructions) buys
+// nothing there. The hybrid is left out of supported_groups entirely: a
+// server preferring it (OpenSSL 3.5) would otherwise answer with a
+// HelloRetryRequest, a second round trip. P-521 is offered too, so that a
+// server with only that curve costs no retry either.
+var classicalGroups = []tls.CurveID{tls.X25519, tls.CurveP256, tls.CurveP384, tls.CurveP521}
 
 // offeredSuites is every TLS 1.0–1.2 suite Go implements, insecure ones
 // included, so a legacy server is reported rather than refused. Go still
@@ -94,6 +111,10 @@ func NewTarget(ep config.Endpoint) (*Target, error) {
 	if t.mcp, err = newMCPTarget(ep); err != nil {
 		return nil, fmt.Errorf("endpoint %s: %w", ep.Name, err)
 	}
+	// MCP requests (a bearer token among them) travel over the probe's own
+	// connection, and a client certificate names who we are: those keep
+	// Go's default key exchange.
+	t.classicalFirst = tc.KeyExchange != config.KeyExchangeDefault && t.mcp == nil && t.clientCert == nil
 	return t, nil
 }
 
@@ -118,8 +139,18 @@ func (t *Target) Probe(ctx context.Context) *TLSResult {
 	var cfg *tls.Config
 	if t.mcp != nil {
 		cfg = t.mcpTLSConfig()
+	} else if t.classicalFirst && !t.needsDefaultGroups.Load() {
+		cfg = t.TLSConfig()
+		cfg.CurvePreferences = classicalGroups
 	}
 	conn, res := t.handshakeVerdict(ctx, cfg)
+	if cfg != nil && cfg.CurvePreferences != nil && groupsRefused(res) {
+		// A server that only takes the hybrid (or groups Go has beyond
+		// these) refuses with handshake_failure or insufficient_security:
+		// once more with Go's defaults, which this endpoint keeps.
+		t.needsDefaultGroups.Store(true)
+		conn, res = t.handshakeVerdict(ctx, nil)
+	}
 	if t.mcp != nil {
 		res.MCP = t.speakMCP(ctx, conn, res)
 	} else if conn != nil {
@@ -127,6 +158,14 @@ func (t *Target) Probe(ctx context.Context) *TLSResult {
 		_ = conn.Close()
 	}
 	return res
+}
+
+// groupsRefused is whether a handshake offering classicalGroups failed the
+// way a server with no group in common answers: an alert before it asked
+// for anything of ours.
+func groupsRefused(res *TLSResult) bool {
+	return !res.Success && !res.ClientCertRequested && res.Version == 0 &&
+		(res.alert == alertHandshakeFailure || res.alert == alertInsufficientSecurity)
 }
 
 // handshakeVerdict handshakes and, when a TLS 1.3 server asked for a client
