@@ -102,6 +102,12 @@ func measureFloor(addrs []string, roots *x509.CertPool, concurrency, total int, 
 	return runConcurrently(selfMeter(serverPIDs), addrs, concurrency, schedule(len(addrs), total, interval), total, handshake)
 }
 
+// spreadFloor (-floor-spread) starts each listener's rounds at a random
+// point of one interval, as the exporter's refreshes are spread once its
+// first round, which takes a while at large N, is past; without it the
+// first round falls within the ±10% window, denser than the exporter's.
+var spreadFloor bool
+
 // schedule is when the exporter starts its refreshes of n endpoints after
 // the first round, which starts them all at once: each endpoint again
 // interval ±10% after its previous start (collector/scheduler.go). The
@@ -116,6 +122,9 @@ func schedule(n, total int, interval time.Duration) []time.Duration {
 	due := make([]time.Duration, 0, rounds*n)
 	for range n {
 		var at time.Duration
+		if spreadFloor {
+			at = time.Duration(rand.Int64N(int64(interval)))
+		}
 		for range rounds {
 			at += interval + time.Duration((rand.Float64()*0.2-0.1)*float64(interval))
 			due = append(due, at)

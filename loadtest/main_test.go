@@ -86,3 +86,18 @@ func TestFloorGroups(t *testing.T) {
 		t.Error("-floor-groups hybrid was accepted")
 	}
 }
+
+// -floor-spread spreads one round of handshakes over the whole interval
+// (and its ±10%);
+// without it, one round falls within the ±10% window.
+func TestFloorSpread(t *testing.T) {
+	defer func() { spreadFloor = false }()
+	for _, spread := range []bool{false, true} {
+		spreadFloor = spread
+		due := schedule(1000, 1000, time.Minute)
+		span := due[len(due)-1] - due[0]
+		if spread != (span > 30*time.Second) || span > 72*time.Second {
+			t.Errorf("spread %v: one round spans %s", spread, span)
+		}
+	}
+}
