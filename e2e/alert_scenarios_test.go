@@ -215,16 +215,15 @@ func serveTLSOn(c net.Conn, cfg *tls.Config) {
 	}
 }
 
-// alternatingServer is down the whole time, its failure mode alternating:
-// it resets two connections, then stalls two past the probe's timeout, so
-// the reason alternates between CONNECTION_RESET and TIMEOUT. (Single
-// timeouts would show for only the half second between the timeout and the
-// next probe, which a scrape every second can miss every time.)
-func alternatingServer(t *testing.T) string {
+// byTurnsServer handles two connections with first, then stalls two past
+// the probe's timeout, and so on. (Single timeouts would show for only the
+// half second between the timeout and the next probe, which a scrape every
+// second can miss every time.)
+func byTurnsServer(t *testing.T, first func(net.Conn)) string {
 	var n atomic.Int64
 	return testpki.ServeRaw(t, func(c net.Conn) {
 		if n.Add(1)%4 < 2 {
-			reset(c)
+			first(c)
 			return
 		}
 		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
@@ -232,18 +231,14 @@ func alternatingServer(t *testing.T) string {
 	})
 }
 
-// badChainOrStallServer serves cfg to two connections, then stalls two past
-// the probe's timeout: CERTIFICATE_VERIFY_FAILED and TIMEOUT by turns.
+// alternatingServer is down the whole time, its failure mode alternating
+// between CONNECTION_RESET and TIMEOUT.
+func alternatingServer(t *testing.T) string { return byTurnsServer(t, reset) }
+
+// badChainOrStallServer serves cfg by turns with stalls:
+// CERTIFICATE_VERIFY_FAILED and TIMEOUT by turns.
 func badChainOrStallServer(t *testing.T, cfg *tls.Config) string {
-	var n atomic.Int64
-	return testpki.ServeRaw(t, func(c net.Conn) {
-		if n.Add(1)%4 < 2 {
-			serveTLSOn(c, cfg)
-			return
-		}
-		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-		_, _ = io.Copy(io.Discard, c)
-	})
+	return byTurnsServer(t, func(c net.Conn) { serveTLSOn(c, cfg) })
 }
 
 // intermittentServer resets 4 connections of every 5 and serves the 5th.
