@@ -212,7 +212,7 @@ func (e *Endpoint) validateMCP(at path, ps *problems) {
 		case err != nil:
 			ps.addErr(append(at, "bearer_token_file"), err)
 		case len(bytes.TrimSpace(token)) == 0:
-			ps.add(append(at, "bearer_token_file"), "%s is empty", f)
+			ps.add(append(at, "bearer_token_file"), "%q is empty", f)
 		}
 	}
 }
@@ -258,7 +258,7 @@ const maxConfigFileSize = 4 << 20
 func readConfigFile(file string) ([]byte, error) {
 	data, err := readRegular(file)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read %s: %w", file, unwrapPath(err))
+		return nil, fmt.Errorf("cannot read %q: %w", file, unwrapPath(err))
 	}
 	return data, nil
 }
@@ -314,7 +314,7 @@ func LoadCABundle(file string) (*x509.CertPool, []*x509.Certificate, error) {
 		}
 	}
 	if len(certs) == 0 {
-		return nil, nil, fmt.Errorf("%s holds no PEM certificate", file)
+		return nil, nil, fmt.Errorf("%q holds no PEM certificate", file)
 	}
 	return pool, certs, nil
 }
