@@ -3,7 +3,9 @@ package metrics
 import (
 	"bytes"
 	"cmp"
+	"encoding/binary"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"math"
 	"slices"
@@ -77,14 +79,17 @@ func (f *Family) TextLabels() (names []string, order []int) { return f.text.sort
 // grouped by family, with headers from the catalog. A scrape then only
 // copies those lines and computes the countdowns (Write).
 
-// Exposition is one target's samples as text exposition lines, in one
-// array: cached results are many, so they hold few pointers. It must not
-// be changed once made.
+// Exposition is one target's samples, kept compact: cached results are
+// many (100,000 endpoints), so the text holds few pointers and no repeats.
+// Each sample is one line record in text (see lineRef): the family's name
+// is left out, and a label block the exposition already holds, such as a
+// certificate's in its expiry, not_after and not_before lines or the bare
+// {target="…"} of most families, is a 5-byte reference to the first.
+// It must not be changed once made.
 type Exposition struct {
-	text       []byte
-	groups     []textGroup
-	countdowns []countdownLine
-	err        error // rendering failed: scrapes fail with it, as a registry's would
+	text   []byte
+	groups []textGroup
+	err    error // rendering failed: scrapes fail with it, as a registry's would
 }
 
 // Err is why rendering failed, nil if it did not.
@@ -93,20 +98,29 @@ func (e *Exposition) Err() error { return e.err }
 // Failed is an exposition that fails every scrape that writes it with err.
 func Failed(err error) *Exposition { return &Exposition{err: err} }
 
-// textGroup is a target's samples of one family: text[start:fixed] holds
-// those with a fixed value, countdowns[cd0:cd1] those counting down.
+// textGroup is a target's samples of one family: the line records in
+// text[start:end], fixed values first, then countdowns.
 type textGroup struct {
-	fam          *Family
-	start, fixed uint32
-	cd0, cd1     uint32
+	fam        *Family
+	start, end uint32
 }
 
-// countdownLine is a sample whose value is the time left until deadline;
-// text[start:end] is the sample up to its value.
-type countdownLine struct {
-	start, end uint32
-	deadline   time.Time
-}
+// A line record is a tag byte, the head (what follows the family's name up
+// to the value: a histogram's suffix and the label block) and the tail.
+// The head is a uvarint length and the bytes, or with lineRef, 3 bytes of
+// distance back from the reference to an earlier head and 2 of its length:
+// distances make records movable, so Join copies them as they are. The
+// tail is " value\n", or with lineCountdown, the deadline as 8 bytes of Unix
+// seconds and 4 of nanoseconds, the value being computed at each scrape.
+const (
+	lineRef       = 1 << 0
+	lineCountdown = 1 << 1
+
+	refLen     = 5
+	maxRefDist = 1<<24 - 1
+	maxRefHead = 1<<16 - 1
+	minRefHead = refLen + 2 // shorter heads are cheaper written out
+)
 
 // Sample is a gauge of a catalogued family as the render functions make
 // it: cheap to make, written as text by Render directly, and a const
@@ -173,53 +187,57 @@ func (s *Samples) Histogram(f *Family, upper []float64, counts []uint64, sum flo
 		Sample{Family: f, Value: float64(total), Labels: labels, suffix: "_count"})
 }
 
-// samplePool recycles render buffers: every refresh renders, and only the
-// text is kept.
-var samplePool = sync.Pool{New: func() any { return new(Samples) }}
+// encoder is what Render needs besides the samples, recycled: every
+// refresh renders, and only the text is kept.
+type encoder struct {
+	samples Samples
+	head    []byte
+	heads   map[uint64]uint32 // hash of a head -> where it was written out
+}
+
+var (
+	encoderPool = sync.Pool{New: func() any { return &encoder{heads: map[uint64]uint32{}} }}
+	headSeed    = maphash.MakeSeed()
+)
 
 // Render runs render and keeps its samples as text.
 func Render(render func(*Samples)) *Exposition {
-	out := samplePool.Get().(*Samples)
-	render(out)
-	e, err := encodeText(*out)
-	clear(*out) // drop the label slices the samples point to
-	*out = (*out)[:0]
-	samplePool.Put(out)
+	enc := encoderPool.Get().(*encoder)
+	render(&enc.samples)
+	e, err := enc.encode()
+	clear(enc.samples) // drop the label slices the samples point to
+	enc.samples = enc.samples[:0]
+	clear(enc.heads)
+	encoderPool.Put(enc)
 	if err != nil {
 		return Failed(err)
 	}
 	return e
 }
 
-// encodeText groups samples by family, in the order the families first
+// encode groups the samples by family, in the order the families first
 // appear, and writes each group: fixed values first, then countdowns.
-func encodeText(ss Samples) (*Exposition, error) {
+func (enc *encoder) encode() (*Exposition, error) {
+	ss := enc.samples
 	var order []*Family
 	for i := range ss {
 		if !slices.Contains(order, ss[i].Family) {
 			order = append(order, ss[i].Family)
 		}
 	}
-	e := &Exposition{groups: make([]textGroup, 0, len(order)), text: make([]byte, 0, 128*len(ss))}
+	e := &Exposition{groups: make([]textGroup, 0, len(order)), text: make([]byte, 0, 64*len(ss))}
 	for _, f := range order {
-		g := textGroup{fam: f, start: uint32(len(e.text)), cd0: uint32(len(e.countdowns))}
-		for i := range ss {
-			if s := &ss[i]; s.Family == f && s.Deadline.IsZero() {
-				var err error
-				if e.text, err = appendLine(e.text, s); err != nil {
-					return nil, err
+		g := textGroup{fam: f, start: uint32(len(e.text))}
+		for _, countdowns := range []bool{false, true} {
+			for i := range ss {
+				if s := &ss[i]; s.Family == f && s.Deadline.IsZero() != countdowns {
+					if err := enc.appendRecord(e, s); err != nil {
+						return nil, err
+					}
 				}
 			}
 		}
-		g.fixed = uint32(len(e.text))
-		for i := range ss {
-			if s := &ss[i]; s.Family == f && !s.Deadline.IsZero() {
-				if err := e.appendCountdown(s); err != nil {
-					return nil, err
-				}
-			}
-		}
-		g.cd1 = uint32(len(e.countdowns))
+		g.end = uint32(len(e.text))
 		e.groups = append(e.groups, g)
 	}
 	// An exactly sized copy: thousands of cached results must not each keep
@@ -228,30 +246,59 @@ func encodeText(ss Samples) (*Exposition, error) {
 	return e, nil
 }
 
-// appendCountdown keeps the sample without its value, which each scrape
-// computes.
-func (e *Exposition) appendCountdown(s *Sample) error {
-	start := len(e.text)
+// appendRecord appends a sample's line record (see lineRef).
+func (enc *encoder) appendRecord(e *Exposition, s *Sample) error {
 	var err error
-	if e.text, err = appendLine(e.text, s); err != nil {
+	if enc.head, err = appendHead(enc.head[:0], s); err != nil {
 		return err
 	}
-	line := e.text[start:]
-	end := start + bytes.LastIndexByte(line, ' ') + 1
-	e.text = e.text[:end]
-	e.countdowns = append(e.countdowns, countdownLine{start: uint32(start), end: uint32(end), deadline: s.Deadline})
+	tagAt := len(e.text)
+	e.text = append(e.text, 0)
+	var tag byte
+	h := maphash.Bytes(headSeed, enc.head)
+	at, seen := enc.heads[h]
+	n, dist := len(enc.head), len(e.text)-int(at)
+	if seen && n >= minRefHead && n <= maxRefHead && dist <= maxRefDist && bytes.Equal(e.text[at:int(at)+n], enc.head) {
+		tag |= lineRef
+		e.text = append(e.text, byte(dist), byte(dist>>8), byte(dist>>16))
+		e.text = binary.LittleEndian.AppendUint16(e.text, uint16(n))
+	} else {
+		e.text = binary.AppendUvarint(e.text, uint64(n))
+		if !seen {
+			enc.heads[h] = uint32(len(e.text))
+		}
+		e.text = append(e.text, enc.head...)
+	}
+	if s.Deadline.IsZero() {
+		e.text = appendValue(append(e.text, ' '), s.Value)
+	} else {
+		tag |= lineCountdown
+		e.text = binary.LittleEndian.AppendUint64(e.text, uint64(s.Deadline.Unix()))
+		e.text = binary.LittleEndian.AppendUint32(e.text, uint32(s.Deadline.Nanosecond()))
+	}
+	e.text[tagAt] = tag
 	return nil
 }
 
 // appendLine writes a sample as expfmt does: name{label="value",...} value,
 // labels sorted by name, values escaped.
 func appendLine(b []byte, s *Sample) ([]byte, error) {
+	b = append(b, s.Family.Name...)
+	b, err := appendHead(b, s)
+	if err != nil {
+		return b, err
+	}
+	return appendValue(append(b, ' '), s.Value), nil
+}
+
+// appendHead writes what follows the name up to the value: a histogram
+// series' suffix and the label block.
+func appendHead(b []byte, s *Sample) ([]byte, error) {
 	f := s.Family
 	names, order := f.TextLabels()
 	if len(s.Labels) != len(order) {
 		return b, fmt.Errorf("rendering %s: %d label values for %d labels", f.Name, len(s.Labels), len(order))
 	}
-	b = append(b, f.Name...)
 	b = append(b, s.suffix...)
 	for i, name := range names {
 		v := labelValue(s.Labels[order[i]])
@@ -278,8 +325,7 @@ func appendLine(b []byte, s *Sample) ([]byte, error) {
 	if len(names) > 0 || s.le != "" {
 		b = append(b, '}')
 	}
-	b = append(b, ' ')
-	return appendValue(b, s.Value), nil
+	return b, nil
 }
 
 // labelLength is limits.label_length of the config in force.
@@ -362,13 +408,34 @@ func appendFloat(b []byte, v float64) []byte {
 	return strconv.AppendFloat(b, v, 'g', -1, 64)
 }
 
-// writeTo appends the group's samples, counting down to now.
+// writeTo writes the group's samples as text, counting down to now: each
+// line is built in the buffer's spare room and written at once.
 func (e *Exposition) writeTo(buf *bytes.Buffer, g *textGroup, now time.Time) {
-	buf.Write(e.text[g.start:g.fixed])
-	var num [40]byte
-	for _, cd := range e.countdowns[g.cd0:g.cd1] {
-		buf.Write(e.text[cd.start:cd.end])
-		buf.Write(appendValue(num[:0], cd.deadline.Sub(now).Seconds()))
+	text := e.text
+	for p := int(g.start); p < int(g.end); {
+		tag := text[p]
+		p++
+		line := append(buf.AvailableBuffer(), g.fam.Name...)
+		if tag&lineRef != 0 {
+			from := p - (int(text[p]) | int(text[p+1])<<8 | int(text[p+2])<<16)
+			line = append(line, text[from:from+int(binary.LittleEndian.Uint16(text[p+3:]))]...)
+			p += refLen
+		} else {
+			n, k := binary.Uvarint(text[p:])
+			p += k
+			line = append(line, text[p:p+int(n)]...)
+			p += int(n)
+		}
+		if tag&lineCountdown != 0 {
+			deadline := time.Unix(int64(binary.LittleEndian.Uint64(text[p:])), int64(binary.LittleEndian.Uint32(text[p+8:])))
+			line = appendValue(append(line, ' '), deadline.Sub(now).Seconds())
+			p += 12
+		} else {
+			end := p + bytes.IndexByte(text[p:], '\n') + 1
+			line = append(line, text[p:end]...)
+			p = end
+		}
+		buf.Write(line)
 	}
 }
 
@@ -399,7 +466,8 @@ func textFamilies(exps []*Exposition) ([]*Family, map[*Family][]groupRef) {
 }
 
 // Join is one exposition holding the samples of all parts; the first part
-// that failed, if any.
+// that failed, if any. Line records hold no positions, only distances
+// within a part, so they are copied as they are.
 func Join(parts ...*Exposition) *Exposition {
 	size := 0
 	for _, p := range parts {
@@ -410,15 +478,11 @@ func Join(parts ...*Exposition) *Exposition {
 	}
 	e := &Exposition{text: make([]byte, 0, size)}
 	for _, p := range parts {
-		offset, cds := uint32(len(e.text)), uint32(len(e.countdowns))
+		offset := uint32(len(e.text))
 		e.text = append(e.text, p.text...)
 		for _, g := range p.groups {
-			g.start, g.fixed, g.cd0, g.cd1 = g.start+offset, g.fixed+offset, g.cd0+cds, g.cd1+cds
+			g.start, g.end = g.start+offset, g.end+offset
 			e.groups = append(e.groups, g)
-		}
-		for _, cd := range p.countdowns {
-			cd.start, cd.end = cd.start+offset, cd.end+offset
-			e.countdowns = append(e.countdowns, cd)
 		}
 	}
 	return e

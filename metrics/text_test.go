@@ -3,6 +3,7 @@ package metrics
 import (
 	"bytes"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -159,4 +160,92 @@ func TestCatalogHeadersMatchExpfmt(t *testing.T) {
 			t.Errorf("%s:\n got %q\nwant %q", f.Name, f.Header(), want)
 		}
 	}
+}
+
+// The cached text keeps samples as compact records (names left out, label
+// blocks written once); what Write writes from them must be exactly the
+// lines appendLine writes, which match expfmt's: family by family in name
+// order, fixed values before countdowns, countdowns computed at now.
+func TestCompactRecordsWriteEveryLine(t *testing.T) {
+	now := time.Now()
+	cert := func(role string) []string { return []string{"ep", "", "endpoint", role, "CN", "Issuer", "0A"} }
+	far := time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC) // "no well-defined expiration" (RFC 5280)
+	tests := map[string][]func(*Samples){
+		"shared heads": {func(ch *Samples) {
+			for _, role := range []string{"leaf", "root"} {
+				*ch = append(*ch, Sample{Family: CertExpiry, Labels: cert(role), Deadline: now.Add(time.Hour + 123456789)})
+				ch.Gauge(CertNotAfter, 1.8e9, cert(role)...)
+				ch.Gauge(CertNotBefore, 1.7e9, cert(role)...)
+			}
+			ch.Gauge(ProbeSuccess, 1, "ep")
+			ch.Gauge(ProbeError, 1, "ep", "TIMEOUT")
+			ch.Gauge(InsecureSkip, 0, "ep")
+		}},
+		"short heads and no labels": {func(ch *Samples) {
+			ch.Gauge(ProbeSuccess, 0, "")
+			ch.Gauge(ProbeSuccess, 1, "a")
+			ch.Gauge(InsecureSkip, 1, "a")
+		}},
+		"histogram": {func(ch *Samples) {
+			ch.Histogram(RefreshDuration, []float64{0.1, 1}, []uint64{3, 0, 2}, 7.5, "endpoint")
+			ch.Gauge(ProbeSuccess, 1, "endpoint")
+		}},
+		"far and past deadlines": {func(ch *Samples) {
+			*ch = append(*ch, Sample{Family: CertExpiry, Labels: cert("leaf"), Deadline: far},
+				Sample{Family: CertExpiry, Labels: cert("root"), Deadline: time.Unix(0, 1)})
+		}},
+		"joined parts": {
+			func(ch *Samples) { ch.Gauge(ProbeSuccess, 1, "ep"); ch.Gauge(CertNotAfter, 1.8e9, cert("leaf")...) },
+			func(ch *Samples) { ch.Gauge(CertNotAfter, 1.9e9, cert("leaf")...); ch.Gauge(InsecureSkip, 0, "ep") },
+		},
+	}
+	for name, renders := range tests {
+		t.Run(name, func(t *testing.T) {
+			var parts []*Exposition
+			var all Samples
+			for _, r := range renders {
+				parts = append(parts, Render(r))
+				r(&all)
+			}
+			var got bytes.Buffer
+			if err := Write(&got, []*Exposition{Join(parts...)}, nil, now); err != nil {
+				t.Fatal(err)
+			}
+			if want := linesOf(t, all, now); got.String() != want {
+				t.Errorf("got\n%s\nwant\n%s", got.String(), want)
+			}
+		})
+	}
+}
+
+// linesOf is what the cache must write for ss: appendLine's lines, grouped
+// as Write groups them.
+func linesOf(t *testing.T, ss Samples, now time.Time) string {
+	t.Helper()
+	var fams []*Family
+	for _, s := range ss {
+		if !slices.Contains(fams, s.Family) {
+			fams = append(fams, s.Family)
+		}
+	}
+	slices.SortFunc(fams, func(a, b *Family) int { return strings.Compare(a.Name, b.Name) })
+	var b []byte
+	for _, f := range fams {
+		b = append(b, f.Header()...)
+		for _, countdowns := range []bool{false, true} {
+			for _, s := range ss {
+				if s.Family != f || s.Deadline.IsZero() == countdowns {
+					continue
+				}
+				if countdowns {
+					s.Value = s.Deadline.Sub(now).Seconds()
+				}
+				var err error
+				if b, err = appendLine(b, &s); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	return string(b)
 }

@@ -32,13 +32,17 @@ type OCSPInfo struct {
 	Detail     string // why the response is invalid or unverified
 }
 
+// notStapled is every result's OCSPInfo without a staple, most of them:
+// results are kept per endpoint and never changed, so they share it.
+var notStapled = &OCSPInfo{}
+
 // ocspOf checks a stapled response against the leaf and its issuer at now.
 func ocspOf(staple []byte, leaf, issuer *x509.Certificate, now time.Time) *OCSPInfo {
-	info := &OCSPInfo{Stapled: len(staple) > 0}
-	switch {
-	case !info.Stapled:
-		return info
-	case issuer == nil:
+	if len(staple) == 0 {
+		return notStapled
+	}
+	info := &OCSPInfo{Stapled: true}
+	if issuer == nil {
 		info.Status, info.Detail = OCSPUnverified, "the server did not send the leaf's issuer and the chain does not verify, so the signature cannot be checked"
 		return info
 	}
