@@ -256,15 +256,13 @@ func (enc *encoder) appendRecord(e *Exposition, s *Sample) error {
 	e.text = append(e.text, 0)
 	var tag byte
 	h := maphash.Bytes(headSeed, enc.head)
-	at, seen := enc.heads[h]
-	n, dist := len(enc.head), len(e.text)-int(at)
-	if seen && n >= minRefHead && n <= maxRefHead && dist <= maxRefDist && bytes.Equal(e.text[at:int(at)+n], enc.head) {
+	if dist, ok := enc.earlier(e.text, h); ok {
 		tag |= lineRef
 		e.text = append(e.text, byte(dist), byte(dist>>8), byte(dist>>16))
-		e.text = binary.LittleEndian.AppendUint16(e.text, uint16(n))
+		e.text = binary.LittleEndian.AppendUint16(e.text, uint16(len(enc.head)))
 	} else {
-		e.text = binary.AppendUvarint(e.text, uint64(n))
-		if !seen {
+		e.text = binary.AppendUvarint(e.text, uint64(len(enc.head)))
+		if _, seen := enc.heads[h]; !seen {
 			enc.heads[h] = uint32(len(e.text))
 		}
 		e.text = append(e.text, enc.head...)
@@ -278,6 +276,16 @@ func (enc *encoder) appendRecord(e *Exposition, s *Sample) error {
 	}
 	e.text[tagAt] = tag
 	return nil
+}
+
+// earlier finds enc.head, whose hash is h, written out earlier in text and
+// worth a reference from the end of text: the distance back to it.
+func (enc *encoder) earlier(text []byte, h uint64) (dist int, ok bool) {
+	at, seen := enc.heads[h]
+	n, dist := len(enc.head), len(text)-int(at)
+	ok = seen && n >= minRefHead && n <= maxRefHead && dist <= maxRefDist &&
+		int(at)+n <= len(text) && bytes.Equal(text[at:int(at)+n], enc.head)
+	return dist, ok
 }
 
 // appendLine writes a sample as expfmt does: name{label="value",...} value,

@@ -11,6 +11,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/mcpcert/mcp_cert_exporter/config"
 	"github.com/mcpcert/mcp_cert_exporter/internal/metricstest"
 )
 
@@ -194,11 +195,19 @@ func TestCompactRecordsWriteEveryLine(t *testing.T) {
 			*ch = append(*ch, Sample{Family: CertExpiry, Labels: cert("leaf"), Deadline: far},
 				Sample{Family: CertExpiry, Labels: cert("root"), Deadline: time.Unix(0, 1)})
 		}},
+		"heads too long for a reference": {func(ch *Samples) {
+			long := strings.Repeat("x", 10000) // 7 of them: over maxRefHead
+			ls := []string{long, long, long, long, long, long, long}
+			ch.Gauge(CertNotAfter, 1.8e9, ls...)
+			ch.Gauge(CertNotBefore, 1.7e9, ls...)
+		}},
 		"joined parts": {
 			func(ch *Samples) { ch.Gauge(ProbeSuccess, 1, "ep"); ch.Gauge(CertNotAfter, 1.8e9, cert("leaf")...) },
 			func(ch *Samples) { ch.Gauge(CertNotAfter, 1.9e9, cert("leaf")...); ch.Gauge(InsecureSkip, 0, "ep") },
 		},
 	}
+	SetLabelLength(10000)
+	defer SetLabelLength(config.DefaultLimits.LabelLength)
 	for name, renders := range tests {
 		t.Run(name, func(t *testing.T) {
 			var parts []*Exposition
