@@ -191,6 +191,7 @@ func (s *Samples) Histogram(f *Family, upper []float64, counts []uint64, sum flo
 // refresh renders, and only the text is kept.
 type encoder struct {
 	samples Samples
+	text    []byte // built here, then copied to its exact size
 	head    []byte
 	heads   map[uint64]uint32 // hash of a head -> where it was written out
 }
@@ -225,7 +226,7 @@ func (enc *encoder) encode() (*Exposition, error) {
 			order = append(order, ss[i].Family)
 		}
 	}
-	e := &Exposition{groups: make([]textGroup, 0, len(order)), text: make([]byte, 0, 64*len(ss))}
+	e := &Exposition{groups: make([]textGroup, 0, len(order)), text: enc.text[:0]}
 	for _, f := range order {
 		g := textGroup{fam: f, start: uint32(len(e.text))}
 		for _, countdowns := range []bool{false, true} {
@@ -242,7 +243,7 @@ func (enc *encoder) encode() (*Exposition, error) {
 	}
 	// An exactly sized copy: thousands of cached results must not each keep
 	// a grown buffer's spare room.
-	e.text = bytes.Clone(e.text)
+	enc.text, e.text = e.text, bytes.Clone(e.text)
 	return e, nil
 }
 
