@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -181,5 +182,66 @@ func TestSchedulerReusesWorkersAndStopsThem(t *testing.T) {
 	}
 	if n := s.workers.n.Load(); n != 0 {
 		t.Errorf("%d workers left after the scheduler stopped", n)
+	}
+}
+
+// Jobs that start together run their second time spread over a whole
+// interval, then keep their interval ±10%; delayed jobs (posture scans),
+// already spread by their first delay, are only jittered.
+func TestSchedulerSpreadsJobsStartedTogether(t *testing.T) {
+	const n = 200
+	var jobs []job
+	for i := range n {
+		jobs = append(jobs, &countJob{k: fmt.Sprint("ep", i), every: time.Hour})
+	}
+	scan := delayedJob{&countJob{k: "posture", every: time.Hour}}
+	s, _ := startScheduler(t, 8, append(jobs, scan)...)
+	start := time.Now()
+	eventually(t, "every first run done", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, e := range s.byKey {
+			if !e.ran || e.index < 0 {
+				return false
+			}
+		}
+		return true
+	})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var tenths [10]int
+	for _, j := range jobs {
+		gap := s.byKey[j.key()].next.Sub(start)
+		if gap < 29*time.Minute || gap > 91*time.Minute {
+			t.Fatalf("%s runs again in %s, outside [30m, 90m)", j.key(), gap)
+		}
+		tenths[min(int((gap-30*time.Minute)/(6*time.Minute)), 9)]++
+	}
+	for i, c := range tenths {
+		if c < n/40 { // n/10 expected in each
+			t.Errorf("only %d of %d second runs in tenth %d of the interval: %v", c, n, i, tenths)
+		}
+	}
+	if gap := s.byKey[scan.key()].next.Sub(start); gap < 53*time.Minute || gap > 67*time.Minute {
+		t.Errorf("posture scan runs again in %s, want the interval ±10%%", gap)
+	}
+}
+
+// delayedJob is a job with a first delay, as posture scans have.
+type delayedJob struct{ *countJob }
+
+func (delayedJob) firstDelay() time.Duration { return 0 }
+
+func TestSpreadGapCoversAnInterval(t *testing.T) {
+	lo, hi := time.Hour, time.Duration(0)
+	for range 1000 {
+		d := spreadGap(time.Minute)
+		if d < 30*time.Second || d >= 90*time.Second {
+			t.Fatalf("spreadGap(1m) = %s, outside [30s, 90s)", d)
+		}
+		lo, hi = min(lo, d), max(hi, d)
+	}
+	if lo > 33*time.Second || hi < 87*time.Second {
+		t.Errorf("1000 gaps only spanned %s to %s", lo, hi)
 	}
 }

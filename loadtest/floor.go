@@ -102,15 +102,17 @@ func measureFloor(addrs []string, roots *x509.CertPool, concurrency, total int, 
 	return runConcurrently(selfMeter(serverPIDs), addrs, concurrency, schedule(len(addrs), total, interval), total, handshake)
 }
 
-// spreadFloor (-floor-spread) starts each listener's rounds at a random
-// point of one interval, as the exporter's refreshes are spread once its
-// first round, which takes a while at large N, is past; without it the
-// first round falls within the ±10% window, denser than the exporter's.
-var spreadFloor bool
+// spreadFloor (-floor-spread, the default) starts each listener's rounds
+// at a random point of one interval, as the exporter's refreshes are
+// spread from their second one on (collector/scheduler.go, spreadGap);
+// without it one round falls within the ±10% window, denser than the
+// exporter's.
+var spreadFloor = true
 
 // schedule is when the exporter starts its refreshes of n endpoints after
-// the first round, which starts them all at once: each endpoint again
-// interval ±10% after its previous start (collector/scheduler.go). The
+// the first round, which starts them all at once: spread over an interval
+// (spreadFloor), then each endpoint again interval ±10% after its previous
+// start (collector/scheduler.go). The
 // first total of these moments, counted from the earliest, pace the floor
 // and blackbox_exporter as the exporter's measured cycles are paced. nil,
 // back to back, for an interval under 2ms.

@@ -89,7 +89,7 @@ func main() {
 	flag.DurationVar(&o.posture, "posture", 0, "measure posture scans instead, every endpoint scanned at this posture_interval: connections per scan, scan start times per tenth of the interval, a reload halfway, CPU and RSS")
 	flag.DurationVar(&o.postureFor, "posture-for", 0, "how long the -posture run lasts (default 1.2 posture intervals)")
 	flag.BoolVar(&o.probe, "probe", false, "also measure /probe: as many requests as floor handshakes, over the listeners, at -concurrency")
-	flag.BoolVar(&spreadFloor, "floor-spread", false, "pace the floor (and /probe, blackbox_exporter) spread over the whole interval, as the exporter's refreshes are in steady state, instead of the first round's ±10% window")
+	flag.BoolVar(&spreadFloor, "floor-spread", true, "pace the floor (and /probe, blackbox_exporter) spread over the whole interval, as the exporter's refreshes are from their second on; false: within one ±10% window, denser")
 	flag.StringVar(&groups, "floor-groups", "default", "what the floor's handshakes offer: default (Go's, the hybrid first) or classical (X25519, P-256, P-384, P-521, as the exporter's certificate probe)")
 	flag.Parse()
 	if !o.verifyCache {

@@ -111,7 +111,7 @@ func TestFloorGroups(t *testing.T) {
 // (and its ±10%);
 // without it, one round falls within the ±10% window.
 func TestFloorSpread(t *testing.T) {
-	defer func() { spreadFloor = false }()
+	defer func() { spreadFloor = true }()
 	for _, spread := range []bool{false, true} {
 		spreadFloor = spread
 		due := schedule(1000, 1000, time.Minute)
