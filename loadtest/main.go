@@ -59,7 +59,10 @@ func (o options) pace() string {
 	if schedule(1, 1, o.interval) == nil {
 		return "back to back"
 	}
-	return fmt.Sprintf("paced as the exporter: each listener every %s ±10%%", o.interval)
+	if !spreadFloor {
+		return fmt.Sprintf("paced as the exporter's first rounds: each listener every %s ±10%%, one round within the window", o.interval)
+	}
+	return fmt.Sprintf("paced as the exporter: each listener every %s ±10%%, spread over the interval", o.interval)
 }
 
 func main() {
