@@ -31,6 +31,7 @@ type Family struct {
 	Labels []string // in the order render functions give the values
 	desc   *prometheus.Desc
 	text   text
+	index  uint16 // in all
 }
 
 // Desc is the family as client_golang describes it.
@@ -52,7 +53,7 @@ func All() []*Family { return slices.Clone(all) }
 
 func add(typ Type, name, help string, labels []string) *Family {
 	f := &Family{Name: name, Help: help, Type: typ, Labels: labels, desc: prometheus.NewDesc(name, help, labels, nil),
-		text: textOf(name, help, typ, labels)}
+		text: textOf(name, help, typ, labels), index: uint16(len(all))}
 	all = append(all, f)
 	return f
 }

@@ -99,11 +99,15 @@ func (e *Exposition) Err() error { return e.err }
 func Failed(err error) *Exposition { return &Exposition{err: err} }
 
 // textGroup is a target's samples of one family: the line records in
-// text[start:end], fixed values first, then countdowns.
+// text[start:end], fixed values first, then countdowns. The family is its
+// index in the catalog: 10 bytes a group, not 16, times some 20 groups a
+// target.
 type textGroup struct {
-	fam        *Family
 	start, end uint32
+	family     uint16
 }
+
+func (g *textGroup) fam() *Family { return all[g.family] }
 
 // A line record is a tag byte, the head (what follows the family's name up
 // to the value: a histogram's suffix and the label block) and the tail.
@@ -228,7 +232,7 @@ func (enc *encoder) encode() (*Exposition, error) {
 	}
 	e := &Exposition{groups: make([]textGroup, 0, len(order)), text: enc.text[:0]}
 	for _, f := range order {
-		g := textGroup{fam: f, start: uint32(len(e.text))}
+		g := textGroup{family: f.index, start: uint32(len(e.text))}
 		for _, countdowns := range []bool{false, true} {
 			for i := range ss {
 				if s := &ss[i]; s.Family == f && s.Deadline.IsZero() != countdowns {
@@ -420,11 +424,11 @@ func appendFloat(b []byte, v float64) []byte {
 // writeTo writes the group's samples as text, counting down to now: each
 // line is built in the buffer's spare room and written at once.
 func (e *Exposition) writeTo(buf *bytes.Buffer, g *textGroup, now time.Time) {
-	text := e.text
+	text, name := e.text, g.fam().Name
 	for p := int(g.start); p < int(g.end); {
 		tag := text[p]
 		p++
-		line := append(buf.AvailableBuffer(), g.fam.Name...)
+		line := append(buf.AvailableBuffer(), name...)
 		if tag&lineRef != 0 {
 			from := p - (int(text[p]) | int(text[p+1])<<8 | int(text[p+2])<<16)
 			line = append(line, text[from:from+int(binary.LittleEndian.Uint16(text[p+3:]))]...)
@@ -462,12 +466,13 @@ func textFamilies(exps []*Exposition) ([]*Family, map[*Family][]groupRef) {
 	for _, e := range exps {
 		for i := range e.groups {
 			g := &e.groups[i]
-			refs, ok := byFam[g.fam]
+			f := g.fam()
+			refs, ok := byFam[f]
 			if !ok {
-				fams = append(fams, g.fam)
+				fams = append(fams, f)
 				refs = make([]groupRef, 0, len(exps))
 			}
-			byFam[g.fam] = append(refs, groupRef{e, g})
+			byFam[f] = append(refs, groupRef{e, g})
 		}
 	}
 	slices.SortFunc(fams, func(a, b *Family) int { return cmp.Compare(a.Name, b.Name) })
