@@ -220,8 +220,8 @@ func Render(render func(*Samples)) *Exposition {
 	return e
 }
 
-// encode groups the samples by family, in the order the families first
-// appear, and writes each group: fixed values first, then countdowns.
+// encode groups the samples by family, in name order, and writes each
+// group: fixed values first, then countdowns.
 func (enc *encoder) encode() (*Exposition, error) {
 	ss := enc.samples
 	var order []*Family
@@ -230,6 +230,7 @@ func (enc *encoder) encode() (*Exposition, error) {
 			order = append(order, ss[i].Family)
 		}
 	}
+	slices.SortFunc(order, byName) // so that Write merges expositions
 	e := &Exposition{groups: make([]textGroup, 0, len(order)), text: enc.text[:0]}
 	for _, f := range order {
 		g := textGroup{family: f.index, start: uint32(len(e.text))}
@@ -452,31 +453,25 @@ func (e *Exposition) writeTo(buf *bytes.Buffer, g *textGroup, now time.Time) {
 	}
 }
 
-// groupRef is one target's group of one family.
-type groupRef struct {
-	e *Exposition
-	g *textGroup
-}
+// byName orders families by name, as the text format writes them.
+func byName(a, b *Family) int { return cmp.Compare(a.Name, b.Name) }
 
-// textFamilies buckets the groups of many expositions by family, in name
-// order.
-func textFamilies(exps []*Exposition) ([]*Family, map[*Family][]groupRef) {
-	byFam := map[*Family][]groupRef{}
-	var fams []*Family
+// textFamilies is every family the expositions hold, in name order.
+func textFamilies(exps []*Exposition) []*Family {
+	present := make([]bool, len(all))
 	for _, e := range exps {
 		for i := range e.groups {
-			g := &e.groups[i]
-			f := g.fam()
-			refs, ok := byFam[f]
-			if !ok {
-				fams = append(fams, f)
-				refs = make([]groupRef, 0, len(exps))
-			}
-			byFam[f] = append(refs, groupRef{e, g})
+			present[e.groups[i].family] = true
 		}
 	}
-	slices.SortFunc(fams, func(a, b *Family) int { return cmp.Compare(a.Name, b.Name) })
-	return fams, byFam
+	var fams []*Family
+	for i, ok := range present {
+		if ok {
+			fams = append(fams, all[i])
+		}
+	}
+	slices.SortFunc(fams, byName)
+	return fams
 }
 
 // Join is one exposition holding the samples of all parts; the first part
@@ -499,6 +494,7 @@ func Join(parts ...*Exposition) *Exposition {
 			e.groups = append(e.groups, g)
 		}
 	}
+	slices.SortStableFunc(e.groups, func(a, b textGroup) int { return byName(a.fam(), b.fam()) })
 	return e
 }
 
@@ -541,16 +537,20 @@ func Write(out io.Writer, exps []*Exposition, gathered []*dto.MetricFamily, now 
 			return e.err
 		}
 	}
-	fams, groups := textFamilies(exps)
+	fams := textFamilies(exps)
+	// Each exposition's groups are in name order (encode, Join): a scrape
+	// merges them, next[i] being exps[i]'s first group not yet written, and
+	// keeps nothing per group.
+	next := make([]uint32, len(exps))
 	mfs := gathered
 	for len(fams) > 0 || len(mfs) > 0 {
 		var err error
 		switch {
 		case len(mfs) == 0 || (len(fams) > 0 && fams[0].Name < mfs[0].GetName()):
-			err = writeFamily(w, fams[0], groups[fams[0]], now)
+			err = writeFamily(w, fams[0], exps, next, now)
 			fams = fams[1:]
 		case len(fams) > 0 && fams[0].Name == mfs[0].GetName():
-			if err = writeFamily(w, fams[0], groups[fams[0]], now); err == nil {
+			if err = writeFamily(w, fams[0], exps, next, now); err == nil {
 				err = writeGathered(w, mfs[0], false)
 			}
 			fams, mfs = fams[1:], mfs[1:]
@@ -565,12 +565,17 @@ func Write(out io.Writer, exps []*Exposition, gathered []*dto.MetricFamily, now 
 	return w.flush(true)
 }
 
-func writeFamily(w *chunker, f *Family, groups []groupRef, now time.Time) error {
+// writeFamily writes f's header and the groups of f that come next in the
+// expositions, in their order.
+func writeFamily(w *chunker, f *Family, exps []*Exposition, next []uint32, now time.Time) error {
 	w.Write(f.Header())
-	for _, r := range groups {
-		r.e.writeTo(w.Buffer, r.g, now)
-		if err := w.flush(false); err != nil {
-			return err
+	for i, e := range exps {
+		for int(next[i]) < len(e.groups) && e.groups[next[i]].family == f.index {
+			e.writeTo(w.Buffer, &e.groups[next[i]], now)
+			next[i]++
+			if err := w.flush(false); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -201,9 +201,10 @@ func TestCompactRecordsWriteEveryLine(t *testing.T) {
 			ch.Gauge(CertNotAfter, 1.8e9, ls...)
 			ch.Gauge(CertNotBefore, 1.7e9, ls...)
 		}},
-		"joined parts": {
+		"parts": {
 			func(ch *Samples) { ch.Gauge(ProbeSuccess, 1, "ep"); ch.Gauge(CertNotAfter, 1.8e9, cert("leaf")...) },
 			func(ch *Samples) { ch.Gauge(CertNotAfter, 1.9e9, cert("leaf")...); ch.Gauge(InsecureSkip, 0, "ep") },
+			func(ch *Samples) { ch.Gauge(InsecureSkip, 1, "b"); ch.Gauge(CertVerified, 1, "b"); ch.Gauge(ProbeSuccess, 0, "b") },
 		},
 	}
 	SetLabelLength(10000)
@@ -216,12 +217,16 @@ func TestCompactRecordsWriteEveryLine(t *testing.T) {
 				parts = append(parts, Render(r))
 				r(&all)
 			}
-			var got bytes.Buffer
-			if err := Write(&got, []*Exposition{Join(parts...)}, nil, now); err != nil {
-				t.Fatal(err)
-			}
-			if want := linesOf(t, all, now); got.String() != want {
-				t.Errorf("got\n%s\nwant\n%s", got.String(), want)
+			want := linesOf(t, all, now)
+			// One joined exposition, and the parts as a scrape merges many.
+			for _, exps := range [][]*Exposition{{Join(parts...)}, parts} {
+				var got bytes.Buffer
+				if err := Write(&got, exps, nil, now); err != nil {
+					t.Fatal(err)
+				}
+				if got.String() != want {
+					t.Errorf("%d expositions: got\n%s\nwant\n%s", len(exps), got.String(), want)
+				}
 			}
 		})
 	}
