@@ -204,7 +204,11 @@ func TestCompactRecordsWriteEveryLine(t *testing.T) {
 		"parts": {
 			func(ch *Samples) { ch.Gauge(ProbeSuccess, 1, "ep"); ch.Gauge(CertNotAfter, 1.8e9, cert("leaf")...) },
 			func(ch *Samples) { ch.Gauge(CertNotAfter, 1.9e9, cert("leaf")...); ch.Gauge(InsecureSkip, 0, "ep") },
-			func(ch *Samples) { ch.Gauge(InsecureSkip, 1, "b"); ch.Gauge(CertVerified, 1, "b"); ch.Gauge(ProbeSuccess, 0, "b") },
+			func(ch *Samples) {
+				ch.Gauge(InsecureSkip, 1, "b")
+				ch.Gauge(CertVerified, 1, "b")
+				ch.Gauge(ProbeSuccess, 0, "b")
+			},
 		},
 	}
 	SetLabelLength(10000)
