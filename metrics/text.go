@@ -100,7 +100,7 @@ func Failed(err error) *Exposition { return &Exposition{err: err} }
 
 // textGroup is a target's samples of one family: the line records in
 // text[start:end], fixed values first, then countdowns. The family is its
-// index in the catalog: 10 bytes a group, not 16, times some 20 groups a
+// index in the catalog: 12 bytes a group, not 24, times some 20 groups a
 // target.
 type textGroup struct {
 	start, end uint32
