@@ -294,17 +294,6 @@ func (enc *encoder) earlier(text []byte, h uint64) (dist int, ok bool) {
 	return dist, ok
 }
 
-// appendLine writes a sample as expfmt does: name{label="value",...} value,
-// labels sorted by name, values escaped.
-func appendLine(b []byte, s *Sample) ([]byte, error) {
-	b = append(b, s.Family.Name...)
-	b, err := appendHead(b, s)
-	if err != nil {
-		return b, err
-	}
-	return appendValue(append(b, ' '), s.Value), nil
-}
-
 // appendHead writes what follows the name up to the value: a histogram
 // series' suffix and the label block.
 func appendHead(b []byte, s *Sample) ([]byte, error) {

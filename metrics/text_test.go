@@ -267,3 +267,15 @@ func linesOf(t *testing.T, ss Samples, now time.Time) string {
 	}
 	return string(b)
 }
+
+// appendLine writes a sample as one text line, name{label="value",...}
+// value, from the head the cache keeps: checked against expfmt here, it
+// is what Write must reproduce from the compact records.
+func appendLine(b []byte, s *Sample) ([]byte, error) {
+	b = append(b, s.Family.Name...)
+	b, err := appendHead(b, s)
+	if err != nil {
+		return b, err
+	}
+	return appendValue(append(b, ' '), s.Value), nil
+}
