@@ -185,6 +185,8 @@ var badConfigs = map[string]string{
 	"no_url_or_address.yml":            "2: endpoints[0]: needs a url or an address",
 	"http_url.yml":                     `3: endpoints[0].url: must be an https:// URL, got scheme "http"`,
 	"url_no_host.yml":                  "3: endpoints[0].url: has no host",
+	"url_bad_host.yml":                 `3: endpoints[0].url: host "]" is not a DNS name or an IP address`,
+	"address_bad_host.yml":             `3: endpoints[0].address: host "mcp example.com" is not a DNS name or an IP address`,
 	"url_no_scheme.yml":                "3: endpoints[0].url: must be an https:// URL such as https://mcp.example.com/mcp",
 	"url_credentials.yml":              "3: endpoints[0].url: must not carry credentials; use mcp.bearer_token_file",
 	"url_credentials_bad_escape.yml":   "3: endpoints[0].url: is not a valid URL: check its user info, host and port",

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -108,6 +109,8 @@ func validateURL(raw string, at path, ps *problems) {
 		ps.add(at, "must be an https:// URL, got scheme %q", u.Scheme)
 	case u.Hostname() == "":
 		ps.add(at, "has no host")
+	case !validHost(u.Hostname()):
+		ps.add(at, "host %q is not a DNS name or an IP address", u.Hostname())
 	case u.User != nil:
 		ps.add(at, "must not carry credentials; use mcp.bearer_token_file")
 	case u.Port() != "":
@@ -143,9 +146,27 @@ func validateAddress(addr string, at path, ps *problems) {
 		ps.add(at, "must be host:port")
 	case host == "":
 		ps.add(at, "has no host")
+	case !validHost(host):
+		ps.add(at, "host %q is not a DNS name or an IP address", host)
 	default:
 		validatePort(port, at, ps)
 	}
+}
+
+// validHost accepts an IP address (with a zone, as in fe80::1%eth0) or a
+// name of ASCII letters, digits, '-', '_' and '.'. url.Parse lets through
+// hosts such as "]" that no dialer or SNI can use; internationalised names
+// are written in their xn-- form, as DNS has them.
+func validHost(host string) bool {
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true
+	}
+	for _, c := range []byte(host) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return strings.Trim(host, ".") != ""
 }
 
 func validatePort(port string, at path, ps *problems) {
