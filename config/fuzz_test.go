@@ -2,10 +2,12 @@ package config
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"testing"
 	"time"
+	"unicode/utf16"
 )
 
 // FuzzParse holds Parse to its contract on any input: no panic; either a
@@ -26,13 +28,36 @@ func FuzzParse(f *testing.F) {
 }
 
 // maxLines bounds the lines YAML sees in data: it breaks lines at \r and
-// \n (a \r\n counts twice here) and at NEL, LS and PS.
+// \n (a \r\n counts twice here) and at NEL, LS and PS, and reads text
+// that starts with a UTF-16 byte order mark as UTF-16.
 func maxLines(data []byte) int {
-	n := 1
-	for _, b := range []string{"\n", "\r", "\u0085", "\u2028", "\u2029"} {
-		n += bytes.Count(data, []byte(b))
+	count := func(text []byte) int {
+		n := 1
+		for _, b := range []string{"\n", "\r", "\u0085", "\u2028", "\u2029"} {
+			n += bytes.Count(text, []byte(b))
+		}
+		return n
 	}
-	return n
+	return max(count(data), count(utf16Text(data)))
+}
+
+// utf16Text is data decoded from UTF-16 if it starts with a byte order
+// mark, as yaml.v3 decodes it; nil otherwise.
+func utf16Text(data []byte) []byte {
+	var order binary.ByteOrder
+	switch {
+	case bytes.HasPrefix(data, []byte{0xff, 0xfe}):
+		order = binary.LittleEndian
+	case bytes.HasPrefix(data, []byte{0xfe, 0xff}):
+		order = binary.BigEndian
+	default:
+		return nil
+	}
+	units := make([]uint16, 0, len(data)/2)
+	for i := 2; i+1 < len(data); i += 2 {
+		units = append(units, order.Uint16(data[i:]))
+	}
+	return []byte(string(utf16.Decode(units)))
 }
 
 func checkErrors(t *testing.T, err error, file string, lines int) {
