@@ -37,7 +37,8 @@ type Collector struct {
 
 	mu      sync.RWMutex
 	cfg     *config.Config
-	targets []*target // endpoints first, then file groups, in config order
+	targets []*target          // endpoints first, then file groups, in config order
+	gz      *metrics.GzipCache // of targets, their index being their slot
 
 	endpointCount int // of targets
 }
@@ -48,6 +49,7 @@ func New(logger *slog.Logger, opts ...Option) *Collector {
 		logger: logger,
 		sched:  newScheduler(config.DefaultConcurrency),
 		self:   newSelfMetrics(),
+		gz:     metrics.NewGzipCache(0),
 	}
 	c.ondemand, c.tf = newOnDemand(), newTargetFiles()
 	for _, o := range opts {
@@ -80,8 +82,12 @@ func (c *Collector) apply(cfg *config.Config) error {
 		return err
 	}
 	metrics.SetLabelLength(cfg.Limits.LabelLength)
+	gz := metrics.NewGzipCache(len(targets))
+	for i, t := range targets {
+		t.out.number(gz, i)
+	}
 	c.mu.Lock()
-	c.cfg, c.targets, c.endpointCount = cfg, targets, endpointsIn(targets)
+	c.cfg, c.targets, c.gz, c.endpointCount = cfg, targets, gz, endpointsIn(targets)
 	c.mu.Unlock()
 	// The policy may have changed, and a new target has no text yet: render
 	// every target's posture metrics once now.
@@ -180,28 +186,30 @@ func (c *Collector) renderLive(ch *metrics.Samples) {
 	c.tf.render(ch)
 }
 
-// expositions snapshots the cached text of every target that has a result.
-func (c *Collector) expositions() ([]*metrics.Exposition, error) {
+// expositions snapshots the cached text of every target that has a result,
+// with each one's slot in the gzip cache, then the exporter's own metrics
+// (slot -1: rendered at each scrape).
+func (c *Collector) expositions() (metrics.Scrape, error) {
 	c.mu.RLock()
 	targets := c.targets
 	c.mu.RUnlock()
-	out := make([]*metrics.Exposition, 0, 2*len(targets)+1)
-	add := func(e *metrics.Exposition) error {
+	s := metrics.Scrape{Exps: make([]*metrics.Exposition, 0, 2*len(targets)+1), Slots: make([]int32, 0, 2*len(targets)+1)}
+	add := func(e *metrics.Exposition, slot int) error {
 		if e == nil {
 			return nil
 		}
-		out = append(out, e)
+		s.Exps, s.Slots = append(s.Exps, e), append(s.Slots, int32(slot))
 		return e.Err()
 	}
-	for _, t := range targets {
-		if err := errors.Join(add(t.out.result.Load()), add(t.out.posture.Load())); err != nil {
-			return nil, err
+	for i, t := range targets {
+		if err := errors.Join(add(t.out.result.Load(), i), add(t.out.posture.Load(), i)); err != nil {
+			return metrics.Scrape{}, err
 		}
 	}
-	if err := add(metrics.Render(c.renderLive)); err != nil {
-		return nil, err
+	if err := add(metrics.Render(c.renderLive), -1); err != nil {
+		return metrics.Scrape{}, err
 	}
-	return out, nil
+	return s, nil
 }
 
 // WriteMetrics writes what /metrics serves (web.MetricsHandler): every
@@ -209,13 +217,27 @@ func (c *Collector) expositions() ([]*metrics.Exposition, error) {
 // order with what g gathers (the process's Go, process and build metrics),
 // countdowns computed at now.
 func (c *Collector) WriteMetrics(w io.Writer, g prometheus.Gatherer, now time.Time) error {
-	exps, err := c.expositions()
+	s, err := c.load(g)
 	if err != nil {
 		return err
 	}
-	mfs, err := g.Gather()
+	return metrics.Write(w, s.Exps, s.Gathered, now)
+}
+
+// GzipMetrics is what WriteMetrics writes, as a gzip body made mostly of
+// segments cached since the last scrape (metrics.GzipCache).
+func (c *Collector) GzipMetrics(g prometheus.Gatherer, now time.Time) ([]byte, error) {
+	c.mu.RLock()
+	gz := c.gz
+	c.mu.RUnlock()
+	return gz.Gzip(func() (metrics.Scrape, error) { return c.load(g) }, now)
+}
+
+func (c *Collector) load(g prometheus.Gatherer) (metrics.Scrape, error) {
+	s, err := c.expositions()
 	if err != nil {
-		return err
+		return s, err
 	}
-	return metrics.Write(w, exps, mfs, now)
+	s.Gathered, err = g.Gather()
+	return s, err
 }

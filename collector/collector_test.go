@@ -2,6 +2,7 @@ package collector
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -55,11 +56,12 @@ func runCollector(t *testing.T, cfg *config.Config, opts ...Option) *Collector {
 // built on it measured that shape before the targets were rewritten.
 func storeResult(t *target, r *probe.TLSResult) {
 	t.kind.(*endpoint).res.last.Store(r)
-	t.out.result.Store(t.kind.renderResult(time.Now()))
+	t.out.store(&t.out.result, t.kind.renderResult(time.Now()))
 }
 
-// scrape reads /metrics as main serves it: web.MetricsHandler adds only
-// HTTP and compression to what WriteMetrics writes.
+// scrape reads /metrics as main serves it to Prometheus: web.MetricsHandler
+// adds only HTTP to what GzipMetrics writes (and WriteMetrics for clients
+// that do not take gzip, the same text: metrics.TestGzipWritesWhatWriteWrites).
 func scrape(t *testing.T, c *Collector) metricstest.Families {
 	t.Helper()
 	return metricstest.Parse(t, scrapeText(t, c))
@@ -67,21 +69,32 @@ func scrape(t *testing.T, c *Collector) metricstest.Families {
 
 func scrapeText(t *testing.T, c *Collector) string {
 	t.Helper()
-	var b bytes.Buffer
-	if err := c.WriteMetrics(&b, prometheus.NewRegistry(), time.Now()); err != nil {
+	body, err := c.GzipMetrics(prometheus.NewRegistry(), time.Now())
+	if err != nil {
 		t.Fatalf("/metrics would fail: %v", err)
 	}
-	return b.String()
+	zr, err := gzip.NewReader(bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatalf("reading the gzip body: %v", err)
+	}
+	return string(text)
 }
 
 // A result whose metrics could not be rendered fails the scrape, as a
 // registry's gather error does, rather than silently dropping the target.
 func TestWriteMetricsReportsRenderError(t *testing.T) {
 	c, _ := mixedCollector(t)
-	c.targets[0].out.result.Store(metrics.Failed(fmt.Errorf("rendering x: broken")))
+	c.targets[0].out.store(&c.targets[0].out.result, metrics.Failed(fmt.Errorf("rendering x: broken")))
 	err := c.WriteMetrics(io.Discard, prometheus.NewRegistry(), time.Now())
-	if err == nil || !strings.Contains(err.Error(), "rendering x: broken") {
-		t.Fatalf("err = %v", err)
+	_, gzErr := c.GzipMetrics(prometheus.NewRegistry(), time.Now())
+	for _, err := range []error{err, gzErr} {
+		if err == nil || !strings.Contains(err.Error(), "rendering x: broken") {
+			t.Fatalf("err = %v", err)
+		}
 	}
 }
 

@@ -57,6 +57,21 @@ type texts struct {
 	mu      sync.Mutex // orders renders, so the last stored saw the last results
 	result  atomic.Pointer[metrics.Exposition]
 	posture atomic.Pointer[metrics.Exposition]
+	gz      *metrics.GzipCache // told of every change, under mu
+	slot    int                // the target's number in gz
+}
+
+// number gives the texts their slot in a new gzip cache (a reload's).
+func (x *texts) number(gz *metrics.GzipCache, slot int) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.gz, x.slot = gz, slot
+}
+
+// store stores e in p and tells the gzip cache, after, so that a scrape
+// that missed e makes its segments again next time.
+func (x *texts) store(p *atomic.Pointer[metrics.Exposition], e *metrics.Exposition) {
+	x.gz.Changed(x.slot, p.Swap(e), e)
 }
 
 // refresh is the target's refresh schedule: a probe or a read.
@@ -90,9 +105,9 @@ func (t *target) render(result bool) {
 	t.out.mu.Lock()
 	defer t.out.mu.Unlock()
 	if result {
-		t.out.result.Store(t.kind.renderResult(time.Now()))
+		t.out.store(&t.out.result, t.kind.renderResult(time.Now()))
 	}
-	t.out.posture.Store(metrics.Render(func(ch *metrics.Samples) { t.kind.renderPosture(ch, t.policy) }))
+	t.out.store(&t.out.posture, metrics.Render(func(ch *metrics.Samples) { t.kind.renderPosture(ch, t.policy) }))
 }
 
 // refreshJob and scanJob are a target's two scheduler entries.

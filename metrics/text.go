@@ -412,8 +412,9 @@ func appendFloat(b []byte, v float64) []byte {
 }
 
 // writeTo writes the group's samples as text, counting down to now: each
-// line is built in the buffer's spare room and written at once.
-func (e *Exposition) writeTo(buf *bytes.Buffer, g *textGroup, now time.Time) {
+// line is built in the buffer's spare room and written at once. It reports
+// whether the group holds countdowns.
+func (e *Exposition) writeTo(buf *bytes.Buffer, g *textGroup, now time.Time) (countdown bool) {
 	text, name := e.text, g.fam().Name
 	for p := int(g.start); p < int(g.end); {
 		tag := text[p]
@@ -430,6 +431,7 @@ func (e *Exposition) writeTo(buf *bytes.Buffer, g *textGroup, now time.Time) {
 			p += int(n)
 		}
 		if tag&lineCountdown != 0 {
+			countdown = true
 			deadline := time.Unix(int64(binary.LittleEndian.Uint64(text[p:])), int64(binary.LittleEndian.Uint32(text[p+8:])))
 			line = appendValue(append(line, ' '), deadline.Sub(now).Seconds())
 			p += 12
@@ -440,6 +442,7 @@ func (e *Exposition) writeTo(buf *bytes.Buffer, g *textGroup, now time.Time) {
 		}
 		buf.Write(line)
 	}
+	return countdown
 }
 
 // byName orders families by name, as the text format writes them.

@@ -234,6 +234,7 @@ func waitingInFlight() int {
 type failingSource struct{ err error }
 
 func (f failingSource) WriteMetrics(io.Writer, prometheus.Gatherer, time.Time) error { return f.err }
+func (f failingSource) GzipMetrics(prometheus.Gatherer, time.Time) ([]byte, error)   { return nil, f.err }
 
 // A source that cannot write its metrics fails the scrape with its error,
 // as a registry's gather error does, rather than serving part of them.
