@@ -152,15 +152,22 @@ func (s scrapeResult) quantile(q float64) time.Duration {
 }
 
 // scrape makes total scrapes from scrapers concurrent clients, as
-// Prometheus sends them (gzip), while the collector keeps refreshing.
-func (e *exporter) scrape(m meter, scrapers, total int) (scrapeResult, error) {
+// Prometheus sends them (gzip), while the collector keeps refreshing: one
+// started every every, or back to back when every is 0.
+func (e *exporter) scrape(m meter, scrapers, total int, every time.Duration) (scrapeResult, error) {
 	res := scrapeResult{scrapers: scrapers}
 	client := &http.Client{Transport: &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: scrapers}}
 	defer client.CloseIdleConnections() // so that the counts after the scrapes are the exporter's
 	var mu sync.Mutex
 	before := e.coll.Refreshes()
 	targets := slices.Repeat([]string{e.url}, total)
-	c, err := runConcurrently(m, targets, scrapers, nil, total, func(url string) error {
+	var due []time.Duration
+	for i := range total {
+		if every > 0 {
+			due = append(due, time.Duration(i)*every)
+		}
+	}
+	c, err := runConcurrently(m, targets, scrapers, due, total, func(url string) error {
 		start := time.Now()
 		n, err := get(client, url)
 		mu.Lock()

@@ -35,6 +35,7 @@ type options struct {
 	concurrency    int
 	cycles         int
 	scrapes        int
+	scrapeEvery    time.Duration
 	scrapers       []int
 	floorMin       int
 	blackbox       string
@@ -76,6 +77,7 @@ func main() {
 	flag.IntVar(&o.cycles, "cycles", 5, "full refresh cycles measured after the first")
 	flag.IntVar(&o.scrapes, "scrapes", 20, "scrapes made while refreshes run, for each number of scrapers")
 	flag.StringVar(&scrapers, "scrapers", "1,4", "numbers of concurrent scrapers to try, comma-separated")
+	flag.DurationVar(&o.scrapeEvery, "scrape-every", 0, "start a scrape this often, as Prometheus does at its scrape_interval, so that refreshes change the text between scrapes (0: back to back)")
 	flag.IntVar(&o.floorMin, "floor-min", 3000, "at least this many bare handshakes for the floor")
 	flag.StringVar(&o.blackbox, "blackbox", "", "path of blackbox_exporter to run against the same listeners")
 	flag.IntVar(&o.blackboxProbes, "blackbox-probes", 0, "probes through blackbox_exporter (default: as many as floor handshakes)")
@@ -251,7 +253,7 @@ func (r *report) measure(e *exporter, m meter) error {
 		return err
 	}
 	for _, s := range r.o.scrapers {
-		res, err := e.scrape(m, s, r.o.scrapes)
+		res, err := e.scrape(m, s, r.o.scrapes, r.o.scrapeEvery)
 		if err != nil {
 			return fmt.Errorf("scraping: %w", err)
 		}
@@ -374,8 +376,12 @@ func (r *report) summary() {
 		r.o.n, (r.steady.wall / time.Duration(r.o.cycles)).Round(time.Millisecond), r.o.interval, 100*r.steady.serverShare())
 	for _, s := range r.scrapes {
 		extra := s.window.cpu - time.Duration(s.refreshes)*perRefresh
-		fmt.Fprintf(w, "  scrapes during refresh, %d at once: median %s, p90 %s over %d, %s gzip; about %s CPU each\n",
-			s.scrapers, s.quantile(0.5).Round(100*time.Microsecond), s.quantile(0.9).Round(100*time.Microsecond),
+		pace := "back to back"
+		if r.o.scrapeEvery > 0 {
+			pace = "one started every " + r.o.scrapeEvery.String()
+		}
+		fmt.Fprintf(w, "  scrapes during refresh, %d at once, %s: median %s, p90 %s over %d, %s gzip; about %s CPU each\n",
+			s.scrapers, pace, s.quantile(0.5).Round(100*time.Microsecond), s.quantile(0.9).Round(100*time.Microsecond),
 			len(s.latencies), kib(s.bytes), (extra / time.Duration(len(s.latencies))).Round(100*time.Microsecond))
 	}
 	if n := len(r.mems); n > 0 {
