@@ -113,6 +113,25 @@ func TestScrapeEscapesLabels(t *testing.T) {
 	f.One(t, "ssl_certificate_info", map[string]string{"path": odd, "role": probe.RoleRoot})
 }
 
+// A label value cut at limits.label_length is reported, not only marked in
+// the value: the exporter's counter rises with each rendering that cut.
+func TestLabelCutsAreCounted(t *testing.T) {
+	dir := t.TempDir()
+	long := filepath.Join(dir, strings.Repeat("a", 80)+".pem")
+	testpki.WriteFile(t, dir, filepath.Base(long), testpki.NewCA("Root").PEM())
+	c := startCollector(t, "interval: 1h\nlimits: {label_length: 64}\nfiles:\n  - {name: f, paths: [\""+dir+"/*.pem\"]}\n")
+	t.Cleanup(func() { metrics.SetLabelLength(config.DefaultLimits.LabelLength) })
+	eventually(t, "file read", func() bool { return c.Refreshes() == 1 })
+	f := scrape(t, c)
+	paths := f.LabelValues("ssl_certificate_info", "path", nil)
+	if len(paths) != 1 || !strings.HasSuffix(paths[0], "…(cut)") || len(paths[0]) > 64 {
+		t.Fatalf("path labels %q, want one cut to 64 bytes", paths)
+	}
+	if n := f.One(t, "mcp_cert_exporter_label_values_cut_total", nil); n < 1 {
+		t.Errorf("mcp_cert_exporter_label_values_cut_total = %v after a cut", n)
+	}
+}
+
 // mixedCollector has an endpoint that sends a chain, one that refuses, a
 // file group with a good file, a broken one and a glob that matches
 // nothing, and a trust store, all refreshed once. It returns the files' directory.

@@ -84,6 +84,7 @@ func (s *selfMetrics) render(ch *metrics.Samples, endpoints, files int) {
 		ch.Gauge(metrics.VerifyCacheEvictions, float64(c.Evictions), c.name)
 		ch.Gauge(metrics.VerifyCacheEntries, float64(c.Entries), c.name)
 	}
+	ch.Gauge(metrics.LabelValuesCut, float64(metrics.LabelCuts()))
 }
 
 // histogram counts observations per bucket of refreshBuckets, the last

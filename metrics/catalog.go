@@ -211,4 +211,7 @@ var (
 			"cannot be used now, 500).", []string{"module", "result"})
 	ProbeInFlight = gauge("mcp_cert_exporter_probe_in_flight",
 		"/probe requests probing now; at most probe_concurrency.", nil)
+	LabelValuesCut = add(Counter, "mcp_cert_exporter_label_values_cut_total",
+		"Label values cut at limits.label_length (they end in …(cut)), counted each time a result is rendered: a "+
+			"rising count means some target's labels are being cut now.", nil)
 )

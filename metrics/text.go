@@ -347,6 +347,13 @@ func SetLabelLength(n int) {
 // cutMark ends a label value cut at limits.label_length.
 const cutMark = "…(cut)"
 
+// labelCuts counts the values labelValue cut, so that reaching the limit is
+// reported, not only seen in the values.
+var labelCuts atomic.Uint64
+
+// LabelCuts is how many label values have been cut at limits.label_length.
+func LabelCuts() uint64 { return labelCuts.Load() }
+
 // labelValue is the one place every label value passes on its way out, so
 // that no text from outside (a file name, a SAN, a server's name) can make
 // the exposition invalid and fail the scrape of every target. Bytes that
@@ -373,6 +380,7 @@ func labelValue(v string) string {
 	if i == len(v) && len(out) <= limit {
 		return out
 	}
+	labelCuts.Add(1)
 	cut := limit - len(cutMark)
 	for cut > 0 && !utf8.RuneStart(out[cut]) {
 		cut--

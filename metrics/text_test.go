@@ -93,6 +93,7 @@ func TestLabelValuesAreMadeValid(t *testing.T) {
 		long:                    strings.Repeat("é", (4096-len(cutMark))/2) + cutMark,
 	}
 	for in, want := range cases {
+		cuts := LabelCuts()
 		s := Sample{Family: ProbeSuccess, Value: 1, Labels: []string{in}}
 		line, err := appendLine(nil, &s)
 		if err != nil {
@@ -105,6 +106,10 @@ func TestLabelValuesAreMadeValid(t *testing.T) {
 		var pb dto.Metric
 		if err := s.Write(&pb); err != nil || pb.Label[0].GetValue() != want {
 			t.Errorf("%q: const metric path wrote %q, %v; want %q", in, pb.Label[0].GetValue(), err, want)
+		}
+		// Both paths cut, and each cut is counted, so that it is reported.
+		if wantCuts := 2 * uint64(strings.Count(want, cutMark)); LabelCuts()-cuts != wantCuts {
+			t.Errorf("%q: counted %d cuts, want %d", in, LabelCuts()-cuts, wantCuts)
 		}
 	}
 }
