@@ -73,15 +73,20 @@ func scrapeText(t *testing.T, c *Collector) string {
 	if err != nil {
 		t.Fatalf("/metrics would fail: %v", err)
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	text, err := io.ReadAll(zr)
+	text, err := gunzip(body)
 	if err != nil {
 		t.Fatalf("reading the gzip body: %v", err)
 	}
 	return string(text)
+}
+
+// gunzip reads a gzip body through, which checks its CRC and length.
+func gunzip(body []byte) ([]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(zr)
 }
 
 // A result whose metrics could not be rendered fails the scrape, as a

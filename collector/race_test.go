@@ -76,6 +76,14 @@ func scrapeUntil(t *testing.T, c *Collector, stop <-chan struct{}) {
 			t.Errorf("/metrics: %v", err)
 			return
 		}
+		body, err := c.GzipMetrics(prometheus.NewRegistry(), time.Now())
+		if err == nil {
+			_, err = gunzip(body)
+		}
+		if err != nil {
+			t.Errorf("/metrics, gzip: %v", err)
+			return
+		}
 		endpoints, files := c.Views()
 		if _, err := json.Marshal([]any{endpoints, files}); err != nil {
 			t.Errorf("views: %v", err)
