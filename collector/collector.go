@@ -82,6 +82,11 @@ func (c *Collector) apply(cfg *config.Config) error {
 		return err
 	}
 	metrics.SetLabelLength(cfg.Limits.LabelLength)
+	// The old cache is retired before any target stores into the new one,
+	// so a scrape still on the old cache does not trust its segments.
+	c.mu.RLock()
+	c.gz.Retire()
+	c.mu.RUnlock()
 	gz := metrics.NewGzipCache(len(targets))
 	for i, t := range targets {
 		t.out.number(gz, i)
@@ -187,12 +192,9 @@ func (c *Collector) renderLive(ch *metrics.Samples) {
 }
 
 // expositions snapshots the cached text of every target that has a result,
-// with each one's slot in the gzip cache, then the exporter's own metrics
-// (slot -1: rendered at each scrape).
-func (c *Collector) expositions() (metrics.Scrape, error) {
-	c.mu.RLock()
-	targets := c.targets
-	c.mu.RUnlock()
+// with each one's slot in the gzip cache (its index), then the exporter's
+// own metrics (slot -1: rendered at each scrape).
+func (c *Collector) expositions(targets []*target) (metrics.Scrape, error) {
 	s := metrics.Scrape{Exps: make([]*metrics.Exposition, 0, 2*len(targets)+1), Slots: make([]int32, 0, 2*len(targets)+1)}
 	add := func(e *metrics.Exposition, slot int) error {
 		if e == nil {
@@ -217,27 +219,30 @@ func (c *Collector) expositions() (metrics.Scrape, error) {
 // order with what g gathers (the process's Go, process and build metrics),
 // countdowns computed at now.
 func (c *Collector) WriteMetrics(w io.Writer, g prometheus.Gatherer, now time.Time) error {
-	s, err := c.load(g)
+	mfs, err := g.Gather()
 	if err != nil {
 		return err
 	}
-	return metrics.Write(w, s.Exps, s.Gathered, now)
+	c.mu.RLock()
+	targets := c.targets
+	c.mu.RUnlock()
+	s, err := c.expositions(targets)
+	if err != nil {
+		return err
+	}
+	return metrics.Write(w, s.Exps, mfs, now)
 }
 
 // GzipMetrics is what WriteMetrics writes, as a gzip body made mostly of
-// segments cached since the last scrape (metrics.GzipCache).
+// segments cached since the last scrape (metrics.GzipCache). The targets
+// and their cache are read together: a reload replaces both.
 func (c *Collector) GzipMetrics(g prometheus.Gatherer, now time.Time) ([]byte, error) {
-	c.mu.RLock()
-	gz := c.gz
-	c.mu.RUnlock()
-	return gz.Gzip(func() (metrics.Scrape, error) { return c.load(g) }, now)
-}
-
-func (c *Collector) load(g prometheus.Gatherer) (metrics.Scrape, error) {
-	s, err := c.expositions()
+	mfs, err := g.Gather()
 	if err != nil {
-		return s, err
+		return nil, err
 	}
-	s.Gathered, err = g.Gather()
-	return s, err
+	c.mu.RLock()
+	targets, gz := c.targets, c.gz
+	c.mu.RUnlock()
+	return gz.Gzip(func() (metrics.Scrape, error) { return c.expositions(targets) }, mfs, now)
 }

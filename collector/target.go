@@ -68,10 +68,10 @@ func (x *texts) number(gz *metrics.GzipCache, slot int) {
 	x.gz, x.slot = gz, slot
 }
 
-// store stores e in p and tells the gzip cache, after, so that a scrape
-// that missed e makes its segments again next time.
+// store stores e in p through the gzip cache, which makes the segments
+// whose text changed again at the next scrape.
 func (x *texts) store(p *atomic.Pointer[metrics.Exposition], e *metrics.Exposition) {
-	x.gz.Changed(x.slot, p.Swap(e), e)
+	x.gz.Store(x.slot, p, e)
 }
 
 // refresh is the target's refresh schedule: a probe or a read.

@@ -31,17 +31,24 @@ import (
 const blockSlots = 1024
 
 // GzipCache keeps the compressed segments of the last gzip scrape. Its
-// owner numbers its targets 0..slots-1 and tells Changed of every new
-// exposition; a changed target set (a reload) takes a new cache.
+// owner numbers its targets 0..slots-1 and stores every new exposition of
+// a target through Store; a changed target set (a reload) takes a new
+// cache and retires the old one.
 type GzipCache struct {
 	slots, families int
-	// versions counts the changes of each segment's text: Changed adds,
-	// a cached segment is good while its version is the one it was made at.
+	// versions counts the changes of each segment's text: Store adds, a
+	// cached segment is good while its version is the one it was made at.
 	versions []atomic.Uint32
-	mu       sync.Mutex // one scrape at a time uses segs and headers
-	segs     []segment
-	headers  []segment // each family's HELP and TYPE, compressed once
-	made     int       // segments the last scrape compressed, for tests
+	// loading makes a store (its pointer and its versions) and a scrape's
+	// reading of versions and pointers exclusive, so that every target a
+	// scrape writes is its text of one moment: stores share it, a scrape
+	// holds it only while it loads.
+	loading sync.RWMutex
+	retired atomic.Bool
+	mu      sync.Mutex // one scrape at a time uses segs and headers
+	segs    []segment
+	headers []segment // each family's HELP and TYPE, compressed once
+	made    int       // segments the last scrape compressed, for tests
 }
 
 // NewGzipCache is a cache for slots targets' expositions.
@@ -70,33 +77,65 @@ func (c *GzipCache) index(slot int, family uint16) int {
 	return slot/blockSlots*c.families + int(family)
 }
 
-// Changed tells the cache that slot's exposition old (nil if none) was
-// replaced by new, after new was stored where a scrape loads it: the
-// segments of every family whose text differs are made again at the next
-// scrape. Comparing the text, not the records, matters: a reference to a
-// changed label block can keep its bytes.
-func (c *GzipCache) Changed(slot int, old, new *Exposition) {
-	if c == nil || slot < 0 || slot >= c.slots || old == new {
+// Store stores e in p, the pointer a scrape loads slot's exposition from,
+// and gives a new version to the segments of every family whose text
+// changed, so that the next scrape makes them again. The caller orders the
+// stores to each p. Comparing the text, not the records, matters: a
+// reference to a changed label block can keep its bytes.
+func (c *GzipCache) Store(slot int, p *atomic.Pointer[Exposition], e *Exposition) {
+	if c == nil || slot < 0 || slot >= c.slots {
+		p.Store(e)
 		return
 	}
 	sc := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(sc)
-	mark := func(f uint16) {
+	changed := sc.changed(p.Load(), e)
+	c.loading.RLock()
+	defer c.loading.RUnlock()
+	p.Store(e)
+	for _, f := range changed {
 		if int(f) < c.families {
 			c.versions[c.index(slot, f)].Add(1)
 		}
 	}
-	for i := range new.groupsOrNone() {
-		g := &new.groups[i]
-		if !sc.same(old.group(g.family), old, g, new) {
-			mark(g.family)
+}
+
+// Retire tells a cache that its owner numbers its targets for another
+// cache now: scrapes still under way on this one use none of its segments.
+func (c *GzipCache) Retire() { c.retired.Store(true) }
+
+// scratch is what Store needs to compare two expositions, recycled.
+type scratch struct {
+	a, b     bytes.Buffer
+	families []uint16
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+// changed lists the families whose text differs between old and new
+// (either may be nil).
+func (sc *scratch) changed(old, new *Exposition) []uint16 {
+	sc.families = sc.families[:0]
+	if old == new {
+		return nil
+	}
+	for _, e := range []*Exposition{old, new} {
+		for i := range e.groupsOrNone() {
+			if f := e.groups[i].family; !slices.Contains(sc.families, f) {
+				sc.families = append(sc.families, f)
+			}
 		}
 	}
-	for i := range old.groupsOrNone() {
-		if g := &old.groups[i]; new.group(g.family) == nil {
-			mark(g.family)
-		}
-	}
+	// Countdowns are written as seconds from the Unix epoch, so they
+	// compare by deadline (their segments are made at every scrape anyway).
+	epoch := time.Unix(0, 0)
+	return slices.DeleteFunc(sc.families, func(f uint16) bool {
+		sc.a.Reset()
+		sc.b.Reset()
+		old.writeFamily(&sc.a, f, epoch)
+		new.writeFamily(&sc.b, f, epoch)
+		return bytes.Equal(sc.a.Bytes(), sc.b.Bytes())
+	})
 }
 
 func (e *Exposition) groupsOrNone() []textGroup {
@@ -106,44 +145,24 @@ func (e *Exposition) groupsOrNone() []textGroup {
 	return e.groups
 }
 
-// group is e's group of the family with index f, nil if none.
-func (e *Exposition) group(f uint16) *textGroup {
-	if e == nil {
-		return nil
-	}
-	for i := range e.groups {
+// writeFamily writes all of e's groups of the family with index f (Join
+// can leave several), in their order, as Write does; it reports whether
+// they hold countdowns.
+func (e *Exposition) writeFamily(buf *bytes.Buffer, f uint16, now time.Time) (countdown bool) {
+	for i := range e.groupsOrNone() {
 		if e.groups[i].family == f {
-			return &e.groups[i]
+			countdown = e.writeTo(buf, &e.groups[i], now) || countdown
 		}
 	}
-	return nil
+	return countdown
 }
 
-// scratch is two buffers to write groups in and compare.
-type scratch struct{ a, b bytes.Buffer }
-
-var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
-
-// same reports whether group a of ea and group b of eb write the same text.
-func (sc *scratch) same(a *textGroup, ea *Exposition, b *textGroup, eb *Exposition) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	sc.a.Reset()
-	sc.b.Reset()
-	var epoch time.Time // countdowns compare by deadline
-	ea.writeTo(&sc.a, a, epoch)
-	eb.writeTo(&sc.b, b, epoch)
-	return bytes.Equal(sc.a.Bytes(), sc.b.Bytes())
-}
-
-// Scrape is what a gzip scrape writes: expositions with each one's slot,
-// in slot order with -1 (never cached, such as the collector's own
-// metrics, rendered at each scrape) last, and the gathered families.
+// Scrape is the expositions a gzip scrape writes, with each one's slot, in
+// slot order with -1 (never cached, such as the collector's own metrics,
+// rendered at each scrape) last.
 type Scrape struct {
-	Exps     []*Exposition
-	Slots    []int32
-	Gathered []*dto.MetricFamily
+	Exps  []*Exposition
+	Slots []int32
 }
 
 // piece is one segment of a scrape: a block of a catalogued family (or its
@@ -154,6 +173,7 @@ type piece struct {
 	mf     *dto.MetricFamily
 	lo, hi int // exps[lo:hi], for a block
 	cache  int // index in segs, -1 if not cached
+	err    error
 	seg    segment
 	alt    segment // a merged gathered family with its header, for when fam has no samples
 }
@@ -164,17 +184,13 @@ type span struct {
 	block  int // -1: not cached
 }
 
-// Gzip writes what Write writes, as a gzip member. load is called after
-// the cache notes the versions of its segments, so that a change stored
-// after load ran is made again at the next scrape.
-func (c *GzipCache) Gzip(load func() (Scrape, error), now time.Time) ([]byte, error) {
+// Gzip writes what Write writes, as a gzip member: the expositions load
+// returns (called while no Store runs, and quick) and the gathered
+// families.
+func (c *GzipCache) Gzip(load func() (Scrape, error), gathered []*dto.MetricFamily, now time.Time) ([]byte, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	versions := make([]uint32, len(c.versions))
-	for i := range c.versions {
-		versions[i] = c.versions[i].Load()
-	}
-	s, err := load()
+	versions, s, err := c.load(load)
 	if err != nil {
 		return nil, err
 	}
@@ -183,11 +199,13 @@ func (c *GzipCache) Gzip(load func() (Scrape, error), now time.Time) ([]byte, er
 			return nil, e.err
 		}
 	}
-	pieces := c.plan(s, versions)
+	pieces := c.plan(s, gathered, versions)
 	c.made = compressPieces(pieces, s.Exps, now)
 	for i := range pieces {
 		p := &pieces[i]
 		switch {
+		case p.err != nil:
+			return nil, p.err
 		case p.header && p.mf == nil && int(p.fam.index) < len(c.headers):
 			c.headers[p.fam.index] = p.seg
 		case p.cache >= 0 && !p.seg.countdown:
@@ -198,19 +216,35 @@ func (c *GzipCache) Gzip(load func() (Scrape, error), now time.Time) ([]byte, er
 	return join(pieces), nil
 }
 
+// load reads the versions and the expositions of one moment; no versions
+// when the cache was retired, since stores may then have gone to the next.
+func (c *GzipCache) load(load func() (Scrape, error)) ([]uint32, Scrape, error) {
+	c.loading.Lock()
+	defer c.loading.Unlock()
+	versions := make([]uint32, len(c.versions))
+	for i := range c.versions {
+		versions[i] = c.versions[i].Load()
+	}
+	s, err := load()
+	if c.retired.Load() {
+		versions = nil
+	}
+	return versions, s, err
+}
+
 // plan lists the scrape's pieces in the order Write writes them, each
-// with its cached segment if that is still good.
-func (c *GzipCache) plan(s Scrape, versions []uint32) []piece {
+// with its cached segment if that is still good; none with no versions.
+func (c *GzipCache) plan(s Scrape, gathered []*dto.MetricFamily, versions []uint32) []piece {
 	spans := c.spans(s.Slots, len(s.Exps))
 	fams := slices.Clone(all)
 	slices.SortFunc(fams, byName)
-	mfs := s.Gathered
+	mfs := gathered
 	var pieces []piece
 	blocks := func(f *Family) {
 		c.addHeader(&pieces, f)
 		for _, sp := range spans {
 			p := piece{fam: f, lo: sp.lo, hi: sp.hi, cache: -1}
-			if sp.block >= 0 && int(f.index) < c.families {
+			if versions != nil && sp.block >= 0 && int(f.index) < c.families {
 				p.cache = sp.block*c.families + int(f.index)
 				if seg := c.segs[p.cache]; seg.cached && seg.version == versions[p.cache] {
 					p.seg = seg
@@ -295,10 +329,10 @@ func compressPieces(pieces []piece, exps []*Exposition, now time.Time) int {
 			defer compressorPool.Put(w)
 			for i := next.Add(1) - 1; i < int64(len(todo)); i = next.Add(1) - 1 {
 				p := todo[i]
-				p.seg = w.segment(p, exps, now)
-				if p.mf != nil && !p.header {
-					p.header = true
-					p.alt = w.segment(p, exps, now)
+				p.seg, p.err = w.segment(p, exps, now)
+				if p.mf != nil && !p.header && p.err == nil {
+					p.header = true // the same family written alone
+					p.alt, p.err = w.segment(p, exps, now)
 					p.header = false
 				}
 			}
@@ -322,20 +356,20 @@ var compressorPool = sync.Pool{New: func() any {
 	return &compressor{fw: fw}
 }}
 
-func (w *compressor) segment(p *piece, exps []*Exposition, now time.Time) segment {
+func (w *compressor) segment(p *piece, exps []*Exposition, now time.Time) (segment, error) {
 	w.text.Reset()
 	var seg segment
 	switch {
 	case p.mf != nil:
-		// Errors are the buffer's, which has none.
-		_ = writeGathered(&chunker{Buffer: &w.text}, p.mf, p.header)
+		// A family the gatherer got wrong fails the scrape, as it does Write.
+		if err := writeGathered(&chunker{Buffer: &w.text}, p.mf, p.header); err != nil {
+			return seg, err
+		}
 	case p.header:
 		w.text.Write(p.fam.Header())
 	default:
 		for _, e := range exps[p.lo:p.hi] {
-			if g := e.group(p.fam.index); g != nil {
-				seg.countdown = e.writeTo(&w.text, g, now) || seg.countdown
-			}
+			seg.countdown = e.writeFamily(&w.text, p.fam.index, now) || seg.countdown
 		}
 	}
 	text := w.text.Bytes()
@@ -347,7 +381,7 @@ func (w *compressor) segment(p *piece, exps []*Exposition, now time.Time) segmen
 		_ = w.fw.Flush()
 		seg.z = bytes.Clone(w.z.Bytes())
 	}
-	return seg
+	return seg, nil
 }
 
 // gzipHeader starts a gzip member: deflate, no name or time, unknown OS.
