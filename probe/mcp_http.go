@@ -148,7 +148,7 @@ func (h *mcpHTTP) dialTLS(ctx context.Context, _, _ string) (net.Conn, error) {
 	}
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	conn, _, res := h.target.handshake(ctx, h.target.mcpTLSConfig())
+	conn, _, res := h.target.handshake(ctx, h.target.mcpTLSConfig(), false)
 	return h.keep(conn, res, cleanup)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -171,7 +172,9 @@ func groupsRefused(res *TLSResult) bool {
 // handshakeVerdict handshakes and, when a TLS 1.3 server asked for a client
 // certificate, waits for its verdict on ours (or on our lack of one).
 func (t *Target) handshakeVerdict(ctx context.Context, cfg *tls.Config) (*tls.Conn, *TLSResult) {
-	conn, hs, res := t.handshake(ctx, cfg)
+	// Without MCP the connection ends at the verdict: hold our writes, so
+	// that the Finished and the close_notify leave in one segment.
+	conn, hs, res := t.handshake(ctx, cfg, t.mcp == nil)
 	if conn != nil && res.ClientCertRequested && res.Version == tls.VersionTLS13 {
 		if err := hs.clientCertVerdict(ctx); err != nil {
 			res.Success, res.Reason, res.Detail = false, ReasonClientCertRequired, "after the TLS 1.3 handshake: "+err.Error()
@@ -190,16 +193,19 @@ func (t *Target) handshakeVerdict(ctx context.Context, cfg *tls.Config) (*tls.Co
 func (t *Target) Handshake(ctx context.Context, cfg *tls.Config) (*tls.Conn, *TLSResult) {
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
-	conn, _, res := t.handshake(ctx, cfg)
+	conn, _, res := t.handshake(ctx, cfg, false)
 	return conn, res
 }
 
-func (t *Target) handshake(ctx context.Context, cfg *tls.Config) (*tls.Conn, *handshakeState, *TLSResult) {
+func (t *Target) handshake(ctx context.Context, cfg *tls.Config, hold bool) (*tls.Conn, *handshakeState, *TLSResult) {
 	res := &TLSResult{Time: time.Now(), InsecureSkipVerify: t.Endpoint.TLSConfig.InsecureSkipVerify}
 	raw, err := t.dial(ctx, &res.Phases)
 	if err != nil {
 		res.Reason, res.Detail = dialReason(err), err.Error()
 		return nil, nil, res
+	}
+	if hold {
+		raw = &heldConn{Conn: raw}
 	}
 	if cfg == nil {
 		cfg = t.TLSConfig()
@@ -224,13 +230,23 @@ func (t *Target) handshake(ctx context.Context, cfg *tls.Config) (*tls.Conn, *ha
 	return conn, hs, res
 }
 
+// handshakeWithin handshakes until ctx's deadline, or until ctx is
+// canceled (a reload or the stop), which moves the connection's deadline to
+// now. HandshakeContext would do the same with a goroutine of its own per
+// handshake, parked and woken again at its end: scheduling that a paced
+// probe pays for in CPU, where a callback registered with ctx costs none.
 func handshakeWithin(ctx context.Context, conn *tls.Conn) error {
 	if dl, ok := ctx.Deadline(); ok {
 		if err := conn.SetDeadline(dl); err != nil {
 			return err
 		}
 	}
-	return conn.HandshakeContext(ctx)
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
+	err := conn.Handshake()
+	if !stop() && err != nil {
+		return ctx.Err() // as HandshakeContext reports it
+	}
+	return err
 }
 
 // dial resolves the host itself, so that DNS time is measured apart from the
@@ -260,7 +276,10 @@ func (t *Target) dial(ctx context.Context, ph *Phases) (net.Conn, error) {
 	return conn, err
 }
 
-var dialer net.Dialer
+// dialer connects without TCP keepalive: a probe's connection lives for
+// one probe, seconds, and keepalive's first probe would come after 15 s, so
+// its four setsockopt calls per connection would buy nothing.
+var dialer = net.Dialer{KeepAlive: -1}
 
 // dialFirst tries each address in turn and returns the first connection, or
 // the first error as net.Dialer does. Each attempt but the last gets a share
@@ -404,4 +423,61 @@ func (hs *handshakeState) report(res *TLSResult) {
 			Detail: fmt.Sprintf("the chain holds %d certificates; the first %d are exported", len(res.Certificates), n)})
 		res.Certificates = res.Certificates[:n:n]
 	}
+}
+
+// heldConn holds back what is written until the next read or the close. A
+// client writes its flight and then reads the answer, so nothing waits that
+// the server needs; what it saves is the segment (and the system call) of
+// the last flight, which leaves with the close_notify. Held bytes are sent
+// under the write deadline set when they were written: crypto/tls sets one
+// in the past once its close_notify is written, to fail later writes. Only
+// for connections that end at the handshake: one goroutine uses them.
+type heldConn struct {
+	net.Conn
+	held     []byte
+	deadline time.Time // the write deadline when held was last written to
+	current  time.Time // the write deadline set last
+}
+
+func (c *heldConn) Write(p []byte) (int, error) {
+	c.held = append(c.held, p...)
+	c.deadline = c.current
+	return len(p), nil
+}
+
+func (c *heldConn) SetDeadline(t time.Time) error {
+	c.current = t
+	return c.Conn.SetDeadline(t)
+}
+
+func (c *heldConn) SetWriteDeadline(t time.Time) error {
+	c.current = t
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func (c *heldConn) Read(p []byte) (int, error) {
+	if err := c.flush(); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *heldConn) Close() error {
+	err := c.flush()
+	return errors.Join(err, c.Conn.Close())
+}
+
+func (c *heldConn) flush() error {
+	if len(c.held) == 0 {
+		return nil
+	}
+	if !c.deadline.Equal(c.current) {
+		if err := c.Conn.SetWriteDeadline(c.deadline); err != nil {
+			return err
+		}
+		defer func() { _ = c.Conn.SetWriteDeadline(c.current) }()
+	}
+	_, err := c.Conn.Write(c.held)
+	c.held = c.held[:0]
+	return err
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/mcpcert/mcp_cert_exporter/config"
 	"github.com/mcpcert/mcp_cert_exporter/internal/testpki"
+	"golang.org/x/sys/unix"
 )
 
 // pki is the set of certificates the probe tests serve and trust.
@@ -649,4 +650,100 @@ func cpuTime(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// A certificate probe that ends at the handshake sends its last flight with
+// its close_notify: the server receives two segments with data (the
+// ClientHello, then Finished and close_notify), counted by the kernel
+// (TCP_INFO), and as many bytes as from a handshake closed at once, which
+// sends the same records in three: the close_notify is not lost.
+func TestProbeSendsFinishedWithCloseNotify(t *testing.T) {
+	p := newPKI(t)
+	type seen struct {
+		segments, bytes uint64
+		err             error
+	}
+	got := make(chan seen, 1)
+	cfg := &tls.Config{Certificates: []tls.Certificate{p.leaf.TLS(p.inter)}}
+	addr := testpki.ServeRaw(t, func(c net.Conn) {
+		counted := &countingConn{Conn: c}
+		s := tls.Server(counted, cfg)
+		_ = s.SetDeadline(time.Now().Add(5 * time.Second))
+		err := s.Handshake()
+		if err == nil {
+			_, err = io.Copy(io.Discard, s)
+		}
+		var info *unix.TCPInfo
+		raw, _ := c.(*net.TCPConn).SyscallConn()
+		_ = raw.Control(func(fd uintptr) { info, err = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO) })
+		if err != nil {
+			got <- seen{err: err}
+			return
+		}
+		got <- seen{segments: uint64(info.Data_segs_in), bytes: counted.n} // TCP_INFO's bytes would count a FIN
+	})
+	target, err := NewTarget(endpoint(addr, config.TLSConfig{CAFile: p.rootFile}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bytes []uint64
+	for _, tc := range []struct {
+		name     string
+		segments uint64
+		run      func() bool
+	}{
+		{"probe", 2, func() bool { return target.Probe(context.Background()).Verified }},
+		{"handshake closed at once", 3, func() bool {
+			cfg := target.TLSConfig()
+			cfg.CurvePreferences = classicalGroups // as the probe's
+			conn, res := target.Handshake(context.Background(), cfg)
+			if conn != nil {
+				_ = conn.Close()
+			}
+			return res.Verified
+		}},
+	} {
+		if !tc.run() {
+			t.Fatalf("%s: not verified", tc.name)
+		}
+		s := <-got
+		if s.err != nil || s.segments != tc.segments {
+			t.Errorf("%s: server received %d segments with data, want %d; %v", tc.name, s.segments, tc.segments, s.err)
+		}
+		bytes = append(bytes, s.bytes)
+	}
+	if bytes[0] != bytes[1] {
+		t.Errorf("the server received %d bytes from the probe, %d from a handshake closed at once", bytes[0], bytes[1])
+	}
+}
+
+// countingConn counts the bytes read through it.
+type countingConn struct {
+	net.Conn
+	n uint64
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.n += uint64(n)
+	return n, err
+}
+
+// A canceled probe (a reload, the stop) ends its handshake at once, not at
+// the endpoint's timeout: the peer here never answers and the timeout is an
+// hour, so a probe that ignored the cancel would hang the test.
+func TestProbeEndsWhenCanceled(t *testing.T) {
+	addr := testpki.ServeRaw(t, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
+	ep := endpoint(addr, config.TLSConfig{})
+	ep.Timeout = config.Duration(time.Hour)
+	target, err := NewTarget(ep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	r := target.Probe(ctx)
+	if r.Success || r.Reason != ReasonTimeout || !strings.Contains(r.Detail, context.Canceled.Error()) {
+		t.Errorf("canceled probe: success %v, %s: %s", r.Success, r.Reason, r.Detail)
+	}
 }
