@@ -39,9 +39,9 @@ func RenderEndpoint(ch *Samples, ep config.Endpoint, r *probe.TLSResult, now tim
 	if r.Reason != probe.ReasonNone {
 		ch.Gauge(ProbeError, 1, name, string(r.Reason))
 	}
-	for phase, d := range map[string]time.Duration{"dns": r.Phases.DNS, "connect": r.Phases.Connect, "handshake": r.Phases.Handshake} {
-		ch.Gauge(ProbeDuration, d.Seconds(), name, phase)
-	}
+	ch.Gauge(ProbeDuration, r.Phases.DNS.Seconds(), name, "dns")
+	ch.Gauge(ProbeDuration, r.Phases.Connect.Seconds(), name, "connect")
+	ch.Gauge(ProbeDuration, r.Phases.Handshake.Seconds(), name, "handshake")
 	renderMCP(ch, name, r.MCP)
 	if !r.Success && len(r.Certificates) == 0 {
 		return
@@ -49,10 +49,27 @@ func RenderEndpoint(ch *Samples, ep config.Endpoint, r *probe.TLSResult, now tim
 	ch.Gauge(CertVerified, Bool(r.Verified), name)
 	if r.Version != 0 {
 		ch.Gauge(TLSVersion, 1, name, tls.VersionName(r.Version))
-		ch.Gauge(TLSCipher, 1, name, tls.CipherSuiteName(r.CipherSuite))
+		ch.Gauge(TLSCipher, 1, name, suiteName(r.CipherSuite))
 	}
 	renderLimits(ch, name, "", r.Limits)
 	renderCerts(ch, name, "endpoint", "", r.Certificates, ep.Limits, now)
+}
+
+// suiteNames is tls.CipherSuiteName of every suite Go knows, kept:
+// CipherSuiteName builds the list of suites anew at each call.
+var suiteNames = func() map[uint16]string {
+	m := map[uint16]string{}
+	for _, s := range append(tls.CipherSuites(), tls.InsecureCipherSuites()...) {
+		m[s.ID] = s.Name
+	}
+	return m
+}()
+
+func suiteName(id uint16) string {
+	if name, ok := suiteNames[id]; ok {
+		return name
+	}
+	return tls.CipherSuiteName(id) // 0x%04X
 }
 
 func renderLimits(ch *Samples, target, path string, limits []probe.LimitReached) {

@@ -34,7 +34,7 @@ func renderScan(ch *Samples, ep config.Endpoint, s *probe.PostureResult) {
 		ch.Gauge(VersionAccepted, Bool(v.Accepted), name, tls.VersionName(v.Version))
 	}
 	for _, su := range s.Suites {
-		ch.Gauge(SuiteAccepted, 1, name, tls.VersionName(su.Version), tls.CipherSuiteName(su.Suite), strconv.FormatBool(su.Secure))
+		ch.Gauge(SuiteAccepted, 1, name, tls.VersionName(su.Version), suiteName(su.Suite), strconv.FormatBool(su.Secure))
 	}
 	if s.ClientCertRequired != nil && ep.TLSConfig.CertFile != "" {
 		ch.Gauge(ClientCertRequired, Bool(*s.ClientCertRequired), name)
