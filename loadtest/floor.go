@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -88,10 +87,7 @@ func selfMeter(serverPIDs []int) meter {
 var floorGroups []tls.CurveID
 
 func measureFloor(addrs []string, roots *x509.CertPool, concurrency, total int, interval time.Duration, serverPIDs []int) (cost, error) {
-	d := &tls.Dialer{
-		NetDialer: &net.Dialer{Timeout: 10 * time.Second},
-		Config:    &tls.Config{RootCAs: roots, ServerName: "localhost", CurvePreferences: floorGroups},
-	}
+	d := floorDialer(roots)
 	handshake := func(addr string) error {
 		c, err := d.Dial("tcp", addr)
 		if err != nil {

@@ -97,12 +97,14 @@ func (b *bench) describe() string {
 
 // listeners are the child processes serving them.
 type listeners struct {
-	children []*listenerChild
+	children []*child
 	addrs    []string
 }
 
-// listenerChild is one child process and its pipes.
-type listenerChild struct {
+// child is one child process (this binary started again) and its pipes:
+// a line on its stdin asks, a line on its stdout answers, and the end of
+// its stdin ends it.
+type child struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	out   *bufio.Scanner
@@ -152,8 +154,8 @@ func perChild(want int) (int, error) {
 	return int(min(uint64(max(want, 1)), lim.Max-1024)), nil
 }
 
-// startChild starts one child and reads its addresses up to "ready".
-func (l *listeners) startChild(self string, env []string) ([]string, error) {
+// startChildProcess starts this binary again with env.
+func startChildProcess(self string, env []string) (*child, error) {
 	cmd := exec.Command(self)
 	cmd.Env = env
 	cmd.Stderr = os.Stderr
@@ -166,9 +168,37 @@ func (l *listeners) startChild(self string, env []string) ([]string, error) {
 		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	return &child{cmd: cmd, stdin: stdin, out: bufio.NewScanner(stdout)}, nil
+}
+
+// ask writes a line and reads the answer.
+func (c *child) ask(line string) (string, error) {
+	if _, err := io.WriteString(c.stdin, line+"\n"); err != nil {
+		return "", err
+	}
+	if !c.out.Scan() {
+		return "", fmt.Errorf("no answer: %v", c.out.Err())
+	}
+	return c.out.Text(), nil
+}
+
+// runChild is a child's main: run, then exit, with what failed on stderr.
+func runChild(what string, run func() error) {
+	if err := run(); err != nil {
+		fmt.Fprintf(os.Stderr, "loadtest %s: %v\n", what, err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// startChild starts one child and reads its addresses up to "ready".
+func (l *listeners) startChild(self string, env []string) ([]string, error) {
+	c, err := startChildProcess(self, env)
+	if err != nil {
 		return nil, fmt.Errorf("starting the listeners: %w", err)
 	}
-	c := &listenerChild{cmd: cmd, stdin: stdin, out: bufio.NewScanner(stdout)}
 	l.children = append(l.children, c)
 	var addrs []string
 	for c.out.Scan() && c.out.Text() != "ready" {
@@ -208,16 +238,14 @@ func (l *listeners) counts() (connCounts, error) {
 }
 
 // counts asks one child: a line on its stdin, one back.
-func (ch *listenerChild) counts() (connCounts, error) {
+func (ch *child) counts() (connCounts, error) {
 	var c connCounts
-	if _, err := io.WriteString(ch.stdin, "count\n"); err != nil {
+	answer, err := ch.ask("count")
+	if err != nil {
 		return c, fmt.Errorf("asking the listeners for counts: %w", err)
 	}
-	if !ch.out.Scan() {
-		return c, fmt.Errorf("the listeners did not answer: %v", ch.out.Err())
-	}
-	if _, err := fmt.Sscan(ch.out.Text(), &c.conns, &c.ok, &c.failed); err != nil {
-		return c, fmt.Errorf("listener counts %q: %w", ch.out.Text(), err)
+	if _, err := fmt.Sscan(answer, &c.conns, &c.ok, &c.failed); err != nil {
+		return c, fmt.Errorf("listener counts %q: %w", answer, err)
 	}
 	return c, nil
 }
@@ -228,20 +256,22 @@ func (l *listeners) stop() {
 		_ = c.stdin.Close() // the child exits on EOF or on the broken pipe alike
 	}
 	for _, c := range l.children {
-		_ = c.cmd.Wait() // its exit status says nothing about the measurements
+		c.wait()
 	}
 }
+
+// stop ends one child and waits for it.
+func (c *child) stop() {
+	_ = c.stdin.Close()
+	c.wait()
+}
+
+func (c *child) wait() { _ = c.cmd.Wait() } // its exit status says nothing about the measurements
 
 func isChild() bool { return os.Getenv(childDirEnv) != "" }
 
 // childMain runs the listeners and exits.
-func childMain() {
-	if err := serveListeners(); err != nil {
-		fmt.Fprintln(os.Stderr, "loadtest listeners:", err)
-		os.Exit(1)
-	}
-	os.Exit(0)
-}
+func childMain() { runChild("listeners", serveListeners) }
 
 // serveListeners is the child: n TLS 1.3 listeners in one process, each
 // printed as host:port, until stdin closes.

@@ -54,6 +54,7 @@ type options struct {
 	posture        time.Duration
 	postureFor     time.Duration
 	probe          bool
+	floorBeside    bool
 }
 
 // pace says how the floor's handshakes are started.
@@ -70,6 +71,9 @@ func (o options) pace() string {
 func main() {
 	if isChild() {
 		childMain()
+	}
+	if isBesideChild() {
+		besideMain()
 	}
 	var o options
 	var scrapers, groups string
@@ -94,6 +98,7 @@ func main() {
 	flag.BoolVar(&o.verifyCache, "verify-cache", true, "use the probe's verification cache")
 	flag.DurationVar(&o.posture, "posture", 0, "measure posture scans instead, every endpoint scanned at this posture_interval: connections per scan, scan start times per tenth of the interval, a reload halfway, CPU and RSS")
 	flag.DurationVar(&o.postureFor, "posture-for", 0, "how long the -posture run lasts (default 1.2 posture intervals)")
+	flag.BoolVar(&o.floorBeside, "floor-beside", false, "also run the paced floor in a child process during the exporter's cycles, for a ratio measured over the same minutes (needs -interval of 2ms or more)")
 	flag.BoolVar(&o.probe, "probe", false, "also measure /probe: as many requests as floor handshakes, over the listeners, at -concurrency")
 	flag.BoolVar(&spreadFloor, "floor-spread", true, "pace the floor (and /probe, blackbox_exporter) spread over the whole interval, as the exporter's refreshes are from their second on; false: within one ±10% window, denser")
 	flag.StringVar(&groups, "floor-groups", "default", "what the floor's handshakes offer: default (Go's, the hybrid first) or classical (X25519, P-256, P-384, P-521, as the exporter's certificate probe)")
@@ -121,12 +126,15 @@ func main() {
 	}
 }
 
+// classical is what the exporter's certificate probe offers.
+var classical = []tls.CurveID{tls.X25519, tls.CurveP256, tls.CurveP384, tls.CurveP521}
+
 func parseGroups(s string) ([]tls.CurveID, error) {
 	switch s {
 	case "default":
 		return nil, nil
 	case "classical":
-		return []tls.CurveID{tls.X25519, tls.CurveP256, tls.CurveP384, tls.CurveP521}, nil
+		return classical, nil
 	}
 	return nil, fmt.Errorf("-floor-groups %q: want default or classical", s)
 }
@@ -217,8 +225,14 @@ func (r *report) exporter(p *pki, l *listeners) error {
 	if err != nil {
 		return err
 	}
+	if r.o.floorBeside && schedule(1, 1, r.o.interval) != nil {
+		r.startBeside = func() (*besideFloor, error) { return startBesideFloor(p, l.addrs, r.o) }
+	}
 	fmt.Fprintf(r.w, "\n%-22s %s\n", "exporter, idle", r.base)
 	err = r.measure(e, selfMeter(l.pids()))
+	if r.beside != nil {
+		r.beside.stop()
+	}
 	if stopErr := e.stop(); err == nil {
 		err = stopErr
 	}
@@ -233,6 +247,14 @@ func (r *report) exporter(p *pki, l *listeners) error {
 
 // measure runs the first refresh and the cycles, then the scrapes.
 func (r *report) measure(e *exporter, m meter) error {
+	if r.startBeside != nil {
+		// Started with the first refresh, so that its own start is over
+		// before the first measured cycle; it is read from cycle 1 on.
+		var err error
+		if r.beside, err = r.startBeside(); err != nil {
+			return err
+		}
+	}
 	for k := 0; k <= r.o.cycles; k++ {
 		c, err := r.cycle(e, m, k)
 		if err != nil {
@@ -254,6 +276,9 @@ func (r *report) measure(e *exporter, m meter) error {
 		return err
 	}
 	for _, s := range r.o.scrapers {
+		if r.o.scrapes < 1 {
+			break
+		}
 		res, err := e.scrape(m, s, r.o.scrapes, r.o.scrapeEvery)
 		if err != nil {
 			return fmt.Errorf("scraping: %w", err)
@@ -313,6 +338,13 @@ func (r *report) cycle(e *exporter, m meter, k int) (cost, error) {
 		before = 0
 	}
 	gcBefore := gcCPU()
+	var besideBefore besideReading
+	if r.beside != nil && k > 0 {
+		var err error
+		if besideBefore, err = r.beside.read(); err != nil {
+			return cost{}, err
+		}
+	}
 	stop, err := m.start()
 	if err != nil {
 		return cost{}, err
@@ -327,6 +359,19 @@ func (r *report) cycle(e *exporter, m meter, k int) (cost, error) {
 	if err != nil {
 		return c, err
 	}
+	beside := ""
+	if r.beside != nil && k > 0 {
+		now, err := r.beside.read()
+		if err != nil {
+			return c, err
+		}
+		f := now.sub(besideBefore)
+		r.besideSteady = r.besideSteady.add(f)
+		beside = "; beside: no handshakes yet"
+		if f.ops > 0 {
+			beside = fmt.Sprintf("; beside: floor %.0f µs over %d, %.2fx", us(f.perOp()), f.ops, ratio(c.perOp(), f.perOp()))
+		}
+	}
 	mem, err := snapshot()
 	if err != nil {
 		return c, err
@@ -337,9 +382,9 @@ func (r *report) cycle(e *exporter, m meter, k int) (cost, error) {
 		name = "first refresh"
 	}
 	gc := gcCPU() - gcBefore
-	fmt.Fprintf(r.w, "%-22s %6.0f µs CPU/endpoint (%.2fx floor, GC %2.0f%% of it), wall %8s, listeners %3.0f%% of CPU; %s\n",
+	fmt.Fprintf(r.w, "%-22s %6.0f µs CPU/endpoint (%.2fx floor, GC %2.0f%% of it), wall %8s, listeners %3.0f%% of CPU; %s%s\n",
 		name, us(c.perOp()), ratio(c.perOp(), r.floor[0].perOp()), 100*float64(gc)/float64(max(c.cpu, 1)),
-		c.wall.Round(time.Millisecond), 100*c.serverShare(), mem)
+		c.wall.Round(time.Millisecond), 100*c.serverShare(), mem, beside)
 	return c, nil
 }
 
@@ -369,6 +414,9 @@ type report struct {
 	blackbox     *cost
 	probe        *cost
 	profile      *os.File
+	startBeside  func() (*besideFloor, error) // nil without -floor-beside
+	beside       *besideFloor
+	besideSteady cost // the floor beside over the measured cycles
 }
 
 func (r *report) line(name string, c cost, what string) {
@@ -386,6 +434,10 @@ func (r *report) summary() {
 		us(floor), us(r.floor[0].perOp()), us(r.floor[1].perOp()))
 	fmt.Fprintf(w, "  exporter, per endpoint refresh:    %6.0f µs CPU = %.2fx the floor (%d cycles of %d; metrics rendered at store time included)\n",
 		us(perRefresh), ratio(perRefresh, floor), r.o.cycles, r.o.n)
+	if f := r.besideSteady; f.ops > 0 {
+		fmt.Fprintf(w, "  floor beside, same minutes:        %6.0f µs CPU per handshake over %d; exporter %.2fx that (listeners shared)\n",
+			us(f.perOp()), f.ops, ratio(perRefresh, f.perOp()))
+	}
 	fmt.Fprintf(w, "  exporter, first refresh:           %6.0f µs CPU = %.2fx the floor, %s wall for all %d endpoints\n",
 		us(r.first.perOp()), ratio(r.first.perOp(), floor), r.first.wall.Round(time.Millisecond), r.o.n)
 	fmt.Fprintf(w, "  refresh wall time, %d endpoints:  %s per cycle, interval %s (listeners took %.0f%% of the CPU)\n",

@@ -14,6 +14,9 @@ func TestMain(m *testing.M) {
 	if isChild() {
 		childMain()
 	}
+	if isBesideChild() {
+		besideMain()
+	}
 	os.Exit(m.Run())
 }
 
@@ -21,11 +24,12 @@ func TestMain(m *testing.M) {
 // phase, every endpoint verifies, and a scrape shows them all. Eight
 // listeners per address put the twenty on 127.0.0.2 to 127.0.0.4, served
 // by three processes of at most seven, whose CPU is the listeners'; the
-// floor is paced to twenty handshakes per interval.
+// floor is paced to twenty handshakes per interval, and runs beside the
+// cycles too.
 func TestHarnessRunsEveryPhase(t *testing.T) {
 	var out strings.Builder
 	o := options{n: 20, concurrency: 4, cycles: 2, scrapes: 3, scrapers: []int{1, 2}, floorMin: 20, files: 30, rescans: 2,
-		perAddress: 8, perProcess: 7, interval: 200 * time.Millisecond, probe: true}
+		perAddress: 8, perProcess: 7, interval: 200 * time.Millisecond, probe: true, floorBeside: true}
 	if err := run(o, &out); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
@@ -33,6 +37,7 @@ func TestHarnessRunsEveryPhase(t *testing.T) {
 		"floor, before", "first refresh", "refresh cycle 2", "after the scrapes", "floor, after",
 		"exporter, per endpoint refresh:", "scrapes during refresh, 2 at once", "goroutines",
 		"files, first read", "files, rescan", "/probe, per request:", "in 3 processes", "each listener every 200ms ±10%",
+		"; beside: floor", "floor beside, same minutes:",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
