@@ -42,6 +42,8 @@ type Target struct {
 
 	// certRequests is set once the server asked for a client certificate.
 	certRequests atomic.Bool
+
+	leaf atomic.Pointer[leafMemo] // the last leaf's CertInfo (chainInfo)
 }
 
 // classicalGroups is what the scheduled probe's handshake offers when it
@@ -174,6 +176,9 @@ func groupsRefused(res *TLSResult) bool {
 func (t *Target) handshakeVerdict(ctx context.Context, cfg *tls.Config) (*tls.Conn, *TLSResult) {
 	// Without MCP the connection ends at the verdict: hold our writes, so
 	// that the Finished and the close_notify leave in one segment.
+	if cfg == nil {
+		cfg = t.TLSConfig()
+	}
 	conn, hs, res := t.handshake(ctx, cfg, t.mcp == nil)
 	if conn != nil && res.ClientCertRequested && res.Version == tls.VersionTLS13 {
 		if err := hs.clientCertVerdict(ctx); err != nil {
@@ -193,10 +198,18 @@ func (t *Target) handshakeVerdict(ctx context.Context, cfg *tls.Config) (*tls.Co
 func (t *Target) Handshake(ctx context.Context, cfg *tls.Config) (*tls.Conn, *TLSResult) {
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
+	if cfg == nil {
+		cfg = t.TLSConfig()
+	} else {
+		cfg = cfg.Clone()
+	}
 	conn, _, res := t.handshake(ctx, cfg, false)
 	return conn, res
 }
 
+// handshake dials and handshakes with cfg, which becomes the connection's
+// (the capturing hooks are installed in it): callers pass one of their own.
+// hold makes the connection heldConn.
 func (t *Target) handshake(ctx context.Context, cfg *tls.Config, hold bool) (*tls.Conn, *handshakeState, *TLSResult) {
 	res := &TLSResult{Time: time.Now(), InsecureSkipVerify: t.Endpoint.TLSConfig.InsecureSkipVerify}
 	raw, err := t.dial(ctx, &res.Phases)
@@ -206,11 +219,6 @@ func (t *Target) handshake(ctx context.Context, cfg *tls.Config, hold bool) (*tl
 	}
 	if hold {
 		raw = &heldConn{Conn: raw}
-	}
-	if cfg == nil {
-		cfg = t.TLSConfig()
-	} else {
-		cfg = cfg.Clone()
 	}
 	hs := &handshakeState{target: t}
 	conn := tls.Client(raw, hs.install(cfg))
@@ -415,7 +423,7 @@ func (hs *handshakeState) report(res *TLSResult) {
 	v := hs.target.verify(hs.peer, res.Time)
 	res.Verified = v.reason == ReasonNone
 	res.Reason, res.Detail = v.reason, v.detail
-	res.Certificates = chainInfo(hs.peer, v.chain)
+	res.Certificates = chainInfo(hs.peer, v.chain, &hs.target.leaf)
 	assess(res, hs.peer, v.chain, hs.staple)
 	if n := hs.target.Endpoint.Limits.CertificatesPerChain; n > 0 && len(res.Certificates) > n {
 		// A peer may send hundreds of certificates; each would be series.
