@@ -104,8 +104,10 @@ func (s *scheduler) signal() {
 func (s *scheduler) run(ctx context.Context) {
 	defer s.workers.wait()
 	defer s.running.Wait()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
 	for {
-		e, j, sem := s.nextDue(ctx)
+		e, j, sem := s.nextDue(ctx, timer)
 		if e == nil {
 			return
 		}
@@ -163,10 +165,9 @@ func jittered(d time.Duration) time.Duration {
 	return d + time.Duration((rand.Float64()*2-1)*spread)
 }
 
-// nextDue blocks until the earliest job is due and pops it.
-func (s *scheduler) nextDue(ctx context.Context) (*entry, job, chan struct{}) {
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
+// nextDue blocks until the earliest job is due and pops it, waiting on
+// timer (one for all the dispatches: reset, not made anew for each).
+func (s *scheduler) nextDue(ctx context.Context, timer *time.Timer) (*entry, job, chan struct{}) {
 	for {
 		s.mu.Lock()
 		wait := time.Hour
