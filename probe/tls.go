@@ -443,11 +443,15 @@ func (hs *handshakeState) report(res *TLSResult) {
 type heldConn struct {
 	net.Conn
 	held     []byte
+	buf      [512]byte // held's first array: a ClientHello, or a Finished and a close_notify, fit
 	deadline time.Time // the write deadline when held was last written to
 	current  time.Time // the write deadline set last
 }
 
 func (c *heldConn) Write(p []byte) (int, error) {
+	if c.held == nil {
+		c.held = c.buf[:0]
+	}
 	c.held = append(c.held, p...)
 	c.deadline = c.current
 	return len(p), nil
