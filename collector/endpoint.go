@@ -18,6 +18,17 @@ type endpoint struct {
 	opts   probe.PostureOptions
 	change *leafChanges // kept by name, beyond a change of definition
 	res    *endpointResults
+	certs  certText // under the target's texts.mu, as every render
+}
+
+// certText is the text of the certificates last rendered: most of a
+// result's text, and a server sends the same certificates at almost every
+// probe, so it is made again only when they (or limits.label_length)
+// change.
+type certText struct {
+	certs       []probe.CertInfo
+	labelLength int
+	exp         *metrics.Exposition
 }
 
 type endpointResults struct {
@@ -65,7 +76,20 @@ func (e *endpoint) renderResult(now time.Time) *metrics.Exposition {
 	if res == nil {
 		return nil
 	}
-	return metrics.Render(func(ch *metrics.Samples) { metrics.RenderEndpoint(ch, e.probe.Endpoint, res, now) })
+	result := metrics.Render(func(ch *metrics.Samples) { metrics.RenderEndpoint(ch, e.probe.Endpoint, res, now) })
+	if len(res.Certificates) == 0 {
+		return result
+	}
+	c := &e.certs
+	if c.exp != nil && c.labelLength == metrics.LabelLength() && metrics.SameCerts(c.certs, res.Certificates) {
+		c.exp.Reused()
+	} else {
+		c.exp = metrics.Render(func(ch *metrics.Samples) {
+			metrics.RenderEndpointCerts(ch, e.probe.Endpoint, res.Certificates, now)
+		})
+		c.certs, c.labelLength = res.Certificates, metrics.LabelLength()
+	}
+	return metrics.Join(result, c.exp)
 }
 
 // renderPosture renders the endpoint's pins, findings, OCSP, scan and

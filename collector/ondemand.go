@@ -168,6 +168,7 @@ func (c *Collector) probeOnce(ctx context.Context, pol config.Policy, m config.M
 	}
 	e := metrics.Render(func(out *metrics.Samples) {
 		metrics.RenderEndpoint(out, ep, res, time.Now())
+		metrics.RenderEndpointCerts(out, ep, res.Certificates, time.Now())
 		if m.Posture {
 			metrics.RenderEndpointPosture(out, pol, ep, res, scan)
 		}

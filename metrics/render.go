@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"crypto/tls"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,7 +27,8 @@ func Bool(b bool) float64 {
 func Unix(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 
 // RenderEndpoint renders an endpoint probe: its outcome, phases, MCP
-// exchange, TLS version and cipher, and the certificates it was served.
+// exchange, TLS version and cipher; RenderEndpointCerts renders the
+// certificates it was served.
 func RenderEndpoint(ch *Samples, ep config.Endpoint, r *probe.TLSResult, now time.Time) {
 	name := ep.Name
 	ch.Gauge(ProbeSuccess, Bool(r.Success), name)
@@ -52,7 +54,25 @@ func RenderEndpoint(ch *Samples, ep config.Endpoint, r *probe.TLSResult, now tim
 		ch.Gauge(TLSCipher, 1, name, suiteName(r.CipherSuite))
 	}
 	renderLimits(ch, name, "", r.Limits)
-	renderCerts(ch, name, "endpoint", "", r.Certificates, ep.Limits, now)
+}
+
+// RenderEndpointCerts renders the certificates an endpoint probe was served:
+// a function of them, the endpoint and limits.label_length alone (expiry is
+// a countdown, computed at each scrape), so equal lists (SameCerts) render
+// the same text.
+func RenderEndpointCerts(ch *Samples, ep config.Endpoint, certs []probe.CertInfo, now time.Time) {
+	renderCerts(ch, ep.Name, "endpoint", "", certs, ep.Limits, now)
+}
+
+// SameCerts reports whether two certificate lists hold the same values of
+// every field renderCerts reads (Findings and the SPKI hash it does not).
+func SameCerts(a, b []probe.CertInfo) bool {
+	return slices.EqualFunc(a, b, func(x, y probe.CertInfo) bool {
+		return x.Role == y.Role && x.SubjectCN == y.SubjectCN && x.IssuerCN == y.IssuerCN && x.Serial == y.Serial &&
+			x.NotBefore.Equal(y.NotBefore) && x.NotAfter.Equal(y.NotAfter) && x.FingerprintSHA256 == y.FingerprintSHA256 &&
+			slices.Equal(x.SANs, y.SANs) && x.KeyType == y.KeyType && x.KeyBits == y.KeyBits &&
+			x.SignatureAlgorithm == y.SignatureAlgorithm
+	})
 }
 
 // suiteNames is tls.CipherSuiteName of every suite Go knows, kept:

@@ -89,8 +89,18 @@ func (f *Family) TextLabels() (names []string, order []int) { return f.text.sort
 type Exposition struct {
 	text   []byte
 	groups []textGroup
-	err    error // rendering failed: scrapes fail with it, as a registry's would
+	err    error  // rendering failed: scrapes fail with it, as a registry's would
+	cuts   uint32 // label values cut at limits.label_length while rendering it
 }
+
+// Reused counts e's cut label values again, as a new rendering of the same
+// text would have: mcp_cert_exporter_label_values_cut_total keeps rising
+// while some target's labels are cut, whether its text was made anew or not.
+func (e *Exposition) Reused() { labelCuts.Add(uint64(e.cuts)) }
+
+// LabelLength is limits.label_length in force: text rendered under another
+// one is not the text rendering would make now.
+func LabelLength() int { return int(labelLength.Load()) }
 
 // Err is why rendering failed, nil if it did not.
 func (e *Exposition) Err() error { return e.err }
@@ -255,7 +265,7 @@ func (enc *encoder) encode() (*Exposition, error) {
 // appendRecord appends a sample's line record (see lineRef).
 func (enc *encoder) appendRecord(e *Exposition, s *Sample) error {
 	var err error
-	if enc.head, err = appendHead(enc.head[:0], s); err != nil {
+	if enc.head, err = appendHead(enc.head[:0], s, &e.cuts); err != nil {
 		return err
 	}
 	tagAt := len(e.text)
@@ -296,7 +306,7 @@ func (enc *encoder) earlier(text []byte, h uint64) (dist int, ok bool) {
 
 // appendHead writes what follows the name up to the value: a histogram
 // series' suffix and the label block.
-func appendHead(b []byte, s *Sample) ([]byte, error) {
+func appendHead(b []byte, s *Sample, cuts *uint32) ([]byte, error) {
 	f := s.Family
 	names, order := f.TextLabels()
 	if len(s.Labels) != len(order) {
@@ -304,7 +314,10 @@ func appendHead(b []byte, s *Sample) ([]byte, error) {
 	}
 	b = append(b, s.suffix...)
 	for i, name := range names {
-		v := labelValue(s.Labels[order[i]])
+		v, cut := labelValueCut(s.Labels[order[i]])
+		if cut {
+			*cuts++
+		}
 		sep := byte(',')
 		if i == 0 {
 			sep = '{'
@@ -361,9 +374,15 @@ func LabelCuts() uint64 { return labelCuts.Load() }
 // than limits.label_length is cut at a character boundary and ends in
 // "…(cut)". Valid values within the limit are kept as they are.
 func labelValue(v string) string {
+	v, _ = labelValueCut(v)
+	return v
+}
+
+// labelValueCut is labelValue, and whether it cut v.
+func labelValueCut(v string) (string, bool) {
 	limit := int(labelLength.Load())
 	if len(v) <= limit && utf8.ValidString(v) {
-		return v
+		return v, false
 	}
 	var b strings.Builder
 	i := 0
@@ -378,14 +397,14 @@ func labelValue(v string) string {
 	}
 	out := b.String()
 	if i == len(v) && len(out) <= limit {
-		return out
+		return out, false
 	}
 	labelCuts.Add(1)
 	cut := limit - len(cutMark)
 	for cut > 0 && !utf8.RuneStart(out[cut]) {
 		cut--
 	}
-	return out[:max(cut, 0)] + cutMark
+	return out[:max(cut, 0)] + cutMark, true
 }
 
 // appendEscaped escapes a label value: backslash, double quote and newline.

@@ -278,7 +278,7 @@ func linesOf(t *testing.T, ss Samples, now time.Time) string {
 // is what Write must reproduce from the compact records.
 func appendLine(b []byte, s *Sample) ([]byte, error) {
 	b = append(b, s.Family.Name...)
-	b, err := appendHead(b, s)
+	b, err := appendHead(b, s, new(uint32))
 	if err != nil {
 		return b, err
 	}
