@@ -13,8 +13,9 @@ import (
 
 // An endpoint's result text is what rendering everything afresh writes, at
 // every step; the certificates' part is made again only when they or
-// limits.label_length change, and reusing it counts its cut label values
-// again, so that the counter keeps rising while labels are cut.
+// limits.label_length change, taken from the result text itself (no second
+// copy kept), and reusing it counts its cut label values again, so that the
+// counter keeps rising while labels are cut.
 func TestEndpointReusesCertificateText(t *testing.T) {
 	t.Cleanup(func() { metrics.SetLabelLength(config.DefaultLimits.LabelLength) })
 	ca := testpki.NewCA("Text Root")
@@ -36,10 +37,8 @@ func TestEndpointReusesCertificateText(t *testing.T) {
 		}
 		return s.String()
 	}
-	var (
-		last     *metrics.Exposition
-		lastCuts uint64
-	)
+	var lastMade int
+	var lastCuts uint64
 	for i, step := range []struct {
 		leaf        *testpki.Cert
 		labelLength int
@@ -53,7 +52,11 @@ func TestEndpointReusesCertificateText(t *testing.T) {
 		r := &probe.TLSResult{Time: now, Success: true, Verified: true, Version: 0x0304, CipherSuite: 0x1301, Certificates: chain(step.leaf)}
 		e.res.last.Store(r)
 		cutsBefore := metrics.LabelCuts()
-		got := write(e.renderResult(now))
+		x := e.renderResult(now)
+		if e.certs.result != x {
+			t.Errorf("step %d: the endpoint keeps a text besides its result", i)
+		}
+		got := write(x)
 		cuts := metrics.LabelCuts() - cutsBefore
 		want := write(metrics.Render(func(ch *metrics.Samples) {
 			metrics.RenderEndpoint(ch, ep, r, now)
@@ -62,12 +65,12 @@ func TestEndpointReusesCertificateText(t *testing.T) {
 		if got != want {
 			t.Errorf("step %d: text\n%s\nwant\n%s", i, got, want)
 		}
-		if reused := e.certs.exp == last; reused != step.reused {
+		if reused := e.certs.made == lastMade; reused != step.reused {
 			t.Errorf("step %d: certificate text reused %v, want %v", i, reused, step.reused)
 		}
 		if (cuts > 0) != step.cut || (step.reused && cuts != lastCuts) {
 			t.Errorf("step %d: %d label values cut (%d the step before), want some %v, as many as before if reused", i, cuts, lastCuts, step.cut)
 		}
-		last, lastCuts = e.certs.exp, cuts
+		lastMade, lastCuts = e.certs.made, cuts
 	}
 }

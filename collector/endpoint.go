@@ -21,14 +21,18 @@ type endpoint struct {
 	certs  certText // under the target's texts.mu, as every render
 }
 
-// certText is the text of the certificates last rendered: most of a
-// result's text, and a server sends the same certificates at almost every
+// certText is where the certificates' text is in the last result text:
+// most of it, and a server sends the same certificates at almost every
 // probe, so it is made again only when they (or limits.label_length)
-// change.
+// change. It points into the result stored last, so it keeps nothing alive
+// that the target does not hold anyway.
 type certText struct {
-	certs       []probe.CertInfo
+	certs       []probe.CertInfo // the last result's
 	labelLength int
-	exp         *metrics.Exposition
+	result      *metrics.Exposition // the last result text: the probe's, then the certificates' from byte from
+	from        int
+	cuts        uint32 // label values cut in the certificates' text
+	made        int    // times the certificates' text was made (not reused)
 }
 
 type endpointResults struct {
@@ -81,15 +85,20 @@ func (e *endpoint) renderResult(now time.Time) *metrics.Exposition {
 		return result
 	}
 	c := &e.certs
-	if c.exp != nil && c.labelLength == metrics.LabelLength() && metrics.SameCerts(c.certs, res.Certificates) {
-		c.exp.Reused()
+	var certs *metrics.Exposition
+	if c.result != nil && c.labelLength == metrics.LabelLength() && metrics.SameCerts(c.certs, res.Certificates) {
+		certs = c.result.Since(c.from)
+		metrics.CountCuts(c.cuts)
 	} else {
-		c.exp = metrics.Render(func(ch *metrics.Samples) {
+		certs = metrics.Render(func(ch *metrics.Samples) {
 			metrics.RenderEndpointCerts(ch, e.probe.Endpoint, res.Certificates, now)
 		})
-		c.certs, c.labelLength = res.Certificates, metrics.LabelLength()
+		c.labelLength, c.cuts = metrics.LabelLength(), certs.Cuts()
+		c.made++
 	}
-	return metrics.Join(result, c.exp)
+	joined := metrics.Join(result, certs)
+	c.certs, c.result, c.from = res.Certificates, joined, result.Len()
+	return joined
 }
 
 // renderPosture renders the endpoint's pins, findings, OCSP, scan and

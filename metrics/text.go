@@ -93,10 +93,32 @@ type Exposition struct {
 	cuts   uint32 // label values cut at limits.label_length while rendering it
 }
 
-// Reused counts e's cut label values again, as a new rendering of the same
-// text would have: mcp_cert_exporter_label_values_cut_total keeps rising
-// while some target's labels are cut, whether its text was made anew or not.
-func (e *Exposition) Reused() { labelCuts.Add(uint64(e.cuts)) }
+// Cuts is how many label values were cut at limits.label_length while
+// rendering e.
+func (e *Exposition) Cuts() uint32 { return e.cuts }
+
+// CountCuts counts n cut label values again, for text reused rather than
+// rendered anew: mcp_cert_exporter_label_values_cut_total keeps rising
+// while some target's labels are cut, whether its text was made again or not.
+func CountCuts(n uint32) { labelCuts.Add(uint64(n)) }
+
+// Len is the size of e's text.
+func (e *Exposition) Len() int { return len(e.text) }
+
+// Since is the exposition of e's samples written from byte from of its text
+// on, sharing e's text: for a Join, the parts after those from bytes (from
+// is the Len of the parts before). Join copies what it is given, so the
+// view does not keep e alive in what Join makes of it.
+func (e *Exposition) Since(from int) *Exposition {
+	out := &Exposition{text: e.text[from:], err: e.err}
+	for _, g := range e.groups {
+		if int(g.start) >= from {
+			g.start, g.end = g.start-uint32(from), g.end-uint32(from)
+			out.groups = append(out.groups, g)
+		}
+	}
+	return out
+}
 
 // LabelLength is limits.label_length in force: text rendered under another
 // one is not the text rendering would make now.
