@@ -11,7 +11,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"strings"
-	"sync/atomic"
 )
 
 // CertInfoOf keeps the plain values of c that the metrics need.
@@ -21,11 +20,7 @@ import (
 // FingerprintSHA256 is lowercase hex of the DER; SPKISHA256 is standard
 // base64 of the SubjectPublicKeyInfo digest, as pins are written.
 func CertInfoOf(c *x509.Certificate, role string) CertInfo {
-	return certInfoOf(c, role, sha256.Sum256(c.Raw))
-}
-
-// certInfoOf is CertInfoOf with the SHA-256 of c's DER already made.
-func certInfoOf(c *x509.Certificate, role string, fp [32]byte) CertInfo {
+	fp := sha256.Sum256(c.Raw)
 	spki := sha256.Sum256(c.RawSubjectPublicKeyInfo)
 	keyType, keyBits := keyOf(c)
 	return CertInfo{
@@ -121,11 +116,7 @@ func keyOf(c *x509.Certificate) (string, int) {
 // top of chain when the server did not send it. Identical certificates are
 // listed once. The slice is exactly as long as the list: thousands of
 // cached results each keep one.
-//
-// leaf, when not nil, remembers the leaf's CertInfo from one call to the
-// next: a server sends the same leaf at almost every probe, and its
-// strings are then reused rather than made (and allocated) again.
-func chainInfo(sent, chain []*x509.Certificate, leaf *atomic.Pointer[leafMemo]) []CertInfo {
+func chainInfo(sent, chain []*x509.Certificate) []CertInfo {
 	top := len(chain) > 1 && !seen(sent, chain[len(chain)-1])
 	n := len(sent)
 	if top {
@@ -134,11 +125,11 @@ func chainInfo(sent, chain []*x509.Certificate, leaf *atomic.Pointer[leafMemo]) 
 	out := make([]CertInfo, 0, n)
 	for i, c := range sent {
 		if !seen(sent[:i], c) {
-			out = append(out, sharedCertInfo(c, i, leaf))
+			out = append(out, sharedCertInfo(c, i))
 		}
 	}
 	if top {
-		out = append(out, sharedCertInfo(chain[len(chain)-1], len(chain)-1, nil))
+		out = append(out, sharedCertInfo(chain[len(chain)-1], len(chain)-1))
 	}
 	return out
 }
@@ -157,9 +148,9 @@ var caInfos = newLRU[CertInfo](caInfoCacheSize)
 // sharedCertInfo is CertInfoOf the certificate at index of a chain, from
 // caInfos for an issuing certificate seen before. Findings are left nil,
 // so that appending to them never touches the shared entry.
-func sharedCertInfo(c *x509.Certificate, index int, leaf *atomic.Pointer[leafMemo]) CertInfo {
+func sharedCertInfo(c *x509.Certificate, index int) CertInfo {
 	if index == 0 {
-		return leafInfo(c, leaf)
+		return CertInfoOf(c, RoleLeaf)
 	}
 	key := chainKey(sha256.Sum256(c.Raw))
 	if info, ok := caInfos.lookup(key, func(CertInfo) bool { return true }); ok {
@@ -167,26 +158,6 @@ func sharedCertInfo(c *x509.Certificate, index int, leaf *atomic.Pointer[leafMem
 	}
 	info := CertInfoOf(c, RoleOf(c, index))
 	caInfos.store(key, info)
-	return info
-}
-
-// leafMemo is a target's last leaf, by the SHA-256 of its DER, and its
-// CertInfo (Findings nil, as for caInfos).
-type leafMemo struct {
-	fp   [32]byte
-	info CertInfo
-}
-
-func leafInfo(c *x509.Certificate, memo *atomic.Pointer[leafMemo]) CertInfo {
-	fp := sha256.Sum256(c.Raw)
-	if memo == nil {
-		return certInfoOf(c, RoleLeaf, fp)
-	}
-	if m := memo.Load(); m != nil && m.fp == fp {
-		return m.info
-	}
-	info := certInfoOf(c, RoleLeaf, fp)
-	memo.Store(&leafMemo{fp: fp, info: info})
 	return info
 }
 

@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/url"
 	"slices"
-	"sync/atomic"
 	"testing"
 	"unsafe"
 
@@ -121,7 +120,7 @@ func TestChainInfoSharesIssuers(t *testing.T) {
 	a, b := p.inter.Leaf("a.test"), p.inter.Leaf("b.test")
 	chainA := []*x509.Certificate{a.Cert, p.inter.Cert, p.root.Cert}
 	chainB := []*x509.Certificate{b.Cert, p.inter.Cert, p.root.Cert}
-	infoA, infoB := chainInfo(chainA[:2], chainA, nil), chainInfo(chainB[:2], chainB, nil)
+	infoA, infoB := chainInfo(chainA[:2], chainA), chainInfo(chainB[:2], chainB)
 	if len(infoA) != 3 || cap(infoA) != 3 {
 		t.Fatalf("chain of 3: len %d cap %d", len(infoA), cap(infoA))
 	}
@@ -139,36 +138,7 @@ func TestChainInfoSharesIssuers(t *testing.T) {
 		t.Errorf("leaves: %+v, %+v", infoA[0], infoB[0])
 	}
 	infoA[2].Findings = append(infoA[2].Findings, FindingWeakKey)
-	if again := chainInfo(chainB[:2], chainB, nil); again[2].Findings != nil {
+	if again := chainInfo(chainB[:2], chainB); again[2].Findings != nil {
 		t.Errorf("a finding added to one result reached another: %+v", again[2].Findings)
-	}
-}
-
-// A target's leaf memo gives back the last leaf's CertInfo while the server
-// sends the same leaf (one copy of its strings), works out a new leaf's
-// afresh, and findings added to one result never reach the next.
-func TestChainInfoRemembersTheLeaf(t *testing.T) {
-	p := newPKI(t)
-	a, b := p.inter.Leaf("a.test"), p.inter.Leaf("b.test")
-	chainOf := func(leaf *x509.Certificate) []*x509.Certificate {
-		return []*x509.Certificate{leaf, p.inter.Cert, p.root.Cert}
-	}
-	var memo atomic.Pointer[leafMemo]
-	var last CertInfo
-	for i, step := range []struct {
-		leaf *x509.Certificate
-		same bool // the strings of the step before
-	}{{a.Cert, false}, {a.Cert, true}, {b.Cert, false}, {b.Cert, true}, {a.Cert, false}} {
-		chain := chainOf(step.leaf)
-		info := chainInfo(chain[:2], chain, &memo)
-		leaf := info[0]
-		if want := CertInfoOf(step.leaf, RoleLeaf); fmt.Sprint(leaf) != fmt.Sprint(want) {
-			t.Errorf("step %d:\n got  %+v\n want %+v", i, leaf, want)
-		}
-		if shared := unsafe.StringData(leaf.FingerprintSHA256) == unsafe.StringData(last.FingerprintSHA256); shared != step.same {
-			t.Errorf("step %d: strings of the step before %v, want %v", i, shared, step.same)
-		}
-		info[0].Findings = append(info[0].Findings, FindingWeakKey)
-		last = leaf
 	}
 }

@@ -42,8 +42,6 @@ type Target struct {
 
 	// certRequests is set once the server asked for a client certificate.
 	certRequests atomic.Bool
-
-	leaf atomic.Pointer[leafMemo] // the last leaf's CertInfo (chainInfo)
 }
 
 // classicalGroups is what the scheduled probe's handshake offers when it
@@ -423,7 +421,7 @@ func (hs *handshakeState) report(res *TLSResult) {
 	v := hs.target.verify(hs.peer, res.Time)
 	res.Verified = v.reason == ReasonNone
 	res.Reason, res.Detail = v.reason, v.detail
-	res.Certificates = chainInfo(hs.peer, v.chain, &hs.target.leaf)
+	res.Certificates = chainInfo(hs.peer, v.chain)
 	assess(res, hs.peer, v.chain, hs.staple)
 	if n := hs.target.Endpoint.Limits.CertificatesPerChain; n > 0 && len(res.Certificates) > n {
 		// A peer may send hundreds of certificates; each would be series.
