@@ -74,3 +74,21 @@ func TestEndpointReusesCertificateText(t *testing.T) {
 		lastMade, lastCuts = e.certs.made, cuts
 	}
 }
+
+// The probe targets of an applied config use its endpoints where they are:
+// 100,000 endpoints are not held twice.
+func TestTargetsUseTheConfigsEndpoints(t *testing.T) {
+	cfg := &config.Config{Endpoints: []config.Endpoint{{Name: "a", Address: "127.0.0.1:1"}, {Name: "b", Address: "127.0.0.1:2"}}}
+	if err := cfg.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	c := New(nil)
+	if err := c.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	for i, tg := range c.targets {
+		if got := tg.kind.(*endpoint).probe.Endpoint; got != &cfg.Endpoints[i] {
+			t.Errorf("target %d holds a copy of its endpoint", i)
+		}
+	}
+}

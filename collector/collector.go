@@ -138,13 +138,14 @@ func (c *Collector) targetsOf(cfg *config.Config, old []*target) (targets []*tar
 		}
 		targets = append(targets, t)
 	}
-	for _, ep := range cfg.Endpoints {
-		pt, err := probe.NewTarget(ep)
+	for i := range cfg.Endpoints {
+		ep := &cfg.Endpoints[i] // applied configs are not changed
+		pt, err := probe.NewTargetAt(ep)
 		if err != nil {
 			return nil, nil, fmt.Errorf("endpoint %s: %w", ep.Name, err)
 		}
 		c.tf.guard(pt)
-		add(identity("endpoint", ep), newEndpoint(pt, cfg.Policy, changesFor(changes, ep.Name)))
+		add(identity("endpoint", *ep), newEndpoint(pt, cfg.Policy, changesFor(changes, ep.Name)))
 	}
 	for _, g := range cfg.Files {
 		add(identity("file", g), newFileGroup(g))

@@ -41,7 +41,7 @@ type endpointResults struct {
 }
 
 func newEndpoint(t *probe.Target, pol config.Policy, change *leafChanges) *endpoint {
-	return &endpoint{probe: t, opts: probe.PostureOptionsFor(&t.Endpoint, pol), change: change, res: new(endpointResults)}
+	return &endpoint{probe: t, opts: probe.PostureOptionsFor(t.Endpoint, pol), change: change, res: new(endpointResults)}
 }
 
 func (e *endpoint) label() string           { return "endpoint" }
@@ -63,7 +63,7 @@ func (e *endpoint) refresh(ctx context.Context, logger *slog.Logger) (ok, kept b
 	}
 	e.change.observe(res)
 	e.res.last.Store(res)
-	return res.Healthy(&e.probe.Endpoint), true
+	return res.Healthy(e.probe.Endpoint), true
 }
 
 func (e *endpoint) scan(ctx context.Context) ([]probe.UnknownCheck, bool) {
@@ -80,7 +80,7 @@ func (e *endpoint) renderResult(now time.Time) *metrics.Exposition {
 	if res == nil {
 		return nil
 	}
-	result := metrics.Render(func(ch *metrics.Samples) { metrics.RenderEndpoint(ch, e.probe.Endpoint, res, now) })
+	result := metrics.Render(func(ch *metrics.Samples) { metrics.RenderEndpoint(ch, *e.probe.Endpoint, res, now) })
 	if len(res.Certificates) == 0 {
 		return result
 	}
@@ -91,7 +91,7 @@ func (e *endpoint) renderResult(now time.Time) *metrics.Exposition {
 		metrics.CountCuts(c.cuts)
 	} else {
 		certs = metrics.Render(func(ch *metrics.Samples) {
-			metrics.RenderEndpointCerts(ch, e.probe.Endpoint, res.Certificates, now)
+			metrics.RenderEndpointCerts(ch, *e.probe.Endpoint, res.Certificates, now)
 		})
 		c.labelLength, c.cuts = metrics.LabelLength(), certs.Cuts()
 		c.made++
@@ -104,7 +104,7 @@ func (e *endpoint) renderResult(now time.Time) *metrics.Exposition {
 // renderPosture renders the endpoint's pins, findings, OCSP, scan and
 // policy verdicts from its last probe and posture results.
 func (e *endpoint) renderPosture(ch *metrics.Samples, pol config.Policy) {
-	ep := e.probe.Endpoint
+	ep := *e.probe.Endpoint
 	last := e.res.last.Load()
 	metrics.RenderPins(ch, ep, last)
 	if !ep.PostureEnabled() {

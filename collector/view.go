@@ -36,7 +36,7 @@ func (c *Collector) Views() ([]EndpointView, []FileView) {
 	for _, t := range targets {
 		switch k := t.kind.(type) {
 		case *endpoint:
-			ev = append(ev, EndpointView{Endpoint: k.probe.Endpoint, Policy: t.policy, Last: k.res.last.Load(), Posture: k.res.scan.Load()})
+			ev = append(ev, EndpointView{Endpoint: *k.probe.Endpoint, Policy: t.policy, Last: k.res.last.Load(), Posture: k.res.scan.Load()})
 		case *fileGroup:
 			fv = append(fv, FileView{Group: k.group, Policy: t.policy, Last: k.res.last.Load(), Keys: k.res.keys.Load()})
 		}

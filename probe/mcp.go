@@ -81,7 +81,7 @@ type mcpTarget struct {
 	client    *mcp.Client
 }
 
-func newMCPTarget(ep config.Endpoint) (*mcpTarget, error) {
+func newMCPTarget(ep *config.Endpoint) (*mcpTarget, error) {
 	tr := ep.MCPTransport()
 	if tr == config.TransportNone {
 		return nil, nil

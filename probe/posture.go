@@ -285,7 +285,7 @@ func (t *Target) withoutClientCert() (*Target, error) {
 	if t.clientCert == nil {
 		return t, nil
 	}
-	ep := t.Endpoint
+	ep := *t.Endpoint // a copy: the target's may be the config's
 	ep.TLSConfig.CertFile, ep.TLSConfig.KeyFile = "", ""
 	bare, err := NewTarget(ep)
 	if err != nil {
