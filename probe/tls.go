@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -178,11 +179,11 @@ func groupsRefused(res *TLSResult) bool {
 // handshakeVerdict handshakes and, when a TLS 1.3 server asked for a client
 // certificate, waits for its verdict on ours (or on our lack of one).
 func (t *Target) handshakeVerdict(ctx context.Context, cfg *tls.Config) (*tls.Conn, *TLSResult) {
-	// Without MCP the connection ends at the verdict: hold our writes, so
-	// that the Finished and the close_notify leave in one segment.
 	if cfg == nil {
 		cfg = t.TLSConfig()
 	}
+	// Without MCP the connection ends at the verdict: hold our writes, so
+	// that the Finished and the close_notify leave in one segment.
 	conn, hs, res := t.handshake(ctx, cfg, t.mcp == nil)
 	if conn != nil && res.ClientCertRequested && res.Version == tls.VersionTLS13 {
 		if err := hs.clientCertVerdict(ctx); err != nil {
@@ -443,13 +444,16 @@ func (hs *handshakeState) report(res *TLSResult) {
 // the last flight, which leaves with the close_notify. Held bytes are sent
 // under the write deadline set when they were written: crypto/tls sets one
 // in the past once its close_notify is written, to fail later writes. Only
-// for connections that end at the handshake: one goroutine uses them.
+// for connections that end at the handshake: one goroutine reads, writes and
+// closes; deadlines may also be set from another (a canceled probe's).
 type heldConn struct {
 	net.Conn
 	held     []byte
 	buf      [512]byte // held's first array: a ClientHello, or a Finished and a close_notify, fit
 	deadline time.Time // the write deadline when held was last written to
-	current  time.Time // the write deadline set last
+
+	mu      sync.Mutex
+	current time.Time // the write deadline set last
 }
 
 func (c *heldConn) Write(p []byte) (int, error) {
@@ -457,16 +461,26 @@ func (c *heldConn) Write(p []byte) (int, error) {
 		c.held = c.buf[:0]
 	}
 	c.held = append(c.held, p...)
-	c.deadline = c.current
+	c.deadline = c.writeDeadline()
 	return len(p), nil
 }
 
+func (c *heldConn) writeDeadline() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.current
+}
+
 func (c *heldConn) SetDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.current = t
 	return c.Conn.SetDeadline(t)
 }
 
 func (c *heldConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.current = t
 	return c.Conn.SetWriteDeadline(t)
 }
@@ -487,11 +501,15 @@ func (c *heldConn) flush() error {
 	if len(c.held) == 0 {
 		return nil
 	}
-	if !c.deadline.Equal(c.current) {
+	if !c.deadline.Equal(c.writeDeadline()) {
 		if err := c.Conn.SetWriteDeadline(c.deadline); err != nil {
 			return err
 		}
-		defer func() { _ = c.Conn.SetWriteDeadline(c.current) }()
+		defer func() { // back to the deadline set last, which a cancel may have moved meanwhile
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			_ = c.Conn.SetWriteDeadline(c.current)
+		}()
 	}
 	_, err := c.Conn.Write(c.held)
 	c.held = c.held[:0]
