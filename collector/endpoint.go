@@ -98,6 +98,9 @@ func (e *endpoint) renderResult(now time.Time) *metrics.Exposition {
 	}
 	joined := metrics.Join(result, certs)
 	c.certs, c.result, c.from = res.Certificates, joined, result.Len()
+	if joined.Err() != nil {
+		c.result = nil // a failed rendering is no text to reuse
+	}
 	return joined
 }
 
