@@ -122,15 +122,11 @@ func runBeside() error {
 	addrs := strings.Split(string(list), "\n")
 	var done atomic.Int64
 	go answerReadings(os.Stdin, os.Stdout, &done)
-	d := floorDialer(roots)
+	handshake := floorHandshake(floorDialer(roots))
 	total := len(addrs) * rounds
 	_, err = runConcurrently(selfMeter(nil), addrs, concurrency, schedule(len(addrs), total, interval), total, func(addr string) error {
 		defer done.Add(1)
-		c, err := d.Dial("tcp", addr)
-		if err != nil {
-			return err
-		}
-		return c.Close()
+		return handshake(addr)
 	})
 	if err != nil {
 		return err

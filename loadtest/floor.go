@@ -87,15 +87,19 @@ func selfMeter(serverPIDs []int) meter {
 var floorGroups []tls.CurveID
 
 func measureFloor(addrs []string, roots *x509.CertPool, concurrency, total int, interval time.Duration, serverPIDs []int) (cost, error) {
-	d := floorDialer(roots)
-	handshake := func(addr string) error {
+	return runConcurrently(selfMeter(serverPIDs), addrs, concurrency, schedule(len(addrs), total, interval), total,
+		floorHandshake(floorDialer(roots)))
+}
+
+// floorHandshake is the floor's operation: connect, handshake, verify, close.
+func floorHandshake(d *tls.Dialer) func(addr string) error {
+	return func(addr string) error {
 		c, err := d.Dial("tcp", addr)
 		if err != nil {
 			return err
 		}
 		return c.Close()
 	}
-	return runConcurrently(selfMeter(serverPIDs), addrs, concurrency, schedule(len(addrs), total, interval), total, handshake)
 }
 
 // spreadFloor (-floor-spread, the default) starts each listener's rounds
