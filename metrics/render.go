@@ -67,6 +67,9 @@ func RenderEndpointCerts(ch *Samples, ep config.Endpoint, certs []probe.CertInfo
 // SameCerts reports whether two certificate lists hold the same values of
 // every field renderCerts reads (Findings and the SPKI hash it does not).
 func SameCerts(a, b []probe.CertInfo) bool {
+	if len(a) == len(b) && len(a) > 0 && &a[0] == &b[0] {
+		return true // one list: the probe reused the facts of the last
+	}
 	return slices.EqualFunc(a, b, func(x, y probe.CertInfo) bool {
 		return x.Role == y.Role && x.SubjectCN == y.SubjectCN && x.IssuerCN == y.IssuerCN && x.Serial == y.Serial &&
 			x.NotBefore.Equal(y.NotBefore) && x.NotAfter.Equal(y.NotAfter) && x.FingerprintSHA256 == y.FingerprintSHA256 &&

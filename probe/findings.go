@@ -230,25 +230,24 @@ func mustStaple(c *x509.Certificate) bool {
 	return false
 }
 
-// assess adds the findings and the OCSP verdict to a probe result while the
-// certificates are at hand, so that only plain values are cached.
-func assess(res *TLSResult, sent, chain []*x509.Certificate, staple []byte) {
+// assessFindings adds the findings to the facts of the certificates while
+// the certificates are at hand, so that only plain values are kept.
+func assessFindings(certs []CertInfo, sent, chain []*x509.Certificate, staple []byte) {
 	byFingerprint := make(map[string]*x509.Certificate, len(sent)+1)
 	for _, c := range slices.Concat(sent, chain) {
 		sum := sha256.Sum256(c.Raw)
 		byFingerprint[hex.EncodeToString(sum[:])] = c
 	}
-	for i := range res.Certificates {
-		ci := &res.Certificates[i]
+	for i := range certs {
+		ci := &certs[i]
 		if c := byFingerprint[ci.FingerprintSHA256]; c != nil {
 			ci.Findings = X509Findings(c, ci.Role)
 		}
 	}
-	if len(res.Certificates) > 0 {
-		leaf := &res.Certificates[0]
+	if len(certs) > 0 {
+		leaf := &certs[0]
 		leaf.Findings = append(leaf.Findings, chainFindings(sent, chain, staple)...)
 	}
-	res.OCSP = ocspOf(staple, sent[0], issuerOf(sent, chain), res.Time)
 }
 
 // issuerOf is the leaf's issuer from the verified chain, else from what the

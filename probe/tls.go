@@ -43,6 +43,8 @@ type Target struct {
 
 	// certRequests is set once the server asked for a client certificate.
 	certRequests atomic.Bool
+
+	facts certFacts // of the certificates the server sent last
 }
 
 // classicalGroups is what the scheduled probe's handshake offers when it
@@ -428,8 +430,13 @@ func (hs *handshakeState) report(res *TLSResult) {
 	v := hs.target.verify(hs.peer, res.Time)
 	res.Verified = v.reason == ReasonNone
 	res.Reason, res.Detail = v.reason, v.detail
-	res.Certificates = chainInfo(hs.peer, v.chain)
-	assess(res, hs.peer, v.chain, hs.staple)
+	res.Certificates = hs.target.facts.get(v.cached, hs.staple)
+	if res.Certificates == nil {
+		res.Certificates = chainInfo(hs.peer, v.chain)
+		assessFindings(res.Certificates, hs.peer, v.chain, hs.staple)
+		hs.target.facts.keep(v.cached, hs.staple, res.Certificates)
+	}
+	res.OCSP = ocspOf(hs.staple, hs.peer[0], issuerOf(hs.peer, v.chain), res.Time)
 	if n := hs.target.Endpoint.Limits.CertificatesPerChain; n > 0 && len(res.Certificates) > n {
 		// A peer may send hundreds of certificates; each would be series.
 		res.Limits = append(res.Limits, LimitReached{Limit: LimitCertificatesPerChain,

@@ -12,6 +12,7 @@ type verification struct {
 	chain  []*x509.Certificate // verified, or verifiable at a moment when every certificate is valid
 	reason Reason              // ReasonNone when chain, validity and hostname pass
 	detail string
+	cached *verifiedChain // the cache entry chain was built from; nil when not cached
 }
 
 // verify checks the chain against the target's roots, the validity periods
@@ -35,19 +36,19 @@ func (t *Target) verifyWith(vc *verifyCache, sent []*x509.Certificate, now time.
 		return verification{reason: ReasonVerifyFailed, detail: "server sent no certificate"}
 	}
 	key := chainKeyOf(t.roots, sent)
-	chain := vc.get(key, sent, now)
+	chain, cached := vc.get(key, sent, now)
 	if chain == nil {
 		chains, v := t.buildChains(sent, now)
 		if chains == nil {
 			return v
 		}
-		vc.put(key, sent, chains, t.roots, now)
+		cached = vc.put(key, sent, chains, t.roots, now)
 		chain = chains[0]
 	}
 	if err := sent[0].VerifyHostname(t.serverName); err != nil {
-		return verification{chain: chain, reason: ReasonHostnameMismatch, detail: err.Error()}
+		return verification{chain: chain, reason: ReasonHostnameMismatch, detail: err.Error(), cached: cached}
 	}
-	return verification{chain: chain}
+	return verification{chain: chain, cached: cached}
 }
 
 // buildChains verifies sent against the roots at now, without the

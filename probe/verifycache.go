@@ -185,14 +185,14 @@ func chainKeyOf(roots *caBundle, sent []*x509.Certificate) chainKey {
 }
 
 // get returns the chain built for key, made of the certificates of this
-// handshake, or nil when there is none valid at now.
-func (vc *verifyCache) get(key chainKey, sent []*x509.Certificate, now time.Time) []*x509.Certificate {
+// handshake, and its entry, or nil when there is none valid at now.
+func (vc *verifyCache) get(key chainKey, sent []*x509.Certificate, now time.Time) ([]*x509.Certificate, *verifiedChain) {
 	if vc == nil {
-		return nil
+		return nil, nil
 	}
 	v, ok := vc.lookup(key, func(v *verifiedChain) bool { return !now.Before(v.from) && now.Before(v.until) })
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	chain := make([]*x509.Certificate, len(v.links))
 	for i, l := range v.links {
@@ -201,13 +201,14 @@ func (vc *verifyCache) get(key chainKey, sent []*x509.Certificate, now time.Time
 			chain[i] = sent[l.sent]
 		}
 	}
-	return chain
+	return chain, v
 }
 
-// put remembers chains[0], built at now from sent and roots.
-func (vc *verifyCache) put(key chainKey, sent []*x509.Certificate, chains [][]*x509.Certificate, roots *caBundle, now time.Time) {
+// put remembers chains[0], built at now from sent and roots, and returns
+// its entry (nil without a cache).
+func (vc *verifyCache) put(key chainKey, sent []*x509.Certificate, chains [][]*x509.Certificate, roots *caBundle, now time.Time) *verifiedChain {
 	if vc == nil {
-		return
+		return nil
 	}
 	v := &verifiedChain{links: make([]chainLink, len(chains[0]))}
 	for i, c := range chains[0] {
@@ -218,6 +219,7 @@ func (vc *verifyCache) put(key chainKey, sent []*x509.Certificate, chains [][]*x
 	}
 	v.from, v.until = sameValidity(now, sent, slices.Concat(chains...), roots.certificates())
 	vc.store(key, v)
+	return v
 }
 
 // checkedSignature is check's verdict on whether parent signed child, from
