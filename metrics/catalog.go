@@ -8,6 +8,7 @@
 package metrics
 
 import (
+	"cmp"
 	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,6 +33,7 @@ type Family struct {
 	desc   *prometheus.Desc
 	text   text
 	index  uint16 // in all
+	rank   uint16 // in name order
 }
 
 // Desc is the family as client_golang describes it.
@@ -59,6 +61,15 @@ func add(typ Type, name, help string, labels []string) *Family {
 }
 
 func gauge(name, help string, labels []string) *Family { return add(Gauge, name, help, labels) }
+
+// Every family is a package variable, so all is complete here: rank them
+// once, and families are ordered by a number at every render and scrape.
+func init() {
+	byNames := slices.SortedFunc(slices.Values(all), func(a, b *Family) int { return cmp.Compare(a.Name, b.Name) })
+	for i, f := range byNames {
+		f.rank = uint16(i)
+	}
+}
 
 const (
 	cachedNote  = " Computed from the last cached refresh, not at scrape time."

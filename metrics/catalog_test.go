@@ -45,3 +45,15 @@ func sorted(s []string) []string {
 	slices.Sort(s)
 	return s
 }
+
+// Families are ordered by their rank wherever the text format wants name
+// order: the ranks must order them exactly as their names do.
+func TestByNameIsNameOrder(t *testing.T) {
+	for _, a := range all {
+		for _, b := range all {
+			if got, want := byName(a, b), strings.Compare(a.Name, b.Name); got != want {
+				t.Fatalf("byName(%s, %s) = %d, names compare %d", a.Name, b.Name, got, want)
+			}
+		}
+	}
+}

@@ -495,7 +495,7 @@ func (e *Exposition) writeTo(buf *bytes.Buffer, g *textGroup, now time.Time) (co
 }
 
 // byName orders families by name, as the text format writes them.
-func byName(a, b *Family) int { return cmp.Compare(a.Name, b.Name) }
+func byName(a, b *Family) int { return cmp.Compare(a.rank, b.rank) }
 
 // textFamilies is every family the expositions hold, in name order.
 func textFamilies(exps []*Exposition) []*Family {

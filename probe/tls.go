@@ -450,14 +450,18 @@ func (hs *handshakeState) report(res *TLSResult) {
 // the server needs; what it saves is the segment (and the system call) of
 // the last flight, which leaves with the close_notify. Held bytes are sent
 // under the write deadline set when they were written: crypto/tls sets one
-// in the past once its close_notify is written, to fail later writes. Only
-// for connections that end at the handshake: one goroutine reads, writes and
-// closes; deadlines may also be set from another (a canceled probe's).
+// in the past once its close_notify is written, to fail later writes. The
+// connection's own write deadline is changed only when held bytes go out
+// under another one: crypto/tls's close sets two around its close_notify,
+// each a change of the runtime's timers. Only for connections that end at
+// the handshake: one goroutine reads, writes and closes; deadlines may also
+// be set from another (a canceled probe's), and reach the reads at once.
 type heldConn struct {
 	net.Conn
 	held     []byte
 	buf      [512]byte // held's first array: a ClientHello, or a Finished and a close_notify, fit
 	deadline time.Time // the write deadline when held was last written to
+	applied  time.Time // the connection's write deadline
 
 	mu      sync.Mutex
 	current time.Time // the write deadline set last
@@ -479,17 +483,15 @@ func (c *heldConn) writeDeadline() time.Time {
 }
 
 func (c *heldConn) SetDeadline(t time.Time) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.current = t
-	return c.Conn.SetDeadline(t)
+	_ = c.SetWriteDeadline(t)
+	return c.Conn.SetReadDeadline(t)
 }
 
 func (c *heldConn) SetWriteDeadline(t time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.current = t
-	return c.Conn.SetWriteDeadline(t)
+	return nil
 }
 
 func (c *heldConn) Read(p []byte) (int, error) {
@@ -508,15 +510,11 @@ func (c *heldConn) flush() error {
 	if len(c.held) == 0 {
 		return nil
 	}
-	if !c.deadline.Equal(c.writeDeadline()) {
+	if !c.deadline.Equal(c.applied) {
 		if err := c.Conn.SetWriteDeadline(c.deadline); err != nil {
 			return err
 		}
-		defer func() { // back to the deadline set last, which a cancel may have moved meanwhile
-			c.mu.Lock()
-			defer c.mu.Unlock()
-			_ = c.Conn.SetWriteDeadline(c.current)
-		}()
+		c.applied = c.deadline
 	}
 	_, err := c.Conn.Write(c.held)
 	c.held = c.held[:0]
