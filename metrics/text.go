@@ -252,10 +252,17 @@ func Render(render func(*Samples)) *Exposition {
 	return e
 }
 
+// empty is the exposition of no samples, shared: most targets render no
+// posture text at every refresh, and expositions are not changed once made.
+var empty = &Exposition{}
+
 // encode groups the samples by family, in name order, and writes each
 // group: fixed values first, then countdowns.
 func (enc *encoder) encode() (*Exposition, error) {
 	ss := enc.samples
+	if len(ss) == 0 {
+		return empty, nil
+	}
 	var order []*Family
 	for i := range ss {
 		if !slices.Contains(order, ss[i].Family) {

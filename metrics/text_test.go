@@ -284,3 +284,11 @@ func appendLine(b []byte, s *Sample) ([]byte, error) {
 	}
 	return appendValue(append(b, ' '), s.Value), nil
 }
+
+// Most targets render no posture text at each refresh: rendering nothing
+// allocates nothing, so it adds neither garbage nor a live object per target.
+func TestRenderingNothingAllocatesNothing(t *testing.T) {
+	if n := testing.AllocsPerRun(100, func() { Render(func(*Samples) {}) }); n != 0 {
+		t.Errorf("rendering no samples made %v allocations", n)
+	}
+}
