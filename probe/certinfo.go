@@ -23,20 +23,38 @@ func CertInfoOf(c *x509.Certificate, role string) CertInfo {
 	fp := sha256.Sum256(c.Raw)
 	spki := sha256.Sum256(c.RawSubjectPublicKeyInfo)
 	keyType, keyBits := keyOf(c)
-	return CertInfo{
+	s := packed(append([]string{displayName(c.Subject), displayName(c.Issuer), serialOf(c),
+		hex.EncodeToString(fp[:]), base64.StdEncoding.EncodeToString(spki[:])}, sansOf(c)...))
+	info := CertInfo{
 		Role:               role,
-		SubjectCN:          displayName(c.Subject),
-		IssuerCN:           displayName(c.Issuer),
-		Serial:             serialOf(c),
+		SubjectCN:          s[0],
+		IssuerCN:           s[1],
+		Serial:             s[2],
 		NotBefore:          c.NotBefore,
 		NotAfter:           c.NotAfter,
-		FingerprintSHA256:  hex.EncodeToString(fp[:]),
-		SPKISHA256:         base64.StdEncoding.EncodeToString(spki[:]),
-		SANs:               sansOf(c),
+		FingerprintSHA256:  s[3],
+		SPKISHA256:         s[4],
 		KeyType:            keyType,
 		KeyBits:            keyBits,
 		SignatureAlgorithm: c.SignatureAlgorithm.String(),
 	}
+	if len(s) > 5 {
+		info.SANs = s[5:len(s):len(s)]
+	}
+	return info
+}
+
+// packed makes ss substrings of one string, in place: a result keeps its
+// certificates' facts for a whole interval, and each string apart would be
+// one more object for every GC cycle to mark (a dozen per endpoint).
+func packed(ss []string) []string {
+	all := strings.Join(ss, "")
+	at := 0
+	for i, s := range ss {
+		ss[i] = all[at : at+len(s)]
+		at += len(s)
+	}
+	return ss
 }
 
 // displayName is the CN, or the whole DN when there is none: several trust

@@ -81,6 +81,15 @@ func TestCertInfoOf(t *testing.T) {
 			if fmt.Sprint(got) != fmt.Sprint(want) || !slices.Equal(got.SANs, want.SANs) {
 				t.Errorf("got  %+v\nwant %+v", got, want)
 			}
+			// One allocation holds every string a result keeps: each one
+			// starts where the one before ends.
+			kept := append([]string{got.SubjectCN, got.IssuerCN, got.Serial, got.FingerprintSHA256, got.SPKISHA256}, got.SANs...)
+			kept = slices.DeleteFunc(kept, func(s string) bool { return s == "" }) // no bytes, no address to check
+			for i := 1; i < len(kept); i++ {
+				if unsafe.Pointer(unsafe.StringData(kept[i])) != unsafe.Add(unsafe.Pointer(unsafe.StringData(kept[i-1])), len(kept[i-1])) {
+					t.Errorf("string %d (%q) is not in the allocation of the others", i, kept[i])
+				}
+			}
 		})
 	}
 }
