@@ -526,14 +526,14 @@ func textFamilies(exps []*Exposition) []*Family {
 // that failed, if any. Line records hold no positions, only distances
 // within a part, so they are copied as they are.
 func Join(parts ...*Exposition) *Exposition {
-	size := 0
+	size, groups := 0, 0
 	for _, p := range parts {
 		if p.err != nil {
 			return p
 		}
-		size += len(p.text)
+		size, groups = size+len(p.text), groups+len(p.groups)
 	}
-	e := &Exposition{text: make([]byte, 0, size)}
+	e := &Exposition{text: make([]byte, 0, size), groups: make([]textGroup, 0, groups)}
 	for _, p := range parts {
 		offset := uint32(len(e.text))
 		e.text = append(e.text, p.text...)
