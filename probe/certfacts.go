@@ -3,7 +3,7 @@ package probe
 import "sync"
 
 // certFacts are the facts of the certificates a target's server sent last
-// (chainInfo and assess's findings), with the verify cache entry of the
+// (what chainInfo and assessFindings make), with the verify cache entry of the
 // chain they were worked out from. A server sends the same chain at almost
 // every probe, and the same entry means the same certificates in the same
 // order, verified to the same chain against the same roots: the facts are
