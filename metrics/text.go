@@ -110,7 +110,13 @@ func (e *Exposition) Len() int { return len(e.text) }
 // is the Len of the parts before). Join copies what it is given, so the
 // view does not keep e alive in what Join makes of it.
 func (e *Exposition) Since(from int) *Exposition {
-	out := &Exposition{text: e.text[from:], err: e.err}
+	n := 0
+	for _, g := range e.groups {
+		if int(g.start) >= from {
+			n++
+		}
+	}
+	out := &Exposition{text: e.text[from:], err: e.err, groups: make([]textGroup, 0, n)}
 	for _, g := range e.groups {
 		if int(g.start) >= from {
 			g.start, g.end = g.start-uint32(from), g.end-uint32(from)
