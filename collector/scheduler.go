@@ -174,7 +174,7 @@ func (s *scheduler) nextDue(ctx context.Context, timer *time.Timer) (*entry, job
 		s.mu.Lock()
 		wait := time.Hour
 		if len(s.queue) > 0 {
-			wait = s.queue[0].e.next.Sub(s.now())
+			wait = s.queue[0].at - s.now().Sub(s.epoch)
 			if wait <= 0 {
 				e := heap.Pop(&s.queue).(*entry)
 				j, sem := e.job, s.sem
@@ -193,8 +193,33 @@ func (s *scheduler) nextDue(ctx context.Context, timer *time.Timer) (*entry, job
 	}
 }
 
-// push queues e at e.next.
-func (s *scheduler) push(e *entry) { heap.Push(&s.queue, queued{at: e.next.Sub(s.epoch), e: e}) }
+// push queues e at e.next, on the nearest tick of its interval.
+func (s *scheduler) push(e *entry) {
+	heap.Push(&s.queue, queued{at: onTick(e.next.Sub(s.epoch), StartTick(e.job.interval())), e: e})
+}
+
+// startTickMax is how finely starts are placed in time: the jobs due within
+// one tick start together, from one wake of the dispatcher. Started alone,
+// each paced refresh found the process idle, and its connect, its reads and
+// its dispatch each woke a thread: about as much CPU as its handshake's
+// cryptography (BENCHMARKS.md, "Starts on ticks"). A tick is small beside
+// an interval's ±10% jitter, and the concurrency limit still bounds a tick's
+// starts.
+const startTickMax = 100 * time.Millisecond
+
+// StartTick is the tick of jobs on interval d: startTickMax, or a
+// hundredth of d when that is shorter, so that short intervals keep their
+// jitter. The load harness paces its floor on the same ticks.
+func StartTick(d time.Duration) time.Duration { return max(min(startTickMax, d/100), time.Nanosecond) }
+
+// onTick rounds at to the nearest multiple of tick, so that ticks add no
+// drift to a job's interval on average.
+func onTick(at, tick time.Duration) time.Duration {
+	if at <= 0 {
+		return at
+	}
+	return (at + tick/2) / tick * tick
+}
 
 // entryHeap orders entries by next run time, kept beside each pointer so
 // that comparisons read the heap's array only: with 100,000 entries each

@@ -245,3 +245,36 @@ func TestSpreadGapCoversAnInterval(t *testing.T) {
 		t.Errorf("1000 gaps only spanned %s to %s", lo, hi)
 	}
 }
+
+// Jobs are queued on their interval's tick, the nearest to when they are
+// due, so those due within one tick start from one wake of the dispatcher.
+func TestSchedulerQueuesJobsOnTicks(t *testing.T) {
+	cases := []struct {
+		every, tick time.Duration
+	}{
+		{time.Hour, 100 * time.Millisecond},
+		{time.Minute, 100 * time.Millisecond},
+		{10 * time.Second, 100 * time.Millisecond},
+		{5 * time.Second, 50 * time.Millisecond},
+		{20 * time.Millisecond, 200 * time.Microsecond},
+	}
+	for _, c := range cases {
+		if got := StartTick(c.every); got != c.tick {
+			t.Errorf("StartTick(%s) = %s, want %s", c.every, got, c.tick)
+		}
+		s := newScheduler(1)
+		byAt := map[time.Duration]int{}
+		for i := range 50 {
+			e := &entry{job: &countJob{k: fmt.Sprint(i), every: c.every}, next: s.epoch.Add(time.Duration(i) * c.tick / 10)}
+			s.push(e)
+			at := s.queue[e.index].at
+			if at%c.tick != 0 || (at-e.next.Sub(s.epoch)).Abs() > c.tick/2 {
+				t.Fatalf("interval %s: due at +%s, queued at +%s, want the nearest multiple of %s", c.every, e.next.Sub(s.epoch), at, c.tick)
+			}
+			byAt[at]++
+		}
+		if len(byAt) != 6 { // 0 to 4.9 ticks: the nearest of six ticks
+			t.Errorf("interval %s: 50 jobs due over 5 ticks queued at %d moments, want 6: %v", c.every, len(byAt), byAt)
+		}
+	}
+}

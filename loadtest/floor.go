@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mcpcert/mcp_cert_exporter/collector"
 )
 
 // cost is what a phase took: wall time, this process's CPU and the
@@ -112,8 +114,8 @@ var spreadFloor = true
 // schedule is when the exporter starts its refreshes of n endpoints after
 // the first round, which starts them all at once: spread over an interval
 // (spreadFloor), then each endpoint again interval ±10% after its previous
-// start (collector/scheduler.go). The
-// first total of these moments, counted from the earliest, pace the floor
+// start, on the nearest of the scheduler's ticks (collector/scheduler.go).
+// The first total of these moments, counted from the earliest, pace the floor
 // and blackbox_exporter as the exporter's measured cycles are paced. nil,
 // back to back, for an interval under 2ms.
 func schedule(n, total int, interval time.Duration) []time.Duration {
@@ -121,6 +123,7 @@ func schedule(n, total int, interval time.Duration) []time.Duration {
 		return nil
 	}
 	rounds := (total + n - 1) / n
+	tick := collector.StartTick(interval) // each start on the nearest, as the exporter's
 	due := make([]time.Duration, 0, rounds*n)
 	for range n {
 		var at time.Duration
@@ -129,7 +132,7 @@ func schedule(n, total int, interval time.Duration) []time.Duration {
 		}
 		for range rounds {
 			at += interval + time.Duration((rand.Float64()*0.2-0.1)*float64(interval))
-			due = append(due, at)
+			due = append(due, (at+tick/2)/tick*tick)
 		}
 	}
 	slices.Sort(due)

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mcpcert/mcp_cert_exporter/collector"
 )
 
 // TestMain lets the test binary serve as the listeners' child process.
@@ -117,15 +119,22 @@ func TestFloorGroups(t *testing.T) {
 
 // -floor-spread spreads one round of handshakes over the whole interval
 // (and its ±10%);
-// without it, one round falls within the ±10% window.
+// without it, one round falls within the ±10% window. Either way each
+// start is on one of the exporter's ticks.
 func TestFloorSpread(t *testing.T) {
 	defer func() { spreadFloor = true }()
+	tick := collector.StartTick(time.Minute)
 	for _, spread := range []bool{false, true} {
 		spreadFloor = spread
 		due := schedule(1000, 1000, time.Minute)
 		span := due[len(due)-1] - due[0]
 		if spread != (span > 30*time.Second) || span > 72*time.Second {
 			t.Errorf("spread %v: one round spans %s", spread, span)
+		}
+		for _, at := range due {
+			if at%tick != 0 {
+				t.Fatalf("spread %v: a start at +%s, off the exporter's %s ticks", spread, at, tick)
+			}
 		}
 	}
 }
