@@ -28,6 +28,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mcpcert/mcp_cert_exporter/collector"
 	"github.com/mcpcert/mcp_cert_exporter/probe"
 )
 
@@ -62,10 +63,11 @@ func (o options) pace() string {
 	if schedule(1, 1, o.interval) == nil {
 		return "back to back"
 	}
+	tick := collector.StartTick(o.interval)
 	if !spreadFloor {
-		return fmt.Sprintf("paced as the exporter's first rounds: each listener every %s ±10%%, one round within the window", o.interval)
+		return fmt.Sprintf("paced as the exporter's first rounds: each listener every %s ±10%%, one round within the window, starts on %s ticks", o.interval, tick)
 	}
-	return fmt.Sprintf("paced as the exporter: each listener every %s ±10%%, spread over the interval", o.interval)
+	return fmt.Sprintf("paced as the exporter: each listener every %s ±10%%, spread over the interval, starts on %s ticks", o.interval, tick)
 }
 
 func main() {
