@@ -195,26 +195,25 @@ func (s *scheduler) nextDue(ctx context.Context, timer *time.Timer) (*entry, job
 
 // push queues e at e.next, on the nearest tick of its interval.
 func (s *scheduler) push(e *entry) {
-	heap.Push(&s.queue, queued{at: onTick(e.next.Sub(s.epoch), StartTick(e.job.interval())), e: e})
+	heap.Push(&s.queue, queued{at: OnTick(e.next.Sub(s.epoch), StartTick(e.job.interval())), e: e})
 }
 
-// startTickMax is how finely starts are placed in time: the jobs due within
-// one tick start together, from one wake of the dispatcher. Started alone,
-// each paced refresh found the process idle, and its connect, its reads and
-// its dispatch each woke a thread: about as much CPU as its handshake's
-// cryptography (BENCHMARKS.md, "Starts on ticks"). A tick is small beside
-// an interval's ±10% jitter, and the concurrency limit still bounds a tick's
-// starts.
-const startTickMax = 100 * time.Millisecond
-
-// StartTick is the tick of jobs on interval d: startTickMax, or a
-// hundredth of d when that is shorter, so that short intervals keep their
-// jitter. The load harness paces its floor on the same ticks.
+// StartTick is how finely the starts of jobs on interval d are placed in
+// time: a hundredth of d, at most startTickMax. The jobs due within one
+// tick start together, from one wake of the dispatcher. Started alone,
+// each paced refresh found the process idle, and its connect, its reads
+// and its dispatch each woke a thread: about as much CPU as its
+// handshake's cryptography (BENCHMARKS.md, "Session 8: starts on ticks").
+// A tick is a tenth of an interval's ±10% jitter, and the concurrency limit
+// still bounds a tick's starts. The load harness paces its floor on the same
+// ticks.
 func StartTick(d time.Duration) time.Duration { return max(min(startTickMax, d/100), time.Nanosecond) }
 
-// onTick rounds at to the nearest multiple of tick, so that ticks add no
+const startTickMax = time.Second
+
+// OnTick rounds at to the nearest multiple of tick, so that ticks add no
 // drift to a job's interval on average.
-func onTick(at, tick time.Duration) time.Duration {
+func OnTick(at, tick time.Duration) time.Duration {
 	if at <= 0 {
 		return at
 	}

@@ -252,10 +252,10 @@ func TestSchedulerQueuesJobsOnTicks(t *testing.T) {
 	cases := []struct {
 		every, tick time.Duration
 	}{
-		{time.Hour, 100 * time.Millisecond},
-		{time.Minute, 100 * time.Millisecond},
+		{time.Hour, time.Second},
+		{5 * time.Minute, time.Second},
+		{time.Minute, 600 * time.Millisecond},
 		{10 * time.Second, 100 * time.Millisecond},
-		{5 * time.Second, 50 * time.Millisecond},
 		{20 * time.Millisecond, 200 * time.Microsecond},
 	}
 	for _, c := range cases {

@@ -123,7 +123,7 @@ func schedule(n, total int, interval time.Duration) []time.Duration {
 		return nil
 	}
 	rounds := (total + n - 1) / n
-	tick := collector.StartTick(interval) // each start on the nearest, as the exporter's
+	tick := collector.StartTick(interval)
 	due := make([]time.Duration, 0, rounds*n)
 	for range n {
 		var at time.Duration
@@ -132,7 +132,7 @@ func schedule(n, total int, interval time.Duration) []time.Duration {
 		}
 		for range rounds {
 			at += interval + time.Duration((rand.Float64()*0.2-0.1)*float64(interval))
-			due = append(due, (at+tick/2)/tick*tick)
+			due = append(due, collector.OnTick(at, tick))
 		}
 	}
 	slices.Sort(due)
