@@ -14,7 +14,8 @@ import (
 
 // firstScanGap is the mean gap between the first scans of endpoints that
 // are new together (a start, or a reload adding targets): 20 scans a
-// second, about 180 handshakes against Go's defaults, a small part of what
+// second (those of one start tick together, scheduler.go), about 180
+// handshakes against Go's defaults, a small part of what
 // one core handshakes, where all at once would hold up the first probes.
 const firstScanGap = 50 * time.Millisecond
 
